@@ -1,0 +1,31 @@
+"""The Dagster code location: every asset, check, job and resource of the project."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from crm_assets.partitions import monthly_partitions
+from crm_assets.raw import raw_assets
+from crm_assets.resources import InputFolder, OutputFolder, Warehouse
+
+all_assets = [*raw_assets]
+
+crm_pipeline_job = define_asset_job(
+    "crm_pipeline",
+    selection=AssetSelection.all(),
+    partitions_def=monthly_partitions,
+    description="Every asset, raw files to outputs, for a month or a range of months (one run).",
+)
+
+
+def build_resources() -> dict:
+    """The resources, read from the environment when the definitions load."""
+    return {"warehouse": Warehouse(), "input_folder": InputFolder(), "output_folder": OutputFolder()}
+
+
+def build_definitions() -> Definitions:
+    """The code location, with resources read from the environment now."""
+    return Definitions(assets=all_assets, jobs=[crm_pipeline_job], resources=build_resources())
+
+
+defs = build_definitions()

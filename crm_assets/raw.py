@@ -1,0 +1,342 @@
+"""Raw layer: the three landing files loaded into the ``raw`` schema as they are.
+
+``raw.products`` and ``raw.customers`` are point-in-time snapshots of the
+masters, replaced whole on each load. ``raw.sales_transactions`` is
+partitioned by invoice month: a run for months A..B re-reads every
+``sales_transactions_*.csv`` once and replaces exactly the rows of A..B.
+Every rejected line of every file is in ``raw.rejected_rows`` with its reason,
+and ``raw.file_loads`` keeps, per file, rows read = rows valid + rows rejected.
+
+A missing file or column, a duplicate master key or a consumable without a
+positive ``unit_size`` stops the load before anything is written.
+"""
+
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from crm_assets import rules
+from crm_assets.csv_input import CUSTOMERS, PRODUCTS, TRANSACTIONS, FileSpec, StagedFile, stage_file, tag_for
+from crm_assets.errors import InputFileError
+from crm_assets.partitions import key_to_date, monthly_partitions
+from crm_assets.resources import InputFolder, Warehouse
+
+CUSTOMERS_FILE = "customers_master.csv"
+PRODUCTS_FILE = "products_master.csv"
+TRANSACTIONS_GLOB = "sales_transactions_*.csv"
+
+RAW_DDL = """
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE TABLE IF NOT EXISTS raw.sales_transactions (
+    source_file VARCHAR NOT NULL, line_number BIGINT NOT NULL,
+    invoice_id VARCHAR, customer_id VARCHAR, invoice_date DATE, product_id VARCHAR,
+    quantity DOUBLE, revenue DOUBLE, store_id VARCHAR, extra_columns VARCHAR,
+    invoice_month DATE NOT NULL, partition_month DATE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw.customers (
+    source_file VARCHAR NOT NULL, line_number BIGINT NOT NULL,
+    customer_id VARCHAR, customer_name VARCHAR, customer_group VARCHAR, city VARCHAR,
+    created_date DATE, created_date_text VARCHAR, email VARCHAR, mobile_number VARCHAR,
+    opt_email VARCHAR, opt_sms VARCHAR, opt_phone VARCHAR, extra_columns VARCHAR
+);
+CREATE TABLE IF NOT EXISTS raw.products (
+    source_file VARCHAR NOT NULL, line_number BIGINT NOT NULL,
+    product_id VARCHAR, product_name VARCHAR, brand VARCHAR, category VARCHAR,
+    unit_size DOUBLE, unit_size_text VARCHAR, extra_columns VARCHAR
+);
+CREATE TABLE IF NOT EXISTS raw.rejected_rows (
+    file_kind VARCHAR NOT NULL, source_file VARCHAR NOT NULL, line_number BIGINT NOT NULL,
+    raw_line VARCHAR, reason VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw.file_loads (
+    file_kind VARCHAR NOT NULL, source_file VARCHAR NOT NULL, file_bytes BIGINT,
+    rows_read BIGINT, rows_valid BIGINT, rows_rejected BIGINT, blank_lines BIGINT,
+    loaded_at TIMESTAMP
+);
+"""
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(RAW_DDL)
+
+
+def _master_path(input_dir: Path, name: str) -> Path:
+    path = input_dir / name
+    if not input_dir.is_dir():
+        raise InputFileError(f"{input_dir}: input folder not found")
+    if not path.is_file():
+        raise InputFileError(f"{path}: file not found")
+    return path
+
+
+def transaction_files(input_dir: Path) -> list[Path]:
+    """Every ``sales_transactions_*.csv`` of the folder, sorted by name."""
+    if not input_dir.is_dir():
+        raise InputFileError(f"{input_dir}: input folder not found")
+    files = sorted(p for p in input_dir.glob(TRANSACTIONS_GLOB) if p.is_file())
+    if not files:
+        raise InputFileError(f"{input_dir}: no {TRANSACTIONS_GLOB} file found")
+    return files
+
+
+def _check_unique_key(con: duckdb.DuckDBPyConnection, staged: StagedFile, key: str) -> None:
+    dupes = con.execute(
+        f"""
+        SELECT {rules.id_sql(key)} AS k, count(*) AS n, string_agg(line_number::VARCHAR, ', ' ORDER BY line_number)
+        FROM {staged.valid_table} GROUP BY k HAVING count(*) > 1 ORDER BY min(line_number)
+        """
+    ).fetchall()
+    if dupes:
+        k, n, lines = dupes[0]
+        raise InputFileError(
+            f"{staged.path}: duplicate {key} '{k}' ({n} rows, lines {lines}); "
+            f"{len(dupes)} duplicate key(s) in all"
+        )
+
+
+def _check_consumable_unit_size(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> None:
+    bad = con.execute(
+        f"""
+        SELECT product_id, unit_size_text FROM {staged.valid_table}
+        WHERE {rules.category_sql('category')} = '{rules.CONSUMABLE}' AND coalesce(unit_size, 0) <= 0
+        ORDER BY line_number
+        """
+    ).fetchall()
+    if bad:
+        product_id, text = bad[0]
+        raise InputFileError(
+            f"{staged.path}: consumable product '{product_id}' has no positive unit_size "
+            f"(got '{text or ''}'); {len(bad)} such product(s)"
+        )
+
+
+def stage_master(con: duckdb.DuckDBPyConnection, input_dir: Path, spec: FileSpec) -> StagedFile:
+    """Stage and validate one master file; raises InputFileError on a blocking problem."""
+    name = CUSTOMERS_FILE if spec is CUSTOMERS else PRODUCTS_FILE
+    staged = stage_file(con, _master_path(input_dir, name), spec, spec.kind)
+    _check_unique_key(con, staged, spec.columns[0].name)
+    if spec is PRODUCTS:
+        _check_consumable_unit_size(con, staged)
+    return staged
+
+
+def _record_file_load(con: duckdb.DuckDBPyConnection, kind: str, staged: StagedFile) -> None:
+    con.execute(
+        "DELETE FROM raw.file_loads WHERE file_kind = ? AND source_file = ?", [kind, staged.path.name]
+    )
+    con.execute(
+        "INSERT INTO raw.file_loads VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
+        [kind, staged.path.name, staged.path.stat().st_size, staged.rows_read, staged.rows_valid,
+         staged.rows_rejected, staged.blank_lines],
+    )
+
+
+def _replace_rejects(con: duckdb.DuckDBPyConnection, kind: str, staged: list[StagedFile]) -> None:
+    con.execute("DELETE FROM raw.rejected_rows WHERE file_kind = ?", [kind])
+    for s in staged:
+        con.execute(
+            f"INSERT INTO raw.rejected_rows SELECT ?, source_file, line_number, raw_line, reason FROM {s.rejected_table}",
+            [kind],
+        )
+
+
+def load_master(con: duckdb.DuckDBPyConnection, input_dir: Path, spec: FileSpec) -> StagedFile:
+    """Replace ``raw.<spec.kind>`` with the master file, in one transaction."""
+    ensure_raw_schema(con)
+    staged = stage_master(con, input_dir, spec)
+    columns = [r[0] for r in con.execute(f"DESCRIBE raw.{spec.kind}").fetchall()]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM raw.{spec.kind}")
+        con.execute(f"INSERT INTO raw.{spec.kind} BY NAME SELECT {', '.join(columns)} FROM {staged.valid_table}")
+        _replace_rejects(con, spec.kind, [staged])
+        con.execute("DELETE FROM raw.file_loads WHERE file_kind = ?", [spec.kind])
+        _record_file_load(con, spec.kind, staged)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return staged
+
+
+@dataclass
+class TransactionLoad:
+    files: list[StagedFile]
+    rows_loaded: int
+    months_replaced: int
+
+
+def load_transactions(
+    con: duckdb.DuckDBPyConnection,
+    input_dir: Path,
+    window_start: date,
+    window_end: date,
+    first_month: date,
+    last_month: date,
+) -> TransactionLoad:
+    """Replace the rows of invoice months ``window_start`` .. ``window_end`` (inclusive).
+
+    Rows are owned by ``partition_month``: their invoice month, or the first
+    partition for older rows. Rows dated after the newest partition
+    (``last_month``) are replaced on every load too, so that nothing read is
+    left out of the warehouse.
+    """
+    ensure_raw_schema(con)
+    staged = [stage_file(con, path, TRANSACTIONS, f"tx_{tag_for(path.stem)}") for path in transaction_files(input_dir)]
+    union = " UNION ALL ".join(
+        f"SELECT * EXCLUDE (extra_columns), extra_columns FROM {s.valid_table}" for s in staged
+    )
+    con.execute("DROP TABLE IF EXISTS stg_transactions")
+    con.execute(
+        f"""
+        CREATE TEMP TABLE stg_transactions AS
+        SELECT *, date_trunc('month', invoice_date)::DATE AS invoice_month,
+               greatest(date_trunc('month', invoice_date)::DATE, ?::DATE) AS partition_month
+        FROM ({union})
+        """,
+        [first_month],
+    )
+    owned = "(partition_month BETWEEN ?::DATE AND ?::DATE OR partition_month > ?::DATE)"
+    params = [window_start, window_end, last_month]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM raw.sales_transactions WHERE {owned}", params)
+        con.execute(
+            f"""
+            INSERT INTO raw.sales_transactions BY NAME
+            SELECT * FROM stg_transactions WHERE {owned} ORDER BY partition_month, source_file, line_number
+            """,
+            params,
+        )
+        rows_loaded = con.execute(
+            f"SELECT count(*) FROM stg_transactions WHERE {owned}", params
+        ).fetchone()[0]
+        _replace_rejects(con, TRANSACTIONS.kind, staged)
+        con.execute("DELETE FROM raw.file_loads WHERE file_kind = ?", [TRANSACTIONS.kind])
+        for s in staged:
+            _record_file_load(con, TRANSACTIONS.kind, s)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    months = (window_end.year - window_start.year) * 12 + window_end.month - window_start.month + 1
+    return TransactionLoad(staged, rows_loaded, months)
+
+
+def _file_table(files: list[StagedFile]) -> str:
+    lines = ["| file | rows read | loaded | rejected | blank lines |", "|---|---:|---:|---:|---:|"]
+    for s in files:
+        lines.append(f"| {s.path.name} | {s.rows_read} | {s.rows_valid} | {s.rows_rejected} | {s.blank_lines} |")
+    return "\n".join(lines)
+
+
+def _master_result(staged: StagedFile) -> MaterializeResult:
+    return MaterializeResult(
+        metadata={
+            "source_file": staged.path.name,
+            "rows_read": staged.rows_read,
+            "rows_loaded": staged.rows_valid,
+            "rows_rejected": staged.rows_rejected,
+            "summary": MetadataValue.md(_file_table([staged])),
+        }
+    )
+
+
+@asset(key_prefix="raw", group_name="raw", compute_kind="duckdb")
+def products(warehouse: Warehouse, input_folder: InputFolder) -> MaterializeResult:
+    """The product master as loaded: one row per product of ``products_master.csv``.
+
+    Point-in-time snapshot, replaced whole. Keeps each row's file and line;
+    ``grammage_g`` is read as ``unit_size``. Stops on a duplicate
+    ``product_id`` or a consumable without a positive ``unit_size``.
+    """
+    with warehouse.connect() as con:
+        staged = load_master(con, Path(input_folder.path), PRODUCTS)
+    return _master_result(staged)
+
+
+@asset(key_prefix="raw", group_name="raw", compute_kind="duckdb")
+def customers(warehouse: Warehouse, input_folder: InputFolder) -> MaterializeResult:
+    """The customer master as loaded: one row per customer of ``customers_master.csv``.
+
+    Point-in-time snapshot, replaced whole. Ids stay text (``007`` is not
+    ``7``); a blank or invalid ``created_date`` loads as NULL with its text
+    kept. Stops on a duplicate ``customer_id``.
+    """
+    with warehouse.connect() as con:
+        staged = load_master(con, Path(input_folder.path), CUSTOMERS)
+    return _master_result(staged)
+
+
+@asset(
+    key_prefix="raw",
+    group_name="raw",
+    compute_kind="duckdb",
+    partitions_def=monthly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+)
+def sales_transactions(
+    context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder
+) -> MaterializeResult:
+    """Invoice lines of every ``sales_transactions_*.csv``, partitioned by invoice month.
+
+    One run reads all files once and replaces exactly the rows of its months
+    (any range: a backfill is one run). Malformed lines go to
+    ``raw.rejected_rows`` with their reason; per file, rows read = rows loaded
+    + rows rejected (``raw.file_loads``).
+    """
+    window = context.partition_time_window
+    start = window.start.date()
+    end_exclusive = window.end.date()
+    end = date(end_exclusive.year - (end_exclusive.month == 1), (end_exclusive.month - 2) % 12 + 1, 1)
+    keys = monthly_partitions.get_partition_keys(dynamic_partitions_store=context.instance)
+    with warehouse.connect() as con:
+        result = load_transactions(
+            con, Path(input_folder.path), start, end, key_to_date(keys[0]), key_to_date(keys[-1])
+        )
+    rejected = sum(s.rows_rejected for s in result.files)
+    return MaterializeResult(
+        metadata={
+            "months": result.months_replaced,
+            "rows_loaded": result.rows_loaded,
+            "rows_read_all_files": sum(s.rows_read for s in result.files),
+            "rows_rejected_all_files": rejected,
+            "files": len(result.files),
+            "summary": MetadataValue.md(_file_table(result.files)),
+        }
+    )
+
+
+raw_assets = [products, customers, sales_transactions]
+
+
+def transaction_month_span(input_dir: Path) -> tuple[date, date] | None:
+    """First and last invoice month of the valid lines of every transactions file.
+
+    Read with a throw-away in-memory DuckDB, so the warehouse is not touched.
+    None when no line has a valid date.
+    """
+    files = transaction_files(input_dir)
+    con = duckdb.connect()
+    try:
+        spans = []
+        for path in files:
+            staged = stage_file(con, path, TRANSACTIONS, f"span_{tag_for(path.stem)}")
+            spans.append(f"SELECT invoice_date FROM {staged.valid_table}")
+        low, high = con.execute(
+            f"SELECT date_trunc('month', min(invoice_date))::DATE, date_trunc('month', max(invoice_date))::DATE "
+            f"FROM ({' UNION ALL '.join(spans)})"
+        ).fetchone()
+    finally:
+        con.close()
+    return None if low is None else (low, high)

@@ -1,0 +1,72 @@
+"""Paths and defaults shared by the CLI and the Dagster definitions.
+
+Every path comes from an environment variable with a default relative to the
+project root (the folder holding ``pyproject.toml``), as listed in
+``docs/configuration.md``. Command-line options override the variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_INPUT_DIR = "CRM_INPUT_DIR"
+ENV_WAREHOUSE = "CRM_WAREHOUSE"
+ENV_OUTPUT_DIR = "CRM_OUTPUT_DIR"
+ENV_FIRST_MONTH = "CRM_FIRST_MONTH"
+
+DEFAULT_INPUT_DIR = "data/input"
+DEFAULT_WAREHOUSE = "data/warehouse/crm.duckdb"
+DEFAULT_OUTPUT_DIR = "data/output"
+DEFAULT_DAGSTER_HOME = ".dagster_home"
+# First month of the partition set. Transactions dated earlier still load and
+# count as history (they are owned by the first partition).
+DEFAULT_FIRST_MONTH = "2020-01"
+
+
+def project_root() -> Path:
+    """The repository root for an editable install, else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():
+        return here
+    return Path.cwd()
+
+
+def _path(env: str, default: str) -> Path:
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser().resolve()
+    return project_root() / default
+
+
+def input_dir() -> Path:
+    return _path(ENV_INPUT_DIR, DEFAULT_INPUT_DIR)
+
+
+def warehouse_path() -> Path:
+    return _path(ENV_WAREHOUSE, DEFAULT_WAREHOUSE)
+
+
+def output_dir() -> Path:
+    return _path(ENV_OUTPUT_DIR, DEFAULT_OUTPUT_DIR)
+
+
+def dagster_home() -> Path:
+    return _path("DAGSTER_HOME", DEFAULT_DAGSTER_HOME)
+
+
+def first_month() -> str:
+    """First partition month as ``YYYY-MM-01``."""
+    value = os.environ.get(ENV_FIRST_MONTH, DEFAULT_FIRST_MONTH).strip()
+    return value[:7] + "-01"
+
+
+def prepare_dagster_home() -> Path:
+    """Create ``DAGSTER_HOME`` with the project's ``dagster.yaml`` if it has none."""
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    source = project_root() / "dagster.yaml"
+    if not target.exists() and source.exists():
+        target.write_text(source.read_text())
+    return home

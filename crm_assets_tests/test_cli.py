@@ -1,0 +1,82 @@
+"""The ``crm`` command: runs through Dagster, and user errors are one line without a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from crm_assets.cli import main
+
+from .conftest import PRODUCT_HEADER, TX_HEADER, lines, query, write
+
+
+def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "crm_assets.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_run_materializes_and_records_in_dagster_home(input_dir, warehouse_path, tmp_path, capsys):
+    code = main(["run", "--input", str(input_dir), "--warehouse", str(warehouse_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "materialized" in out and "2023-01..2023-01 (1 months)" in out
+    assert query(warehouse_path, "SELECT count(*) FROM raw.sales_transactions") == [(1,)]
+    with DagsterInstance.get() as instance:
+        assert instance.get_latest_materialization_event(AssetKey(["raw", "sales_transactions"])) is not None
+        assert len(instance.get_run_records()) == 1
+
+
+def test_run_months_option_limits_the_range(input_dir, warehouse_path, capsys):
+    write(input_dir / "sales_transactions_2024.csv", lines(TX_HEADER, "B,C1,2024-03-01,P1,1,1,S1"))
+    assert main(["run", "--input", str(input_dir), "--warehouse", str(warehouse_path), "--from", "2024-01", "--to", "2024-12"]) == 0
+    assert "2024-01..2024-12 (12 months)" in capsys.readouterr().out
+    assert query(warehouse_path, "SELECT invoice_id FROM raw.sales_transactions") == [("B",)]
+
+
+def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    err_lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(err_lines) >= 1
+    last = err_lines[-1]
+    for needle in needles:
+        assert needle in last, result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["run", "--from", "2023-13"], ["--from", "'2023-13' is not a month"]),
+        (["run", "--from", "2024-05", "--to", "2024-01"], ["--from 2024-05 is after --to 2024-01"]),
+        (["generate", "--out", "x", "--customers", "0"], ["--customers", "'0' is not a positive whole number"]),
+        (["frobnicate"], ["invalid choice"]),
+    ],
+)
+def test_bad_arguments(input_dir, args, needles):
+    one_line_error(run_cli(*args), *needles)
+
+
+def test_missing_input_folder(tmp_path):
+    result = run_cli("run", "--input", str(tmp_path / "nowhere"))
+    one_line_error(result, "nowhere: input folder not found")
+    assert result.returncode == 2
+
+
+def test_missing_required_column_fails_the_run_with_one_line(input_dir, warehouse_path):
+    write(input_dir / "products_master.csv", lines("product_id,product_name,brand,unit_size", "P1,a,b,1"))
+    result = run_cli("run", "--input", str(input_dir), "--warehouse", str(warehouse_path))
+    one_line_error(result, "products_master.csv: missing required column 'category'")
+    assert result.returncode == 1
+
+
+def test_help_for_every_command():
+    for command in ("generate", "run"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "usage: crm " + command in result.stdout
