@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from crm_assets.enriched import enriched_assets
+from crm_assets.features import features_assets
+from crm_assets.lifecycle import lifecycle_assets
 from crm_assets.partitions import monthly_partitions
 from crm_assets.raw import raw_assets
+from crm_assets.reporting import reporting_assets
 from crm_assets.resources import InputFolder, OutputFolder, Warehouse
+from crm_assets.rfmt import rfmt_assets
+from crm_assets.rules import CrmRules
 
-all_assets = [*raw_assets]
+all_assets = [*raw_assets, *enriched_assets, *features_assets, *lifecycle_assets, *rfmt_assets, *reporting_assets]
 
 crm_pipeline_job = define_asset_job(
     "crm_pipeline",
@@ -20,7 +26,12 @@ crm_pipeline_job = define_asset_job(
 
 def build_resources() -> dict:
     """The resources, read from the environment when the definitions load."""
-    return {"warehouse": Warehouse(), "input_folder": InputFolder(), "output_folder": OutputFolder()}
+    return {
+        "warehouse": Warehouse(),
+        "input_folder": InputFolder(),
+        "output_folder": OutputFolder(),
+        "crm_rules": CrmRules(),
+    }
 
 
 def build_definitions() -> Definitions:

@@ -1,0 +1,275 @@
+"""Customer features layer (business rules section 4), in the ``features`` schema.
+
+Two compact aggregates are built from the enriched lines of evaluated
+customers, by invoice month:
+
+- ``features.customer_month_activity``: one row per customer and month with
+  activity: qualifying units (exact DECIMAL), qualifying line count, distinct
+  invoices, first/last qualifying date, first device date, first line date.
+- ``features.repeated_orders``: the rare invoice ids a customer has in more
+  than one month, with the previous month of the same invoice, so that order
+  counts over a window stay exact distinct counts.
+
+``features.customer_features`` then computes, for each report month M, every
+figure of section 4 for every evaluated customer entered by M, from running
+sums over a dense customer x month grid (no rescan of the lines per month):
+``m_k(M) = C(M) - C(M-k)`` where C is the cumulative sum. It also keeps the
+line counts that decide the ``= 0`` and equality rules on presence, and the
+inputs of the previous month's value tier.
+"""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    asset,
+    multi_asset,
+)
+
+from crm_assets.partitioned import MonthWindow, add_month_metadata, add_months, month_window, replace_months
+from crm_assets.partitions import monthly_partitions
+from crm_assets.resources import Warehouse
+
+FEATURES_DDL = """
+CREATE SCHEMA IF NOT EXISTS features;
+CREATE TABLE IF NOT EXISTS features.customer_month_activity (
+    partition_month DATE NOT NULL, activity_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    units DECIMAL(38, 6) NOT NULL, qualifying_lines BIGINT NOT NULL, orders BIGINT NOT NULL,
+    first_consumable_date DATE, last_consumable_date DATE, first_device_date DATE, first_line_date DATE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS features.repeated_orders (
+    partition_month DATE NOT NULL, activity_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    invoice_id VARCHAR NOT NULL, previous_month DATE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS features.customer_features (
+    report_month DATE NOT NULL, customer_id VARCHAR NOT NULL, entry_date DATE,
+    m_total DECIMAL(38, 6) NOT NULL, m1 DECIMAL(38, 6) NOT NULL, m6 DECIMAL(38, 6) NOT NULL,
+    m12 DECIMAL(38, 6) NOT NULL, m13 DECIMAL(38, 6) NOT NULL, m24 DECIMAL(38, 6) NOT NULL, m25 DECIMAL(38, 6) NOT NULL,
+    o6 BIGINT NOT NULL, o12 BIGINT NOT NULL,
+    lines_total BIGINT NOT NULL, lines_m1 BIGINT NOT NULL, lines_m6 BIGINT NOT NULL,
+    lines_m12 BIGINT NOT NULL, lines_m13 BIGINT NOT NULL,
+    first_device_purchase_date DATE, first_consumable_purchase_date DATE, last_consumable_purchase_date DATE,
+    months_since_last_purchase INTEGER, tenure_months INTEGER,
+    avg_monthly_consumption DOUBLE NOT NULL, avg_order_size DOUBLE,
+    prev_entered BOOLEAN NOT NULL, prev_lines_m12 BIGINT NOT NULL, prev_lines_m6 BIGINT NOT NULL,
+    prev_m6 DECIMAL(38, 6) NOT NULL, prev_o6 BIGINT NOT NULL
+);
+"""
+
+ACTIVITY_SQL = """
+SELECT partition_month, invoice_month AS activity_month, customer_id,
+    coalesce(sum(units) FILTER (WHERE is_qualifying), 0) AS units,
+    count(*) FILTER (WHERE is_qualifying) AS qualifying_lines,
+    count(DISTINCT invoice_id) FILTER (WHERE is_qualifying) AS orders,
+    min(invoice_date) FILTER (WHERE is_qualifying) AS first_consumable_date,
+    max(invoice_date) FILTER (WHERE is_qualifying) AS last_consumable_date,
+    min(invoice_date) FILTER (WHERE is_device AND quantity > 0) AS first_device_date,
+    min(invoice_date) AS first_line_date
+FROM enriched.transactions
+WHERE is_evaluated AND partition_month BETWEEN ? AND ?
+GROUP BY ALL
+ORDER BY activity_month, customer_id
+"""
+
+# The previous month of an invoice id is looked up in the whole history up to
+# the window's end, but only for the invoices of the window.
+REPEATED_ORDERS_SQL = """
+WITH in_window AS (
+    SELECT DISTINCT customer_id, invoice_id FROM enriched.transactions
+    WHERE is_evaluated AND is_qualifying AND partition_month BETWEEN ? AND ?
+),
+occurrences AS (
+    SELECT DISTINCT t.partition_month, t.invoice_month, t.customer_id, t.invoice_id
+    FROM enriched.transactions t SEMI JOIN in_window w USING (customer_id, invoice_id)
+    WHERE t.is_evaluated AND t.is_qualifying AND t.partition_month <= ?
+),
+chained AS (
+    SELECT *, lag(invoice_month) OVER (PARTITION BY customer_id, invoice_id ORDER BY invoice_month) AS previous_month
+    FROM occurrences
+)
+SELECT partition_month, invoice_month AS activity_month, customer_id, invoice_id, previous_month
+FROM chained
+WHERE previous_month IS NOT NULL AND partition_month BETWEEN ? AND ?
+"""
+
+
+def features_sql(window: MonthWindow) -> tuple[str, list]:
+    """The SELECT of ``features.customer_features`` for the window's report months, and its parameters.
+
+    The grid starts 26 months before the window so that every window sum of
+    the report months and of their previous month lies inside it; history
+    before the grid enters through ``base``.
+    """
+    grid_start = add_months(window.start, -26)
+    sql = """
+    WITH months AS (
+        SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE AS month
+    ),
+    cust AS (SELECT customer_id, created_date FROM enriched.customers WHERE NOT is_anonymous),
+    base AS (
+        SELECT customer_id, sum(units) AS units, sum(qualifying_lines) AS lines, sum(orders) AS orders,
+            min(first_consumable_date) AS first_c, max(last_consumable_date) AS last_c,
+            min(first_device_date) AS first_d, min(first_line_date) AS first_line
+        FROM features.customer_month_activity WHERE activity_month < ? GROUP BY customer_id
+    ),
+    grid AS (
+        SELECT c.customer_id, c.created_date, m.month,
+            coalesce(a.units, 0)::DECIMAL(38, 6) AS units, coalesce(a.qualifying_lines, 0) AS lines,
+            coalesce(a.orders, 0) AS orders, a.first_consumable_date, a.last_consumable_date,
+            a.first_device_date, a.first_line_date
+        FROM cust c CROSS JOIN months m
+        LEFT JOIN features.customer_month_activity a
+            ON a.customer_id = c.customer_id AND a.activity_month = m.month
+    ),
+    running AS (
+        SELECT g.customer_id, g.created_date, g.month,
+            coalesce(b.units, 0) + sum(g.units) OVER w AS cu,
+            coalesce(b.lines, 0) + sum(g.lines) OVER w AS cl,
+            coalesce(b.orders, 0) + sum(g.orders) OVER w AS co,
+            coalesce(b.units, 0) AS bu, coalesce(b.lines, 0) AS bl, coalesce(b.orders, 0) AS bo,
+            least(b.first_c, min(g.first_consumable_date) OVER w) AS first_c,
+            greatest(b.last_c, max(g.last_consumable_date) OVER w) AS last_c,
+            least(b.first_d, min(g.first_device_date) OVER w) AS first_d,
+            least(b.first_line, min(g.first_line_date) OVER w) AS first_line
+        FROM grid g LEFT JOIN base b USING (customer_id)
+        WINDOW w AS (PARTITION BY g.customer_id ORDER BY g.month ROWS UNBOUNDED PRECEDING)
+    ),
+    repeats AS (
+        SELECT r.customer_id, m.month,
+            count(*) FILTER (WHERE r.previous_month >= m.month - INTERVAL 5 MONTH) AS repeats6,
+            count(*) FILTER (WHERE r.previous_month >= m.month - INTERVAL 11 MONTH) AS repeats12
+        FROM features.repeated_orders r
+        JOIN months m ON m.month >= r.activity_month AND m.month <= r.previous_month + INTERVAL 11 MONTH
+        WHERE r.activity_month <= ?
+        GROUP BY ALL
+    ),
+    windows AS (
+        SELECT r.*,
+            cu - lag(cu, 1, bu) OVER c AS m1, cu - lag(cu, 6, bu) OVER c AS m6, cu - lag(cu, 12, bu) OVER c AS m12,
+            cu - lag(cu, 13, bu) OVER c AS m13, cu - lag(cu, 24, bu) OVER c AS m24, cu - lag(cu, 25, bu) OVER c AS m25,
+            cl - lag(cl, 1, bl) OVER c AS l1, cl - lag(cl, 6, bl) OVER c AS l6,
+            cl - lag(cl, 12, bl) OVER c AS l12, cl - lag(cl, 13, bl) OVER c AS l13,
+            co - lag(co, 6, bo) OVER c - coalesce(x.repeats6, 0) AS o6,
+            co - lag(co, 12, bo) OVER c - coalesce(x.repeats12, 0) AS o12,
+            r.created_date IS NULL OR r.created_date <= last_day(r.month) OR r.first_line IS NOT NULL AS entered
+        FROM running r LEFT JOIN repeats x USING (customer_id, month)
+        WINDOW c AS (PARTITION BY r.customer_id ORDER BY r.month)
+    ),
+    with_prev AS (
+        SELECT *,
+            coalesce(lag(entered) OVER c, false) AS prev_entered,
+            coalesce(lag(l12) OVER c, 0) AS prev_lines_m12, coalesce(lag(l6) OVER c, 0) AS prev_lines_m6,
+            coalesce(lag(m6) OVER c, 0) AS prev_m6, coalesce(lag(o6) OVER c, 0) AS prev_o6
+        FROM windows
+        WINDOW c AS (PARTITION BY customer_id ORDER BY month)
+    )
+    SELECT month AS report_month, customer_id, least(created_date, first_line) AS entry_date,
+        cu AS m_total, m1, m6, m12, m13, m24, m25, o6, o12,
+        cl AS lines_total, l1 AS lines_m1, l6 AS lines_m6, l12 AS lines_m12, l13 AS lines_m13,
+        first_d AS first_device_purchase_date, first_c AS first_consumable_purchase_date,
+        last_c AS last_consumable_purchase_date,
+        CASE WHEN last_c IS NOT NULL THEN
+            (year(month) - year(last_c)) * 12 + month(month) - month(last_c) END AS months_since_last_purchase,
+        CASE WHEN first_c IS NOT NULL THEN
+            (year(month) - year(first_c)) * 12 + month(month) - month(first_c) + 1 END AS tenure_months,
+        m6::DOUBLE / 6 AS avg_monthly_consumption,
+        CASE WHEN o6 > 0 THEN m6::DOUBLE / o6 END AS avg_order_size,
+        prev_entered, prev_lines_m12, prev_lines_m6, prev_m6, prev_o6
+    FROM with_prev
+    WHERE month BETWEEN ? AND ? AND entered
+    ORDER BY report_month, customer_id
+    """
+    params = [grid_start, window.end, grid_start, window.end, window.start, window.end]
+    return sql, params
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            AssetKey(["features", "customer_month_activity"]),
+            deps=[AssetKey(["enriched", "transactions"])],
+            group_name="features",
+            kinds={"duckdb"},
+            description="Per evaluated customer and invoice month: qualifying units, lines, orders, first and last dates.",
+        ),
+        AssetSpec(
+            AssetKey(["features", "repeated_orders"]),
+            deps=[AssetKey(["enriched", "transactions"])],
+            group_name="features",
+            kinds={"duckdb"},
+            description="Invoice ids a customer has in more than one month, with the previous month of each.",
+        ),
+    ],
+    partitions_def=monthly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+)
+def customer_month_activity(context: AssetExecutionContext, warehouse: Warehouse):
+    """The compact monthly aggregates that every feature is computed from."""
+    window = month_window(context)
+    with warehouse.connect() as con:
+        con.execute(FEATURES_DDL)
+        activity_rows = replace_months(
+            con, "features.customer_month_activity", "partition_month", window, ACTIVITY_SQL, [window.start, window.end]
+        )
+        repeat_rows = replace_months(
+            con,
+            "features.repeated_orders",
+            "partition_month",
+            window,
+            REPEATED_ORDERS_SQL,
+            [window.start, window.end, window.end, window.start, window.end],
+        )
+    yield MaterializeResult(asset_key=AssetKey(["features", "customer_month_activity"]), metadata={"rows": activity_rows})
+    yield MaterializeResult(asset_key=AssetKey(["features", "repeated_orders"]), metadata={"rows": repeat_rows})
+
+
+@asset(
+    key_prefix="features",
+    group_name="features",
+    compute_kind="duckdb",
+    partitions_def=monthly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[
+        AssetKey(["features", "customer_month_activity"]),
+        AssetKey(["features", "repeated_orders"]),
+        AssetKey(["enriched", "customers"]),
+    ],
+)
+def customer_features(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """Section 4 of the business rules for every evaluated customer entered by each report month.
+
+    Units in the 1/6/12/13/24/25-month windows and in all history, orders in
+    6 and 12 months, first and last purchase dates, months since the last
+    purchase, tenure, AMC and AOS, as of the last day of the month: a line
+    dated after the month never changes it.
+    """
+    window = month_window(context)
+    sql, params = features_sql(window)
+    with warehouse.connect() as con:
+        con.execute(FEATURES_DDL)
+        replace_months(con, "features.customer_features", "report_month", window, sql, params)
+        stats = con.execute(
+            """
+            SELECT strftime(report_month, '%Y-%m-%d'), count(*), count(*) FILTER (lines_m12 > 0),
+                count(*) FILTER (lines_total = 0), sum(m1)::DOUBLE, sum(m12)::DOUBLE
+            FROM features.customer_features WHERE report_month BETWEEN ? AND ? GROUP BY 1
+            """,
+            [window.start, window.end],
+        ).fetchall()
+    per_month = {row[0]: row[1:] for row in stats}
+    add_month_metadata(
+        context,
+        window,
+        {k: v[0] for k, v in per_month.items()},
+        {},
+        extra={
+            k: {"customers with units in 12 months": v[1], "never bought": v[2], "units in month": v[3], "units in 12 months": v[4]}
+            for k, v in per_month.items()
+        },
+    )
+    return MaterializeResult(metadata={"months": window.months, "rows": sum(v[0] for v in per_month.values())})
+
+
+features_assets = [customer_month_activity, customer_features]

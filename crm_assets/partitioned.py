@@ -1,0 +1,111 @@
+"""Helpers shared by the monthly partitioned assets: the run's months, idempotent
+replacement of those months in one transaction, and per-month metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+from dagster import AssetExecutionContext, AssetKey, MetadataValue
+
+from crm_assets.partitions import key_to_date
+
+
+@dataclass(frozen=True)
+class MonthWindow:
+    """The months of a run (one partition or a range: a backfill is one run)."""
+
+    start: date
+    end: date
+    keys: tuple[str, ...]
+
+    @property
+    def months(self) -> int:
+        return len(self.keys)
+
+
+def month_window(context: AssetExecutionContext) -> MonthWindow:
+    keys = tuple(context.partition_keys)
+    return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys)
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def replace_months(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    month_column: str,
+    window: MonthWindow,
+    select_sql: str,
+    params: list | None = None,
+) -> int:
+    """Delete the window's months of ``table`` and insert ``select_sql``, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {table} WHERE {month_column} BETWEEN ? AND ?", [window.start, window.end])
+        con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
+        inserted = con.execute(
+            f"SELECT count(*) FROM {table} WHERE {month_column} BETWEEN ? AND ?", [window.start, window.end]
+        ).fetchone()[0]
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return inserted
+
+
+def counts_by_month(
+    con: duckdb.DuckDBPyConnection, table: str, month_column: str, window: MonthWindow, column: str
+) -> dict[str, dict[str, int]]:
+    """``{partition_key: {value: rows}}`` of ``column`` for the window (NULL counted as '(none)')."""
+    rows = con.execute(
+        f"""
+        SELECT strftime({month_column}, '%Y-%m-%d'), coalesce({column}::VARCHAR, '(none)'), count(*)
+        FROM {table} WHERE {month_column} BETWEEN ? AND ? GROUP BY ALL
+        """,
+        [window.start, window.end],
+    ).fetchall()
+    result: dict[str, dict[str, int]] = {k: {} for k in window.keys}
+    for key, value, count in rows:
+        result.setdefault(key, {})[value] = count
+    return result
+
+
+def markdown_table(header: Iterable[str], rows: Iterable[Iterable]) -> str:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def add_month_metadata(
+    context: AssetExecutionContext,
+    window: MonthWindow,
+    rows_by_month: Mapping[str, int],
+    breakdowns: Mapping[str, tuple[tuple[str, ...], Mapping[str, Mapping[str, int]]]],
+    extra: Mapping[str, Mapping[str, float | int]] | None = None,
+    asset_key: AssetKey | None = None,
+) -> None:
+    """Numeric metadata per partition (plotted across partitions by the UI) and a Markdown summary.
+
+    ``breakdowns`` maps a label ("tier") to (the values to always report, counts by month).
+    """
+    for key in window.keys:
+        metadata: dict = {"rows": rows_by_month.get(key, 0)}
+        table_rows = []
+        for label, (values, counts) in breakdowns.items():
+            month_counts = counts.get(key, {})
+            for value in values:
+                metadata[f"{label}: {value}"] = month_counts.get(value, 0)
+                table_rows.append((label, value, month_counts.get(value, 0)))
+        for name, value in ((extra or {}).get(key, {})).items():
+            metadata[name] = value
+        if table_rows:
+            metadata["summary"] = MetadataValue.md(markdown_table(("breakdown", "value", "customers"), table_rows))
+        context.add_asset_metadata(metadata, partition_key=key, asset_key=asset_key)

@@ -1,0 +1,128 @@
+"""Reporting layer: ``reporting.customer_snapshot``, the table users and reports rely on.
+
+One row per evaluated customer and report month, with exactly the columns,
+types and spellings of the interface (docs/warehouse.md). Each computed month
+also gets a row in ``reporting.snapshot_manifest`` (append-only) with the
+rules version and values it was computed with and the Dagster run id, so a
+change of thresholds always leaves a trace.
+"""
+
+import json
+
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
+
+from crm_assets.partitioned import add_month_metadata, counts_by_month, month_window, replace_months
+from crm_assets.partitions import monthly_partitions
+from crm_assets.resources import Warehouse
+from crm_assets.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
+
+REPORTING_DDL = """
+CREATE SCHEMA IF NOT EXISTS reporting;
+CREATE TABLE IF NOT EXISTS reporting.customer_snapshot (
+    report_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    customer_group VARCHAR, city VARCHAR,
+    m_total DOUBLE NOT NULL, m1 DOUBLE NOT NULL, m6 DOUBLE NOT NULL, m12 DOUBLE NOT NULL,
+    m13 DOUBLE NOT NULL, m24 DOUBLE NOT NULL, m25 DOUBLE NOT NULL,
+    o6 BIGINT NOT NULL, o12 BIGINT NOT NULL,
+    first_device_purchase_date DATE, first_consumable_purchase_date DATE, last_consumable_purchase_date DATE,
+    months_since_last_purchase INTEGER, tenure_months INTEGER,
+    avg_monthly_consumption DOUBLE NOT NULL, avg_order_size DOUBLE,
+    activity_status VARCHAR NOT NULL, value_tier VARCHAR, prev_value_tier VARCHAR,
+    lifecycle_stage VARCHAR NOT NULL, lifecycle_event VARCHAR,
+    r_score INTEGER, f_score INTEGER, m_score INTEGER, t_score INTEGER,
+    opt_email BOOLEAN NOT NULL, opt_sms BOOLEAN NOT NULL, opt_phone BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reporting.snapshot_manifest (
+    report_month DATE NOT NULL, run_id VARCHAR NOT NULL, computed_at TIMESTAMP NOT NULL,
+    rules_version VARCHAR NOT NULL, rules JSON NOT NULL, customers BIGINT NOT NULL
+);
+"""
+
+SNAPSHOT_COLUMNS = (
+    "report_month", "customer_id", "customer_group", "city",
+    "m_total", "m1", "m6", "m12", "m13", "m24", "m25", "o6", "o12",
+    "first_device_purchase_date", "first_consumable_purchase_date", "last_consumable_purchase_date",
+    "months_since_last_purchase", "tenure_months", "avg_monthly_consumption", "avg_order_size",
+    "activity_status", "value_tier", "prev_value_tier", "lifecycle_stage", "lifecycle_event",
+    "r_score", "f_score", "m_score", "t_score", "opt_email", "opt_sms", "opt_phone",
+)
+
+SNAPSHOT_SQL = """
+SELECT f.report_month, f.customer_id, c.customer_group, c.city,
+    f.m_total::DOUBLE AS m_total, f.m1::DOUBLE AS m1, f.m6::DOUBLE AS m6, f.m12::DOUBLE AS m12,
+    f.m13::DOUBLE AS m13, f.m24::DOUBLE AS m24, f.m25::DOUBLE AS m25, f.o6, f.o12,
+    f.first_device_purchase_date, f.first_consumable_purchase_date, f.last_consumable_purchase_date,
+    f.months_since_last_purchase, f.tenure_months, f.avg_monthly_consumption, f.avg_order_size,
+    l.activity_status, r.value_tier, r.prev_value_tier, l.lifecycle_stage, l.lifecycle_event,
+    r.r_score, r.f_score, r.m_score, r.t_score,
+    coalesce(c.opt_email, false) AS opt_email, coalesce(c.opt_sms, false) AS opt_sms,
+    coalesce(c.opt_phone, false) AS opt_phone
+FROM features.customer_features f
+JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)
+JOIN rfmt.customer_rfmt r USING (report_month, customer_id)
+LEFT JOIN enriched.customers c USING (customer_id)
+WHERE f.report_month BETWEEN ? AND ?
+ORDER BY f.report_month, f.customer_id
+"""
+
+TABLE = "reporting.customer_snapshot"
+
+
+@asset(
+    key_prefix="reporting",
+    group_name="reporting",
+    compute_kind="duckdb",
+    partitions_def=monthly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[
+        AssetKey(["features", "customer_features"]),
+        AssetKey(["lifecycle", "customer_lifecycle"]),
+        AssetKey(["rfmt", "customer_rfmt"]),
+        AssetKey(["enriched", "customers"]),
+    ],
+)
+def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
+    """The monthly snapshot of every evaluated customer: features, status, tier, stage, event, scores.
+
+    One row per customer entered by the month (anonymous customers excluded),
+    with the customer's group, city and consent flags (never NULL). Each month
+    computed is logged in ``reporting.snapshot_manifest`` with the rules used.
+    """
+    window = month_window(context)
+    rules_json = json.dumps(crm_rules.as_dict(), sort_keys=True)
+    with warehouse.connect() as con:
+        con.execute(REPORTING_DDL)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
+            con.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [window.start, window.end])
+            con.execute(
+                f"""
+                INSERT INTO reporting.snapshot_manifest
+                SELECT m.month, ?, current_timestamp::TIMESTAMP, ?, ?::JSON,
+                    (SELECT count(*) FROM {TABLE} s WHERE s.report_month = m.month)
+                FROM (SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE AS month) m
+                """,
+                [context.run_id, crm_rules.version(), rules_json, window.start, window.end],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        status = counts_by_month(con, TABLE, "report_month", window, "activity_status")
+        tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
+        stages = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")
+        events = counts_by_month(con, TABLE, "report_month", window, "lifecycle_event")
+    rows = {k: sum(v.values()) for k, v in status.items()}
+    add_month_metadata(
+        context,
+        window,
+        rows,
+        {"status": (STATUSES, status), "tier": (TIERS, tiers), "stage": (STAGES, stages), "event": (EVENTS, events)},
+    )
+    return MaterializeResult(
+        metadata={"months": window.months, "rows": sum(rows.values()), "rules_version": crm_rules.version()}
+    )
+
+
+reporting_assets = [customer_snapshot]
