@@ -11,7 +11,7 @@ quantities, orphans and anonymous customers' lines are all kept.
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from crm_assets import rules
-from crm_assets.partitioned import add_month_metadata, counts_by_month, markdown_table, month_window, replace_months
+from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, markdown_table, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
 from crm_assets.resources import Warehouse
 from crm_assets.rules import CrmRules
@@ -75,6 +75,25 @@ ORDER BY t.partition_month, t.source_file, t.line_number
 """
 
 
+def build_customers(con, crm_rules: CrmRules) -> None:
+    """Replace ``enriched.customers`` from ``raw.customers``, in one transaction."""
+    con.execute(ENRICHED_DDL)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM enriched.customers")
+        con.execute(f"INSERT INTO enriched.customers BY NAME {customers_sql(crm_rules)}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def build_transactions(con, window: MonthWindow) -> int:
+    """Replace the window's months of ``enriched.transactions``."""
+    con.execute(ENRICHED_DDL)
+    return replace_months(con, "enriched.transactions", "partition_month", window, TRANSACTIONS_SQL, [window.start, window.end])
+
+
 @asset(
     key_prefix="enriched",
     group_name="enriched",
@@ -89,15 +108,7 @@ def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
     here and never get snapshot rows.
     """
     with warehouse.connect() as con:
-        con.execute(ENRICHED_DDL)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute("DELETE FROM enriched.customers")
-            con.execute(f"INSERT INTO enriched.customers BY NAME {customers_sql(crm_rules)}")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        build_customers(con, crm_rules)
         total, anonymous, email, sms, phone = con.execute(
             "SELECT count(*), count(*) FILTER (is_anonymous), count(*) FILTER (opt_email), "
             "count(*) FILTER (opt_sms), count(*) FILTER (opt_phone) FROM enriched.customers"
@@ -135,8 +146,7 @@ def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> Materi
     """
     window = month_window(context)
     with warehouse.connect() as con:
-        con.execute(ENRICHED_DDL)
-        replace_months(con, "enriched.transactions", "partition_month", window, TRANSACTIONS_SQL, [window.start, window.end])
+        build_transactions(con, window)
         stats = con.execute(
             """
             SELECT strftime(partition_month, '%Y-%m-%d'), count(*),

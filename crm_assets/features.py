@@ -185,6 +185,30 @@ def features_sql(window: MonthWindow) -> tuple[str, list]:
     return sql, params
 
 
+def build_activity(con, window: MonthWindow) -> tuple[int, int]:
+    """Replace the window's months of both compact aggregates; returns their row counts."""
+    con.execute(FEATURES_DDL)
+    activity_rows = replace_months(
+        con, "features.customer_month_activity", "partition_month", window, ACTIVITY_SQL, [window.start, window.end]
+    )
+    repeat_rows = replace_months(
+        con,
+        "features.repeated_orders",
+        "partition_month",
+        window,
+        REPEATED_ORDERS_SQL,
+        [window.start, window.end, window.end, window.start, window.end],
+    )
+    return activity_rows, repeat_rows
+
+
+def build_features(con, window: MonthWindow) -> int:
+    """Replace the window's report months of ``features.customer_features``."""
+    con.execute(FEATURES_DDL)
+    sql, params = features_sql(window)
+    return replace_months(con, "features.customer_features", "report_month", window, sql, params)
+
+
 @multi_asset(
     specs=[
         AssetSpec(
@@ -209,18 +233,7 @@ def customer_month_activity(context: AssetExecutionContext, warehouse: Warehouse
     """The compact monthly aggregates that every feature is computed from."""
     window = month_window(context)
     with warehouse.connect() as con:
-        con.execute(FEATURES_DDL)
-        activity_rows = replace_months(
-            con, "features.customer_month_activity", "partition_month", window, ACTIVITY_SQL, [window.start, window.end]
-        )
-        repeat_rows = replace_months(
-            con,
-            "features.repeated_orders",
-            "partition_month",
-            window,
-            REPEATED_ORDERS_SQL,
-            [window.start, window.end, window.end, window.start, window.end],
-        )
+        activity_rows, repeat_rows = build_activity(con, window)
     yield MaterializeResult(asset_key=AssetKey(["features", "customer_month_activity"]), metadata={"rows": activity_rows})
     yield MaterializeResult(asset_key=AssetKey(["features", "repeated_orders"]), metadata={"rows": repeat_rows})
 
@@ -246,10 +259,8 @@ def customer_features(context: AssetExecutionContext, warehouse: Warehouse) -> M
     dated after the month never changes it.
     """
     window = month_window(context)
-    sql, params = features_sql(window)
     with warehouse.connect() as con:
-        con.execute(FEATURES_DDL)
-        replace_months(con, "features.customer_features", "report_month", window, sql, params)
+        build_features(con, window)
         stats = con.execute(
             """
             SELECT strftime(report_month, '%Y-%m-%d'), count(*), count(*) FILTER (lines_m12 > 0),

@@ -9,7 +9,7 @@ that matches wins.
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
-from crm_assets.partitioned import add_month_metadata, counts_by_month, month_window, replace_months
+from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
 from crm_assets.resources import Warehouse
 from crm_assets.rules import EVENTS, STAGES, STATUSES
@@ -47,6 +47,12 @@ ORDER BY report_month, customer_id
 TABLE = "lifecycle.customer_lifecycle"
 
 
+def build_lifecycle(con, window: MonthWindow) -> int:
+    """Replace the window's report months of ``lifecycle.customer_lifecycle``."""
+    con.execute(LIFECYCLE_DDL)
+    return replace_months(con, TABLE, "report_month", window, LIFECYCLE_SQL, [window.start, window.end])
+
+
 @asset(
     key_prefix="lifecycle",
     group_name="lifecycle",
@@ -65,8 +71,7 @@ def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse) -> 
     """
     window = month_window(context)
     with warehouse.connect() as con:
-        con.execute(LIFECYCLE_DDL)
-        total = replace_months(con, TABLE, "report_month", window, LIFECYCLE_SQL, [window.start, window.end])
+        total = build_lifecycle(con, window)
         status = counts_by_month(con, TABLE, "report_month", window, "activity_status")
         stage = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")
         event = counts_by_month(con, TABLE, "report_month", window, "lifecycle_event")

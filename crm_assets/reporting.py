@@ -11,7 +11,7 @@ import json
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
-from crm_assets.partitioned import add_month_metadata, counts_by_month, month_window, replace_months
+from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
 from crm_assets.resources import Warehouse
 from crm_assets.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
@@ -68,6 +68,29 @@ ORDER BY f.report_month, f.customer_id
 TABLE = "reporting.customer_snapshot"
 
 
+def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str) -> None:
+    """Replace the window's months of the snapshot and log them in the manifest, in one transaction."""
+    con.execute(REPORTING_DDL)
+    rules_json = json.dumps(crm_rules.as_dict(), sort_keys=True)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
+        con.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [window.start, window.end])
+        con.execute(
+            f"""
+            INSERT INTO reporting.snapshot_manifest
+            SELECT m.month, ?, current_timestamp::TIMESTAMP, ?, ?::JSON,
+                (SELECT count(*) FROM {TABLE} s WHERE s.report_month = m.month)
+            FROM (SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE AS month) m
+            """,
+            [run_id, crm_rules.version(), rules_json, window.start, window.end],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 @asset(
     key_prefix="reporting",
     group_name="reporting",
@@ -89,26 +112,8 @@ def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_
     computed is logged in ``reporting.snapshot_manifest`` with the rules used.
     """
     window = month_window(context)
-    rules_json = json.dumps(crm_rules.as_dict(), sort_keys=True)
     with warehouse.connect() as con:
-        con.execute(REPORTING_DDL)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
-            con.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [window.start, window.end])
-            con.execute(
-                f"""
-                INSERT INTO reporting.snapshot_manifest
-                SELECT m.month, ?, current_timestamp::TIMESTAMP, ?, ?::JSON,
-                    (SELECT count(*) FROM {TABLE} s WHERE s.report_month = m.month)
-                FROM (SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE AS month) m
-                """,
-                [context.run_id, crm_rules.version(), rules_json, window.start, window.end],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        build_snapshot(con, window, crm_rules, context.run_id)
         status = counts_by_month(con, TABLE, "report_month", window, "activity_status")
         tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
         stages = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")

@@ -10,7 +10,7 @@ resource.
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
-from crm_assets.partitioned import add_month_metadata, counts_by_month, month_window, replace_months
+from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
 from crm_assets.resources import Warehouse
 from crm_assets.rules import TIERS, CrmRules, value_tier_sql
@@ -66,6 +66,13 @@ def rfmt_sql(rules: CrmRules) -> str:
     """
 
 
+def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules) -> int:
+    """Replace the window's report months of ``rfmt.customer_rfmt``."""
+    crm_rules.validate_values()
+    con.execute(RFMT_DDL)
+    return replace_months(con, TABLE, "report_month", window, rfmt_sql(crm_rules), [window.start, window.end])
+
+
 @asset(
     key_prefix="rfmt",
     group_name="rfmt",
@@ -84,11 +91,9 @@ def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rule
     cumulative share of the month's 12-month units, tenure by months since
     the first purchase.
     """
-    crm_rules.validate_values()
     window = month_window(context)
     with warehouse.connect() as con:
-        con.execute(RFMT_DDL)
-        total = replace_months(con, TABLE, "report_month", window, rfmt_sql(crm_rules), [window.start, window.end])
+        total = build_rfmt(con, window, crm_rules)
         tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
         breakdowns = {"tier": (TIERS, tiers)}
         for score in ("r_score", "f_score", "m_score", "t_score"):

@@ -1,0 +1,45 @@
+"""The layers in dependency order as plain functions over one DuckDB connection.
+
+The Dagster assets call the same ``build_*`` functions one by one; this module
+runs them all at once without Dagster, for property tests and benchmarks of
+the SQL alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from crm_assets.csv_input import CUSTOMERS, PRODUCTS
+from crm_assets.enriched import build_customers, build_transactions
+from crm_assets.features import build_activity, build_features
+from crm_assets.lifecycle import build_lifecycle
+from crm_assets.partitioned import MonthWindow
+from crm_assets.raw import load_master, load_transactions
+from crm_assets.reporting import build_snapshot
+from crm_assets.rfmt import build_rfmt
+from crm_assets.rules import CrmRules
+
+
+def build_all(
+    con: duckdb.DuckDBPyConnection,
+    input_dir: Path,
+    window: MonthWindow,
+    first_partition,
+    last_partition,
+    crm_rules: CrmRules | None = None,
+    run_id: str = "direct",
+) -> None:
+    """Load the files and build every layer for the window's months."""
+    crm_rules = crm_rules or CrmRules()
+    load_master(con, input_dir, PRODUCTS)
+    load_master(con, input_dir, CUSTOMERS)
+    load_transactions(con, input_dir, window.start, window.end, first_partition, last_partition)
+    build_customers(con, crm_rules)
+    build_transactions(con, window)
+    build_activity(con, window)
+    build_features(con, window)
+    build_lifecycle(con, window)
+    build_rfmt(con, window, crm_rules)
+    build_snapshot(con, window, crm_rules, run_id)
