@@ -321,21 +321,30 @@ raw_assets = [products, customers, sales_transactions]
 
 
 def transaction_month_span(input_dir: Path) -> tuple[date, date] | None:
-    """First and last invoice month of the valid lines of every transactions file.
+    """First and last invoice month over every transactions file (valid dates only).
 
-    Read with a throw-away in-memory DuckDB, so the warehouse is not touched.
-    None when no line has a valid date.
+    A light scan with a throw-away in-memory DuckDB: only the date column is
+    read, malformed lines are skipped, the warehouse is not touched. None when
+    no line has a valid date.
     """
-    files = transaction_files(input_dir)
+    from crm_assets.csv_input import read_header, resolve_columns
+
     con = duckdb.connect()
     try:
-        spans = []
-        for path in files:
-            staged = stage_file(con, path, TRANSACTIONS, f"span_{tag_for(path.stem)}")
-            spans.append(f"SELECT invoice_date FROM {staged.valid_table}")
+        parts: list[str] = []
+        params: list[str] = []
+        for path in transaction_files(input_dir):
+            position = resolve_columns(path, read_header(path), TRANSACTIONS)["invoice_date"]
+            columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(position + 1))
+            parts.append(
+                f"SELECT try_cast(trim(c{position}) AS DATE) AS d FROM read_csv(?, header = false, skip = 1, "
+                f"columns = {{{columns}}}, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
+                "ignore_errors = true, null_padding = true, strict_mode = false)"
+            )
+            params.append(str(path))
         low, high = con.execute(
-            f"SELECT date_trunc('month', min(invoice_date))::DATE, date_trunc('month', max(invoice_date))::DATE "
-            f"FROM ({' UNION ALL '.join(spans)})"
+            f"SELECT date_trunc('month', min(d))::DATE, date_trunc('month', max(d))::DATE FROM ({' UNION ALL '.join(parts)})",
+            params,
         ).fetchone()
     finally:
         con.close()

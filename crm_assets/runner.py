@@ -30,19 +30,23 @@ class RunOutcome:
 
 
 def resolve_months(from_month: str | None, to_month: str | None, input_dir: Path) -> tuple[str, str, list[str]]:
-    """The partition keys to run: the options, else the months of the data, clamped to the partition set."""
+    """The partition keys to run: the options, else the months of the data, clamped to the partition set.
+
+    A range that starts after the first month of the data needs the earlier
+    months in the warehouse already (history counts): otherwise it is refused.
+    """
     from crm_assets.partitions import monthly_partitions
     from crm_assets.raw import transaction_month_span
 
     keys = monthly_partitions.get_partition_keys()
     if not keys:
         raise CrmError(f"no complete month since {settings.ENV_FIRST_MONTH}={settings.first_month()[:7]}")
-    if from_month is None or to_month is None:
-        span = transaction_month_span(input_dir)
-        if span is None:
-            raise CrmError(f"{input_dir}: no transaction line with a valid invoice_date")
-        from_month = from_month or span[0].strftime("%Y-%m-01")
-        to_month = to_month or span[1].strftime("%Y-%m-01")
+    span = transaction_month_span(input_dir)
+    if span is None:
+        raise CrmError(f"{input_dir}: no transaction line with a valid invoice_date")
+    data_first = max(span[0].strftime("%Y-%m-01"), keys[0])
+    from_month = from_month or data_first
+    to_month = to_month or span[1].strftime("%Y-%m-01")
     if from_month > to_month:
         raise CrmError(f"--from {from_month[:7]} is after --to {to_month[:7]}")
     first, last = max(from_month, keys[0]), min(to_month, keys[-1])
@@ -51,7 +55,40 @@ def resolve_months(from_month: str | None, to_month: str | None, input_dir: Path
             f"months {from_month[:7]}..{to_month[:7]} are outside the partitions "
             f"{keys[0][:7]}..{keys[-1][:7]} (set {settings.ENV_FIRST_MONTH} for older data)"
         )
+    history = [k for k in keys if data_first <= k < first]
+    missing = _months_not_built(history)
+    if missing:
+        raise CrmError(
+            f"months {missing[0][:7]}..{missing[-1][:7]} before --from {first[:7]} are not in the warehouse yet "
+            f"and count as history; run with --from {missing[0][:7]} (or without --from) first"
+        )
     return first, last, [k for k in keys if first <= k <= last]
+
+
+def _months_not_built(keys: list[str]) -> list[str]:
+    """The keys whose snapshot month is not in the warehouse's manifest."""
+    if not keys:
+        return []
+    import duckdb
+
+    path = settings.warehouse_path()
+    built: set[str] = set()
+    if path.exists():
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            return []  # locked by a writer: the run itself will wait for it
+        try:
+            built = {
+                m for (m,) in con.execute(
+                    "SELECT DISTINCT strftime(report_month, '%Y-%m-%d') FROM reporting.snapshot_manifest"
+                ).fetchall()
+            }
+        except duckdb.Error:
+            built = set()
+        finally:
+            con.close()
+    return [k for k in keys if k not in built]
 
 
 def _failure_lines(result) -> list[str]:

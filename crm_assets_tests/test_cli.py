@@ -35,9 +35,16 @@ def test_run_materializes_and_records_in_dagster_home(input_dir, warehouse_path,
 
 def test_run_months_option_limits_the_range(input_dir, warehouse_path, capsys):
     write(input_dir / "sales_transactions_2024.csv", lines(TX_HEADER, "B,C1,2024-03-01,P1,1,1,S1"))
-    assert main(["run", "--input", str(input_dir), "--warehouse", str(warehouse_path), "--from", "2024-01", "--to", "2024-12"]) == 0
+    args = ["run", "--input", str(input_dir), "--warehouse", str(warehouse_path)]
+    # history first: a range after the first month of data needs the earlier months built
+    assert main([*args, "--from", "2024-01", "--to", "2024-12"]) == 2
+    assert "months 2023-01..2023-12 before --from 2024-01 are not in the warehouse yet" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "2023-01..2024-03 (15 months)" in capsys.readouterr().out
+    assert main([*args, "--from", "2024-01", "--to", "2024-12"]) == 0
     assert "2024-01..2024-12 (12 months)" in capsys.readouterr().out
-    assert query(warehouse_path, "SELECT invoice_id FROM raw.sales_transactions") == [("B",)]
+    runs_per_month = dict(query(warehouse_path, "SELECT strftime(report_month, '%Y-%m'), count(DISTINCT run_id) FROM reporting.snapshot_manifest GROUP BY 1"))
+    assert runs_per_month["2023-06"] == 1 and runs_per_month["2024-03"] == 2 and runs_per_month["2024-12"] == 1
 
 
 def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
