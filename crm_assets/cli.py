@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
     run.add_argument("--from", dest="from_month", type=_month_arg, default=None, help="first month YYYY-MM (default: earliest transaction)")
     run.add_argument("--to", dest="to_month", type=_month_arg, default=None, help="last month YYYY-MM (default: latest transaction)")
+    from crm_assets.cli_outputs import add_output_commands
+
+    add_output_commands(sub, common)
     return parser
 
 
@@ -112,7 +115,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_RUN_FAILED
 
 
-COMMANDS = {"generate": cmd_generate, "run": cmd_run}
+def _commands() -> dict:
+    from crm_assets.cli_outputs import OUTPUT_COMMANDS
+
+    return {"generate": cmd_generate, "run": cmd_run, **OUTPUT_COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         warnings.filterwarnings("ignore")
     try:
-        return COMMANDS[args.command](args)
+        return _commands()[args.command](args)
     except CrmError as exc:
         if args.verbose:
             traceback.print_exc()

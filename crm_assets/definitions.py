@@ -7,6 +7,7 @@ from dagster import AssetSelection, Definitions, define_asset_job
 from crm_assets.enriched import enriched_assets
 from crm_assets.features import features_assets
 from crm_assets.lifecycle import lifecycle_assets
+from crm_assets.outputs import output_assets
 from crm_assets.partitions import monthly_partitions
 from crm_assets.raw import raw_assets
 from crm_assets.reporting import reporting_assets
@@ -14,7 +15,7 @@ from crm_assets.resources import InputFolder, OutputFolder, Warehouse
 from crm_assets.rfmt import rfmt_assets
 from crm_assets.rules import CrmRules
 
-all_assets = [*raw_assets, *enriched_assets, *features_assets, *lifecycle_assets, *rfmt_assets, *reporting_assets]
+all_assets = [*raw_assets, *enriched_assets, *features_assets, *lifecycle_assets, *rfmt_assets, *reporting_assets, *output_assets]
 
 crm_pipeline_job = define_asset_job(
     "crm_pipeline",
