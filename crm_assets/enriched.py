@@ -11,7 +11,8 @@ quantities, orphans and anonymous customers' lines are all kept.
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from crm_assets import rules
-from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, markdown_table, month_window, replace_months
+from crm_assets.quality import WARN, Check, check_results, check_specs
+from crm_assets.partitioned import MonthWindow, WriteResult, add_month_metadata, counts_by_month, markdown_table, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
 from crm_assets.resources import Warehouse
 from crm_assets.rules import CrmRules
@@ -75,6 +76,25 @@ ORDER BY t.partition_month, t.source_file, t.line_number
 """
 
 
+def _orphan_check(name: str, flag: str, id_column: str, description: str) -> Check:
+    return Check(
+        "enriched/transactions", name, WARN, description,
+        f"""
+        SELECT partition_month, count(*), string_agg(DISTINCT {id_column}, ', ')[:200]
+        FROM enriched.transactions WHERE partition_month BETWEEN $start AND $end AND NOT {flag}
+        GROUP BY 1
+        """,
+    )
+
+
+CHECKS = [
+    _orphan_check("orphan_customer_lines", "is_known_customer", "customer_id",
+                  "Lines whose customer_id is not in the customer master: kept, never counted."),
+    _orphan_check("orphan_product_lines", "is_known_product", "product_id",
+                  "Lines whose product_id is not in the product master: kept, never counted."),
+]
+
+
 def build_customers(con, crm_rules: CrmRules) -> None:
     """Replace ``enriched.customers`` from ``raw.customers``, in one transaction."""
     con.execute(ENRICHED_DDL)
@@ -88,10 +108,12 @@ def build_customers(con, crm_rules: CrmRules) -> None:
         raise
 
 
-def build_transactions(con, window: MonthWindow) -> int:
-    """Replace the window's months of ``enriched.transactions``."""
+def build_transactions(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
+    """Replace the window's months of ``enriched.transactions``, with the orphan warnings."""
     con.execute(ENRICHED_DDL)
-    return replace_months(con, "enriched.transactions", "partition_month", window, TRANSACTIONS_SQL, [window.start, window.end])
+    return replace_months(
+        con, "enriched.transactions", "partition_month", window, TRANSACTIONS_SQL, [window.start, window.end], CHECKS, run_id
+    )
 
 
 @asset(
@@ -134,6 +156,7 @@ def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[AssetKey(["raw", "sales_transactions"]), AssetKey(["raw", "products"]), AssetKey(["enriched", "customers"])],
+    check_specs=check_specs(CHECKS),
 )
 def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Every invoice line joined to its product and customer, by invoice month.
@@ -146,7 +169,7 @@ def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> Materi
     """
     window = month_window(context)
     with warehouse.connect() as con:
-        build_transactions(con, window)
+        written = build_transactions(con, window, context.run_id)
         stats = con.execute(
             """
             SELECT strftime(partition_month, '%Y-%m-%d'), count(*),
@@ -167,7 +190,9 @@ def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> Materi
         {"category": (rules.KNOWN_CATEGORIES, by_category)},
         extra={k: dict(zip(names, v[1:])) for k, v in per_month.items()},
     )
-    return MaterializeResult(metadata={"months": window.months, "lines": sum(v[0] for v in per_month.values())})
+    return MaterializeResult(
+        metadata={"months": window.months, "lines": written.rows}, check_results=check_results(written.outcomes)
+    )
 
 
 enriched_assets = [customers, transactions]

@@ -9,4 +9,11 @@ class CrmError(Exception):
 
 
 class InputFileError(CrmError):
-    """An input file that stops the load: missing, unreadable, missing column, duplicate key."""
+    """An input file that stops the load: missing, unreadable, missing column, duplicate key.
+
+    ``check`` names the blocking raw-layer check that failed.
+    """
+
+    def __init__(self, message: str, check: str = "readable_with_required_columns"):
+        super().__init__(message)
+        self.check = check

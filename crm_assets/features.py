@@ -28,8 +28,10 @@ from dagster import (
     multi_asset,
 )
 
-from crm_assets.partitioned import MonthWindow, add_month_metadata, add_months, month_window, replace_months
+from crm_assets import quality
+from crm_assets.partitioned import MonthWindow, WriteResult, add_month_metadata, add_months, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
+from crm_assets.quality import WARN, BlockingCheckError, Check, check_results, check_specs
 from crm_assets.resources import Warehouse
 
 FEATURES_DDL = """
@@ -93,6 +95,45 @@ SELECT partition_month, invoice_month AS activity_month, customer_id, invoice_id
 FROM chained
 WHERE previous_month IS NOT NULL AND partition_month BETWEEN ? AND ?
 """
+
+
+TABLE = "features.customer_features"
+ASSET = "features/customer_features"
+
+CHECKS = [
+    quality.unique_customer_month(ASSET, TABLE),
+    quality.entered_customers_count(ASSET, TABLE),
+    quality.row_rule(ASSET, "windows_monotonic", TABLE, quality.MONOTONIC, "0 <= m1 <= m6 <= m12 <= m13 <= m24 <= m25 <= m_total."),
+    quality.row_rule(
+        ASSET, "null_rules", TABLE,
+        "(tenure_months IS NULL) <> (lines_total = 0) OR (avg_order_size IS NULL) <> (o6 = 0) "
+        "OR (months_since_last_purchase IS NULL) <> (last_consumable_purchase_date IS NULL) "
+        "OR (m_total = 0) <> (lines_total = 0)",
+        "tenure and months since last purchase are NULL exactly when the customer never bought; AOS exactly when o6 = 0.",
+    ),
+    quality.m1_reconciliation(ASSET, TABLE),
+    quality.m_total_never_decreases(ASSET, TABLE),
+    Check(
+        ASSET, "customers_without_entry_date", WARN,
+        "Evaluated customers with no created date and no transaction up to the month: in every month as Prospects.",
+        f"""
+        SELECT report_month, count(*), string_agg(customer_id, ', ')[:200]
+        FROM {TABLE} WHERE report_month BETWEEN $start AND $end AND entry_date IS NULL GROUP BY 1
+        """,
+    ),
+    Check(
+        ASSET, "customers_with_lines_but_no_consumables", WARN,
+        "Evaluated customers with transaction lines up to the month but no qualifying consumable line.",
+        f"""
+        SELECT f.report_month, count(*), string_agg(f.customer_id, ', ')[:200]
+        FROM {TABLE} f
+        WHERE f.report_month BETWEEN $start AND $end AND f.lines_total = 0
+          AND EXISTS (SELECT 1 FROM features.customer_month_activity a
+                      WHERE a.customer_id = f.customer_id AND a.activity_month <= f.report_month)
+        GROUP BY 1
+        """,
+    ),
+]
 
 
 def features_sql(window: MonthWindow) -> tuple[str, list]:
@@ -199,14 +240,14 @@ def build_activity(con, window: MonthWindow) -> tuple[int, int]:
         REPEATED_ORDERS_SQL,
         [window.start, window.end, window.end, window.start, window.end],
     )
-    return activity_rows, repeat_rows
+    return activity_rows.rows, repeat_rows.rows
 
 
-def build_features(con, window: MonthWindow) -> int:
-    """Replace the window's report months of ``features.customer_features``."""
+def build_features(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
+    """Replace the window's report months of ``features.customer_features``, checked."""
     con.execute(FEATURES_DDL)
     sql, params = features_sql(window)
-    return replace_months(con, "features.customer_features", "report_month", window, sql, params)
+    return replace_months(con, TABLE, "report_month", window, sql, params, CHECKS, run_id)
 
 
 @multi_asset(
@@ -249,8 +290,9 @@ def customer_month_activity(context: AssetExecutionContext, warehouse: Warehouse
         AssetKey(["features", "repeated_orders"]),
         AssetKey(["enriched", "customers"]),
     ],
+    check_specs=check_specs(CHECKS),
 )
-def customer_features(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+def customer_features(context: AssetExecutionContext, warehouse: Warehouse):
     """Section 4 of the business rules for every evaluated customer entered by each report month.
 
     Units in the 1/6/12/13/24/25-month windows and in all history, orders in
@@ -259,16 +301,20 @@ def customer_features(context: AssetExecutionContext, warehouse: Warehouse) -> M
     dated after the month never changes it.
     """
     window = month_window(context)
-    with warehouse.connect() as con:
-        build_features(con, window)
-        stats = con.execute(
+    try:
+        with warehouse.connect() as con:
+            written = build_features(con, window, context.run_id)
+            stats = con.execute(
             """
-            SELECT strftime(report_month, '%Y-%m-%d'), count(*), count(*) FILTER (lines_m12 > 0),
-                count(*) FILTER (lines_total = 0), sum(m1)::DOUBLE, sum(m12)::DOUBLE
-            FROM features.customer_features WHERE report_month BETWEEN ? AND ? GROUP BY 1
-            """,
-            [window.start, window.end],
-        ).fetchall()
+                SELECT strftime(report_month, '%Y-%m-%d'), count(*), count(*) FILTER (lines_m12 > 0),
+                    count(*) FILTER (lines_total = 0), sum(m1)::DOUBLE, sum(m12)::DOUBLE
+                FROM features.customer_features WHERE report_month BETWEEN ? AND ? GROUP BY 1
+                """,
+                [window.start, window.end],
+            ).fetchall()
+    except BlockingCheckError as exc:
+        yield from check_results(exc.outcomes)
+        raise exc.failure() from None
     per_month = {row[0]: row[1:] for row in stats}
     add_month_metadata(
         context,
@@ -280,7 +326,9 @@ def customer_features(context: AssetExecutionContext, warehouse: Warehouse) -> M
             for k, v in per_month.items()
         },
     )
-    return MaterializeResult(metadata={"months": window.months, "rows": sum(v[0] for v in per_month.values())})
+    yield MaterializeResult(
+        metadata={"months": window.months, "rows": written.rows}, check_results=check_results(written.outcomes)
+    )
 
 
 features_assets = [customer_month_activity, customer_features]

@@ -9,8 +9,10 @@ that matches wins.
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
-from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, month_window, replace_months
+from crm_assets import quality
+from crm_assets.partitioned import MonthWindow, WriteResult, add_month_metadata, counts_by_month, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
+from crm_assets.quality import BlockingCheckError, check_results, check_specs
 from crm_assets.resources import Warehouse
 from crm_assets.rules import EVENTS, STAGES, STATUSES
 
@@ -45,12 +47,22 @@ ORDER BY report_month, customer_id
 """
 
 TABLE = "lifecycle.customer_lifecycle"
+ASSET = "lifecycle/customer_lifecycle"
+
+CHECKS = [
+    quality.unique_customer_month(ASSET, TABLE),
+    quality.same_row_count(ASSET, TABLE, "features.customer_features", "features.customer_features"),
+    quality.accepted_values(ASSET, TABLE, "activity_status", STATUSES, nullable=False),
+    quality.accepted_values(ASSET, TABLE, "lifecycle_stage", STAGES, nullable=False),
+    quality.accepted_values(ASSET, TABLE, "lifecycle_event", EVENTS, nullable=True),
+    *quality.cross_month_checks(ASSET, TABLE),
+]
 
 
-def build_lifecycle(con, window: MonthWindow) -> int:
-    """Replace the window's report months of ``lifecycle.customer_lifecycle``."""
+def build_lifecycle(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
+    """Replace the window's report months of ``lifecycle.customer_lifecycle``, checked."""
     con.execute(LIFECYCLE_DDL)
-    return replace_months(con, TABLE, "report_month", window, LIFECYCLE_SQL, [window.start, window.end])
+    return replace_months(con, TABLE, "report_month", window, LIFECYCLE_SQL, [window.start, window.end], CHECKS, run_id)
 
 
 @asset(
@@ -60,8 +72,9 @@ def build_lifecycle(con, window: MonthWindow) -> int:
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[AssetKey(["features", "customer_features"])],
+    check_specs=check_specs(CHECKS),
 )
-def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse):
     """Activity status, lifecycle stage and lifecycle event of every evaluated customer, per month.
 
     Active means units in the last 12 months. Events: New (first-ever
@@ -70,11 +83,15 @@ def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse) -> 
     Lost, New (tenure up to 12 months), At Risk (silent 6 months), Active.
     """
     window = month_window(context)
-    with warehouse.connect() as con:
-        total = build_lifecycle(con, window)
-        status = counts_by_month(con, TABLE, "report_month", window, "activity_status")
-        stage = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")
-        event = counts_by_month(con, TABLE, "report_month", window, "lifecycle_event")
+    try:
+        with warehouse.connect() as con:
+            written = build_lifecycle(con, window, context.run_id)
+            status = counts_by_month(con, TABLE, "report_month", window, "activity_status")
+            stage = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")
+            event = counts_by_month(con, TABLE, "report_month", window, "lifecycle_event")
+    except BlockingCheckError as exc:
+        yield from check_results(exc.outcomes)
+        raise exc.failure() from None
     rows = {k: sum(v.values()) for k, v in status.items()}
     add_month_metadata(
         context,
@@ -82,7 +99,9 @@ def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse) -> 
         rows,
         {"status": (STATUSES, status), "stage": (STAGES, stage), "event": (EVENTS, event)},
     )
-    return MaterializeResult(metadata={"months": window.months, "rows": total})
+    yield MaterializeResult(
+        metadata={"months": window.months, "rows": written.rows}, check_results=check_results(written.outcomes)
+    )
 
 
 lifecycle_assets = [customer_lifecycle]

@@ -4,8 +4,8 @@ replacement of those months in one transaction, and per-month metadata.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 
 import duckdb
@@ -37,6 +37,14 @@ def add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+@dataclass
+class WriteResult:
+    """Rows written for the window and the outcomes of the checks evaluated with them."""
+
+    rows: int
+    outcomes: list = field(default_factory=list)
+
+
 def replace_months(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -44,20 +52,25 @@ def replace_months(
     window: MonthWindow,
     select_sql: str,
     params: list | None = None,
-) -> int:
-    """Delete the window's months of ``table`` and insert ``select_sql``, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {table} WHERE {month_column} BETWEEN ? AND ?", [window.start, window.end])
-        con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
-        inserted = con.execute(
-            f"SELECT count(*) FROM {table} WHERE {month_column} BETWEEN ? AND ?", [window.start, window.end]
-        ).fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return inserted
+    checks: Sequence = (),
+    run_id: str = "direct",
+) -> WriteResult:
+    """Delete the window's months of ``table`` and insert ``select_sql``, in one transaction.
+
+    The blocking ``checks`` are evaluated inside that transaction: when one
+    fails, nothing is committed and ``BlockingCheckError`` is raised.
+    """
+    from crm_assets.quality import write_with_checks
+
+    def write(c: duckdb.DuckDBPyConnection) -> None:
+        c.execute(f"DELETE FROM {table} WHERE {month_column} BETWEEN ? AND ?", [window.start, window.end])
+        c.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
+
+    outcomes = write_with_checks(con, write, checks, window.start, window.end, window.keys, run_id)
+    rows = con.execute(
+        f"SELECT count(*) FROM {table} WHERE {month_column} BETWEEN ? AND ?", [window.start, window.end]
+    ).fetchone()[0]
+    return WriteResult(rows, outcomes)
 
 
 def counts_by_month(

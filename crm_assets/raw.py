@@ -25,10 +25,11 @@ from dagster import (
     asset,
 )
 
-from crm_assets import rules
+from crm_assets import quality, rules
 from crm_assets.csv_input import CUSTOMERS, PRODUCTS, TRANSACTIONS, FileSpec, StagedFile, stage_file, tag_for
 from crm_assets.errors import InputFileError
 from crm_assets.partitions import key_to_date, monthly_partitions
+from crm_assets.quality import ERROR, WARN, Check, Outcome, check_results, check_specs
 from crm_assets.resources import InputFolder, Warehouse
 
 CUSTOMERS_FILE = "customers_master.csv"
@@ -100,7 +101,8 @@ def _check_unique_key(con: duckdb.DuckDBPyConnection, staged: StagedFile, key: s
         k, n, lines = dupes[0]
         raise InputFileError(
             f"{staged.path}: duplicate {key} '{k}' ({n} rows, lines {lines}); "
-            f"{len(dupes)} duplicate key(s) in all"
+            f"{len(dupes)} duplicate key(s) in all",
+            check="unique_key",
         )
 
 
@@ -116,7 +118,8 @@ def _check_consumable_unit_size(con: duckdb.DuckDBPyConnection, staged: StagedFi
         product_id, text = bad[0]
         raise InputFileError(
             f"{staged.path}: consumable product '{product_id}' has no positive unit_size "
-            f"(got '{text or ''}'); {len(bad)} such product(s)"
+            f"(got '{text or ''}'); {len(bad)} such product(s)",
+            check="consumables_have_positive_unit_size",
         )
 
 
@@ -233,6 +236,125 @@ def load_transactions(
     return TransactionLoad(staged, rows_loaded, months)
 
 
+def _loader_check(asset_name: str, name: str, description: str) -> Check:
+    return Check(asset_name, name, ERROR, description, None, partitioned=False)
+
+
+def _rejected_rows_check(asset_name: str, kind: str) -> Check:
+    return Check(
+        asset_name, "rejected_rows", WARN,
+        "Lines of the file(s) that could not be loaded; see raw.rejected_rows for the reason of each.",
+        f"""
+        SELECT NULL::DATE, count(*), string_agg(source_file || ':' || line_number || ' ' || reason, '; ')[:300]
+        FROM raw.rejected_rows WHERE file_kind = '{kind}'
+        """,
+        partitioned=False,
+    )
+
+
+READABLE = "Every file is present and readable, with a UTF-8 header holding every required column once."
+PRODUCT_CHECKS = [
+    _loader_check("raw/products", "readable_with_required_columns", READABLE),
+    _loader_check("raw/products", "unique_key", "product_id is unique (after trimming)."),
+    _loader_check("raw/products", "consumables_have_positive_unit_size", "Every consumable has unit_size > 0."),
+    _rejected_rows_check("raw/products", PRODUCTS.kind),
+    Check(
+        "raw/products", "unknown_categories", WARN,
+        "Products whose category is none of consumable, device, accessories, spare_parts (or refill): never counted.",
+        f"""
+        SELECT NULL::DATE, count(*), string_agg(product_id || '=' || coalesce(category, 'NULL'), ', ')[:200]
+        FROM raw.products
+        WHERE {rules.category_sql('category')} IS NULL
+           OR {rules.category_sql('category')} NOT IN ({', '.join(repr(c) for c in rules.KNOWN_CATEGORIES)})
+        """,
+        partitioned=False,
+    ),
+]
+CUSTOMER_CHECKS = [
+    _loader_check("raw/customers", "readable_with_required_columns", READABLE),
+    _loader_check("raw/customers", "unique_key", "customer_id is unique (after trimming)."),
+    _rejected_rows_check("raw/customers", CUSTOMERS.kind),
+    Check(
+        "raw/customers", "invalid_created_date", WARN,
+        "Customers whose created_date is not a valid YYYY-MM-DD date: loaded with no created date.",
+        """
+        SELECT NULL::DATE, count(*), string_agg(customer_id || '=' || created_date_text, ', ')[:200]
+        FROM raw.customers WHERE created_date IS NULL AND nullif(trim(created_date_text), '') IS NOT NULL
+        """,
+        partitioned=False,
+    ),
+]
+TRANSACTION_CHECKS = [
+    _loader_check("raw/sales_transactions", "readable_with_required_columns", READABLE),
+    _rejected_rows_check("raw/sales_transactions", TRANSACTIONS.kind),
+    Check(
+        "raw/sales_transactions", "exact_duplicate_lines", WARN,
+        "Lines identical in every column to another line: loaded, and counted twice.",
+        """
+        SELECT partition_month, sum(n - 1), string_agg(first_line, ', ')[:200] FROM (
+            SELECT partition_month, count(*) AS n, min(source_file || ':' || line_number) AS first_line
+            FROM raw.sales_transactions WHERE partition_month BETWEEN $start AND $end
+            GROUP BY partition_month, invoice_id, customer_id, invoice_date, product_id, quantity, revenue,
+                store_id, extra_columns
+            HAVING count(*) > 1
+        ) GROUP BY 1
+        """,
+    ),
+    Check(
+        "raw/sales_transactions", "future_dated_lines", WARN,
+        "Lines dated after today: loaded, counted from their month on.",
+        """
+        SELECT NULL::DATE, count(*), string_agg(source_file || ':' || line_number || ' ' || invoice_date, ', ')[:200]
+        FROM raw.sales_transactions WHERE invoice_date > current_date
+        """,
+        partitioned=False,
+    ),
+]
+
+
+def loader_outcomes(checks: list[Check], error: InputFileError | None) -> list[Outcome]:
+    """Outcomes of the checks the loader decides in Python: all pass, or the one named by ``error`` fails."""
+    outcomes = []
+    for check in checks:
+        if check.sql is not None:
+            continue
+        failed = error is not None and error.check == check.name
+        outcomes.append(Outcome(check, {None: (1, str(error)) if failed else (0, None)}))
+    return outcomes
+
+
+def checked_load(context, warehouse: Warehouse, checks: list[Check], load, start=None, end=None, keys=()):
+    """Run ``load(con)``; on a blocking input error record the failed check and raise, else evaluate the warnings.
+
+    Returns (load result, outcomes). A generator is not needed: the caller
+    attaches the outcomes to its MaterializeResult, or they travel in the raised Failure.
+    """
+    with warehouse.connect() as con:
+        try:
+            loaded = load(con)
+        except InputFileError as exc:
+            outcomes = loader_outcomes(checks, exc)
+            quality.record(con, context.run_id, outcomes)
+            raise LoadStopped(outcomes, exc) from None
+        outcomes = loader_outcomes(checks, None) + quality.evaluate(con, checks, start, end, keys)
+        quality.record(con, context.run_id, outcomes)
+    return loaded, outcomes
+
+
+class LoadStopped(Exception):
+    """A blocking raw check failed: carries its outcomes and the one-line error."""
+
+    def __init__(self, outcomes: list[Outcome], error: InputFileError):
+        super().__init__(str(error))
+        self.outcomes = outcomes
+        self.error = error
+
+    def failure(self):
+        from dagster import Failure
+
+        return Failure(description=str(self.error), allow_retries=False)
+
+
 def _file_table(files: list[StagedFile]) -> str:
     lines = ["| file | rows read | loaded | rejected | blank lines |", "|---|---:|---:|---:|---:|"]
     for s in files:
@@ -240,8 +362,18 @@ def _file_table(files: list[StagedFile]) -> str:
     return "\n".join(lines)
 
 
-def _master_result(staged: StagedFile) -> MaterializeResult:
+def _load_master_asset(context, warehouse: Warehouse, input_folder: InputFolder, spec: FileSpec, checks: list[Check]):
+    try:
+        staged, outcomes = checked_load(context, warehouse, checks, lambda con: load_master(con, Path(input_folder.path), spec))
+    except LoadStopped as stop:
+        yield from check_results(stop.outcomes)
+        raise stop.failure() from None
+    yield _master_result(staged, outcomes)
+
+
+def _master_result(staged: StagedFile, outcomes: list[Outcome]) -> MaterializeResult:
     return MaterializeResult(
+        check_results=check_results(outcomes),
         metadata={
             "source_file": staged.path.name,
             "rows_read": staged.rows_read,
@@ -252,30 +384,26 @@ def _master_result(staged: StagedFile) -> MaterializeResult:
     )
 
 
-@asset(key_prefix="raw", group_name="raw", compute_kind="duckdb")
-def products(warehouse: Warehouse, input_folder: InputFolder) -> MaterializeResult:
+@asset(key_prefix="raw", group_name="raw", compute_kind="duckdb", check_specs=check_specs(PRODUCT_CHECKS))
+def products(context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder):
     """The product master as loaded: one row per product of ``products_master.csv``.
 
     Point-in-time snapshot, replaced whole. Keeps each row's file and line;
     ``grammage_g`` is read as ``unit_size``. Stops on a duplicate
     ``product_id`` or a consumable without a positive ``unit_size``.
     """
-    with warehouse.connect() as con:
-        staged = load_master(con, Path(input_folder.path), PRODUCTS)
-    return _master_result(staged)
+    yield from _load_master_asset(context, warehouse, input_folder, PRODUCTS, PRODUCT_CHECKS)
 
 
-@asset(key_prefix="raw", group_name="raw", compute_kind="duckdb")
-def customers(warehouse: Warehouse, input_folder: InputFolder) -> MaterializeResult:
+@asset(key_prefix="raw", group_name="raw", compute_kind="duckdb", check_specs=check_specs(CUSTOMER_CHECKS))
+def customers(context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder):
     """The customer master as loaded: one row per customer of ``customers_master.csv``.
 
     Point-in-time snapshot, replaced whole. Ids stay text (``007`` is not
     ``7``); a blank or invalid ``created_date`` loads as NULL with its text
     kept. Stops on a duplicate ``customer_id``.
     """
-    with warehouse.connect() as con:
-        staged = load_master(con, Path(input_folder.path), CUSTOMERS)
-    return _master_result(staged)
+    yield from _load_master_asset(context, warehouse, input_folder, CUSTOMERS, CUSTOMER_CHECKS)
 
 
 @asset(
@@ -284,10 +412,9 @@ def customers(warehouse: Warehouse, input_folder: InputFolder) -> MaterializeRes
     compute_kind="duckdb",
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    check_specs=check_specs(TRANSACTION_CHECKS),
 )
-def sales_transactions(
-    context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder
-) -> MaterializeResult:
+def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder):
     """Invoice lines of every ``sales_transactions_*.csv``, partitioned by invoice month.
 
     One run reads all files once and replaces exactly the rows of its months
@@ -300,12 +427,19 @@ def sales_transactions(
     end_exclusive = window.end.date()
     end = date(end_exclusive.year - (end_exclusive.month == 1), (end_exclusive.month - 2) % 12 + 1, 1)
     keys = monthly_partitions.get_partition_keys(dynamic_partitions_store=context.instance)
-    with warehouse.connect() as con:
-        result = load_transactions(
-            con, Path(input_folder.path), start, end, key_to_date(keys[0]), key_to_date(keys[-1])
+    first, last = key_to_date(keys[0]), key_to_date(keys[-1])
+    try:
+        result, outcomes = checked_load(
+            context, warehouse, TRANSACTION_CHECKS,
+            lambda con: load_transactions(con, Path(input_folder.path), start, end, first, last),
+            start, end, context.partition_keys,
         )
+    except LoadStopped as stop:
+        yield from check_results(stop.outcomes)
+        raise stop.failure() from None
     rejected = sum(s.rows_rejected for s in result.files)
-    return MaterializeResult(
+    yield MaterializeResult(
+        check_results=check_results(outcomes),
         metadata={
             "months": result.months_replaced,
             "rows_loaded": result.rows_loaded,

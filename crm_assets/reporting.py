@@ -11,8 +11,10 @@ import json
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
-from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, month_window, replace_months
+from crm_assets import quality
+from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, month_window
 from crm_assets.partitions import monthly_partitions
+from crm_assets.quality import BlockingCheckError, Outcome, check_results, check_specs, write_with_checks
 from crm_assets.resources import Warehouse
 from crm_assets.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
 
@@ -66,17 +68,53 @@ ORDER BY f.report_month, f.customer_id
 """
 
 TABLE = "reporting.customer_snapshot"
+ASSET = "reporting/customer_snapshot"
+SCORES = ("r_score", "f_score", "m_score", "t_score")
+
+CHECKS = [
+    quality.unique_customer_month(ASSET, TABLE),
+    quality.same_row_count(ASSET, TABLE, "features.customer_features", "features.customer_features"),
+    quality.accepted_values(ASSET, TABLE, "activity_status", STATUSES, nullable=False),
+    quality.accepted_values(ASSET, TABLE, "value_tier", TIERS, nullable=True),
+    quality.accepted_values(ASSET, TABLE, "prev_value_tier", TIERS, nullable=True),
+    quality.accepted_values(ASSET, TABLE, "lifecycle_stage", STAGES, nullable=False),
+    quality.accepted_values(ASSET, TABLE, "lifecycle_event", EVENTS, nullable=True),
+    *(quality.accepted_values(ASSET, TABLE, score, (1, 2, 3, 4, 5), nullable=True) for score in SCORES),
+    quality.row_rule(
+        ASSET, "value_tier_null_exactly_when_not_active", TABLE,
+        "(value_tier IS NULL) <> (activity_status = 'Not Active')",
+        "`value_tier` is NULL exactly when `activity_status` is Not Active.",
+    ),
+    quality.row_rule(
+        ASSET, "tenure_null_exactly_when_never_bought", TABLE,
+        "(tenure_months IS NULL) <> (m_total = 0)",
+        "`tenure_months` is NULL exactly when `m_total` = 0.",
+    ),
+    quality.row_rule(
+        ASSET, "scores_null_exactly_when_not_active", TABLE,
+        " OR ".join(f"(({s} IS NULL) <> (activity_status = 'Not Active'))" for s in SCORES),
+        "r, f, m and t scores are NULL exactly when the customer is Not Active.",
+    ),
+    quality.row_rule(
+        ASSET, "consent_never_null", TABLE, "opt_email IS NULL OR opt_sms IS NULL OR opt_phone IS NULL",
+        "Consent flags are never NULL (no consent = false).",
+    ),
+    quality.row_rule(ASSET, "windows_monotonic", TABLE, quality.MONOTONIC, "0 <= m1 <= m6 <= m12 <= m13 <= m24 <= m25 <= m_total."),
+    quality.m1_reconciliation(ASSET, TABLE),
+    *quality.cross_month_checks(ASSET, TABLE),
+    quality.m_total_never_decreases(ASSET, TABLE),
+]
 
 
-def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str) -> None:
-    """Replace the window's months of the snapshot and log them in the manifest, in one transaction."""
+def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "direct") -> list[Outcome]:
+    """Replace the window's months of the snapshot and log them in the manifest, checked, in one transaction."""
     con.execute(REPORTING_DDL)
     rules_json = json.dumps(crm_rules.as_dict(), sort_keys=True)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
-        con.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [window.start, window.end])
-        con.execute(
+
+    def write(c) -> None:
+        c.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
+        c.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [window.start, window.end])
+        c.execute(
             f"""
             INSERT INTO reporting.snapshot_manifest
             SELECT m.month, ?, current_timestamp::TIMESTAMP, ?, ?::JSON,
@@ -85,10 +123,8 @@ def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str) -
             """,
             [run_id, crm_rules.version(), rules_json, window.start, window.end],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+
+    return write_with_checks(con, write, CHECKS, window.start, window.end, window.keys, run_id)
 
 
 @asset(
@@ -103,8 +139,9 @@ def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str) -
         AssetKey(["rfmt", "customer_rfmt"]),
         AssetKey(["enriched", "customers"]),
     ],
+    check_specs=check_specs(CHECKS),
 )
-def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
+def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
     """The monthly snapshot of every evaluated customer: features, status, tier, stage, event, scores.
 
     One row per customer entered by the month (anonymous customers excluded),
@@ -112,12 +149,16 @@ def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_
     computed is logged in ``reporting.snapshot_manifest`` with the rules used.
     """
     window = month_window(context)
-    with warehouse.connect() as con:
-        build_snapshot(con, window, crm_rules, context.run_id)
-        status = counts_by_month(con, TABLE, "report_month", window, "activity_status")
-        tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
-        stages = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")
-        events = counts_by_month(con, TABLE, "report_month", window, "lifecycle_event")
+    try:
+        with warehouse.connect() as con:
+            outcomes = build_snapshot(con, window, crm_rules, context.run_id)
+            status = counts_by_month(con, TABLE, "report_month", window, "activity_status")
+            tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
+            stages = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")
+            events = counts_by_month(con, TABLE, "report_month", window, "lifecycle_event")
+    except BlockingCheckError as exc:
+        yield from check_results(exc.outcomes)
+        raise exc.failure() from None
     rows = {k: sum(v.values()) for k, v in status.items()}
     add_month_metadata(
         context,
@@ -125,8 +166,9 @@ def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_
         rows,
         {"status": (STATUSES, status), "tier": (TIERS, tiers), "stage": (STAGES, stages), "event": (EVENTS, events)},
     )
-    return MaterializeResult(
-        metadata={"months": window.months, "rows": sum(rows.values()), "rules_version": crm_rules.version()}
+    yield MaterializeResult(
+        metadata={"months": window.months, "rows": sum(rows.values()), "rules_version": crm_rules.version()},
+        check_results=check_results(outcomes),
     )
 
 

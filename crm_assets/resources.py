@@ -7,6 +7,7 @@ connection only for the length of one transaction, readers open read-only.
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,7 +43,10 @@ class Warehouse(ConfigurableResource):
     memory_limit: str = Field(default="", description="DuckDB memory_limit, e.g. '8GB'; blank = DuckDB default")
     threads: int = Field(default=0, description="DuckDB threads; 0 = DuckDB default (all cores)")
     temp_directory: str = Field(default="", description="DuckDB spill folder; blank = <warehouse>.tmp")
-    lock_timeout_seconds: float = Field(default=120.0, description="how long to wait for another writer")
+    lock_timeout_seconds: float = Field(
+        default_factory=lambda: float(os.environ.get("CRM_LOCK_TIMEOUT_SECONDS", "120")),
+        description="how long to wait for another process holding the file (CRM_LOCK_TIMEOUT_SECONDS, default 120)",
+    )
 
     def _config(self, read_only: bool) -> dict:
         config: dict = {}

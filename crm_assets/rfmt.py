@@ -10,8 +10,10 @@ resource.
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
-from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, month_window, replace_months
+from crm_assets import quality
+from crm_assets.partitioned import MonthWindow, WriteResult, add_month_metadata, counts_by_month, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
+from crm_assets.quality import BlockingCheckError, check_results, check_specs
 from crm_assets.resources import Warehouse
 from crm_assets.rules import TIERS, CrmRules, value_tier_sql
 
@@ -24,6 +26,30 @@ CREATE TABLE IF NOT EXISTS rfmt.customer_rfmt (
 );
 """
 TABLE = "rfmt.customer_rfmt"
+ASSET = "rfmt/customer_rfmt"
+WITH_STATUS = (
+    "(SELECT r.*, l.activity_status FROM rfmt.customer_rfmt r "
+    "JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)) AS t"
+)
+SCORES = ("r_score", "f_score", "m_score", "t_score")
+
+CHECKS = [
+    quality.unique_customer_month(ASSET, TABLE),
+    quality.same_row_count(ASSET, TABLE, "features.customer_features", "features.customer_features"),
+    quality.accepted_values(ASSET, TABLE, "value_tier", TIERS, nullable=True),
+    quality.accepted_values(ASSET, TABLE, "prev_value_tier", TIERS, nullable=True),
+    *(quality.accepted_values(ASSET, TABLE, score, (1, 2, 3, 4, 5), nullable=True) for score in SCORES),
+    quality.row_rule(
+        ASSET, "value_tier_null_exactly_when_not_active", WITH_STATUS,
+        "(value_tier IS NULL) <> (activity_status = 'Not Active')",
+        "`value_tier` is NULL exactly when the customer is Not Active.",
+    ),
+    quality.row_rule(
+        ASSET, "scores_null_exactly_when_not_active", WITH_STATUS,
+        " OR ".join(f"(({s} IS NULL) <> (activity_status = 'Not Active'))" for s in SCORES),
+        "r, f, m and t scores are NULL exactly when the customer is Not Active.",
+    ),
+]
 
 
 def _ascending_bins(expr: str, edges: list[int]) -> str:
@@ -66,11 +92,13 @@ def rfmt_sql(rules: CrmRules) -> str:
     """
 
 
-def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules) -> int:
-    """Replace the window's report months of ``rfmt.customer_rfmt``."""
+def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "direct") -> WriteResult:
+    """Replace the window's report months of ``rfmt.customer_rfmt``, checked."""
     crm_rules.validate_values()
     con.execute(RFMT_DDL)
-    return replace_months(con, TABLE, "report_month", window, rfmt_sql(crm_rules), [window.start, window.end])
+    return replace_months(
+        con, TABLE, "report_month", window, rfmt_sql(crm_rules), [window.start, window.end], CHECKS, run_id
+    )
 
 
 @asset(
@@ -80,8 +108,9 @@ def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules) -> int:
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[AssetKey(["features", "customer_features"]), AssetKey(["lifecycle", "customer_lifecycle"])],
+    check_specs=check_specs(CHECKS),
 )
-def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
+def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
     """Value tier (RFMT segment), previous month's tier, and r/f/m/t scores per customer and month.
 
     Tiers for Active customers, first match wins: Passive (silent 6 months),
@@ -92,15 +121,22 @@ def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rule
     the first purchase.
     """
     window = month_window(context)
-    with warehouse.connect() as con:
-        total = build_rfmt(con, window, crm_rules)
-        tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
-        breakdowns = {"tier": (TIERS, tiers)}
-        for score in ("r_score", "f_score", "m_score", "t_score"):
-            breakdowns[score] = (("1", "2", "3", "4", "5"), counts_by_month(con, TABLE, "report_month", window, score))
+    try:
+        with warehouse.connect() as con:
+            written = build_rfmt(con, window, crm_rules, context.run_id)
+            tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
+            breakdowns = {"tier": (TIERS, tiers)}
+            for score in SCORES:
+                breakdowns[score] = (("1", "2", "3", "4", "5"), counts_by_month(con, TABLE, "report_month", window, score))
+    except BlockingCheckError as exc:
+        yield from check_results(exc.outcomes)
+        raise exc.failure() from None
     rows = {k: sum(v.values()) for k, v in tiers.items()}
     add_month_metadata(context, window, rows, breakdowns, extra={k: {"rules_version": crm_rules.version()} for k in window.keys})
-    return MaterializeResult(metadata={"months": window.months, "rows": total, "rules_version": crm_rules.version()})
+    yield MaterializeResult(
+        metadata={"months": window.months, "rows": written.rows, "rules_version": crm_rules.version()},
+        check_results=check_results(written.outcomes),
+    )
 
 
 rfmt_assets = [customer_rfmt]
