@@ -124,10 +124,25 @@ def record(con: duckdb.DuckDBPyConnection, run_id: str, outcomes: Iterable[Outco
     ]
     if not rows:
         return
-    con.execute(QUALITY_DDL)
-    con.executemany(
-        "INSERT INTO quality.check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)", rows
+    import pyarrow as pa
+
+    columns = list(zip(*rows))
+    batch = pa.table(
+        {
+            name: pa.array(values, type=kind)
+            for name, values, kind in zip(
+                ("run_id", "asset_key", "check_name", "partition_key", "severity", "passed", "violations", "sample"),
+                columns,
+                (pa.string(), pa.string(), pa.string(), pa.string(), pa.string(), pa.bool_(), pa.int64(), pa.string()),
+            )
+        }
     )
+    con.execute(QUALITY_DDL)
+    con.register("check_batch", batch)
+    try:
+        con.execute("INSERT INTO quality.check_results SELECT *, current_timestamp::TIMESTAMP FROM check_batch")
+    finally:
+        con.unregister("check_batch")
 
 
 def write_with_checks(
