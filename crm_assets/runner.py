@@ -91,6 +91,14 @@ def _months_not_built(keys: list[str]) -> list[str]:
     return [k for k in keys if k not in built]
 
 
+def _wait_for_warehouse() -> None:
+    """Fail early, in one line, when another process holds the warehouse longer than the lock timeout."""
+    from crm_assets.resources import Warehouse
+
+    with Warehouse().connect():
+        pass
+
+
 def _failure_lines(result) -> list[str]:
     lines = []
     for event in result.all_events:
@@ -112,6 +120,7 @@ def run_pipeline(from_month: str | None, to_month: str | None, verbose: bool = F
     from crm_assets.definitions import build_definitions, crm_pipeline_job
 
     first, last, keys = resolve_months(from_month, to_month, settings.input_dir())
+    _wait_for_warehouse()
     job = build_definitions().resolve_job_def(crm_pipeline_job.name)
     if not verbose:
         logging.getLogger("dagster").setLevel(logging.ERROR)

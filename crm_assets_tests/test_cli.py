@@ -11,7 +11,7 @@ from dagster import AssetKey, DagsterInstance
 
 from crm_assets.cli import main
 
-from .conftest import PRODUCT_HEADER, TX_HEADER, lines, query, write
+from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, query, write
 
 
 def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -87,3 +87,25 @@ def test_help_for_every_command():
     for command in ("generate", "run"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage: crm " + command in result.stdout
+
+
+def test_locked_warehouse_is_one_clear_line(input_dir, warehouse_path):
+    import duckdb
+
+    warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    holder = duckdb.connect(str(warehouse_path))  # another process holding the file read-write
+    try:
+        result = run_cli(
+            "run", "--input", str(input_dir), "--warehouse", str(warehouse_path),
+            env_extra={"CRM_LOCK_TIMEOUT_SECONDS": "1"},
+        )
+    finally:
+        holder.close()
+    one_line_error(result, "warehouse is locked by another process")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_duplicate_key_is_one_clear_line(input_dir, warehouse_path):
+    write(input_dir / "customers_master.csv", lines(CUSTOMER_HEADER, "C1,A,G,X,,,,,,", "C1,B,G,X,,,,,,"))
+    result = run_cli("run", "--input", str(input_dir), "--warehouse", str(warehouse_path))
+    one_line_error(result, "customers_master.csv: duplicate customer_id 'C1' (2 rows, lines 2, 3)")

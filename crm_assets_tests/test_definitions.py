@@ -42,3 +42,20 @@ def test_partition_keys_are_first_of_month():
     keys = monthly_partitions.get_partition_keys()
     assert keys[0] == settings.first_month()
     assert all(k.endswith("-01") and len(k) == 10 for k in keys)
+
+
+def test_every_check_is_documented():
+    from pathlib import Path
+
+    from crm_assets.quality import all_checks
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "data_quality.md").read_text()
+    for check in all_checks():
+        assert f"| `{check.asset}` | `{check.name}` |" in text, check.name
+
+
+def test_every_asset_check_is_declared():
+    from crm_assets.quality import all_checks
+
+    declared = {(("/".join(k.asset_key.path)), k.name) for k in asset_graph().asset_check_keys}
+    assert declared == {(c.asset, c.name) for c in all_checks()}
