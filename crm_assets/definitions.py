@@ -1,28 +1,26 @@
-"""The Dagster code location: every asset, check, job and resource of the project."""
+"""The Dagster code location: every asset, check, job, schedule, sensor and resource of the project.
 
-from __future__ import annotations
+Resources are chosen in one place (``build_resources``) from the environment.
+Runs execute in one process (``in_process_executor``) so that a run holds the
+warehouse's run lock from start to end: runs on one warehouse never overlap.
+"""
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import Definitions, in_process_executor
 
 from crm_assets.enriched import enriched_assets
 from crm_assets.features import features_assets
+from crm_assets.jobs import crm_pipeline_job
 from crm_assets.lifecycle import lifecycle_assets
 from crm_assets.outputs import output_assets
-from crm_assets.partitions import monthly_partitions
 from crm_assets.raw import raw_assets
 from crm_assets.reporting import reporting_assets
 from crm_assets.resources import InputFolder, OutputFolder, Warehouse
 from crm_assets.rfmt import rfmt_assets
 from crm_assets.rules import CrmRules
+from crm_assets.schedules import monthly_refresh
+from crm_assets.sensors import input_files_sensor
 
 all_assets = [*raw_assets, *enriched_assets, *features_assets, *lifecycle_assets, *rfmt_assets, *reporting_assets, *output_assets]
-
-crm_pipeline_job = define_asset_job(
-    "crm_pipeline",
-    selection=AssetSelection.all(),
-    partitions_def=monthly_partitions,
-    description="Every asset, raw files to outputs, for a month or a range of months (one run).",
-)
 
 
 def build_resources() -> dict:
@@ -37,7 +35,14 @@ def build_resources() -> dict:
 
 def build_definitions() -> Definitions:
     """The code location, with resources read from the environment now."""
-    return Definitions(assets=all_assets, jobs=[crm_pipeline_job], resources=build_resources())
+    return Definitions(
+        assets=all_assets,
+        jobs=[crm_pipeline_job],
+        schedules=[monthly_refresh],
+        sensors=[input_files_sensor],
+        resources=build_resources(),
+        executor=in_process_executor,
+    )
 
 
 defs = build_definitions()

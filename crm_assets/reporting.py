@@ -38,7 +38,16 @@ CREATE TABLE IF NOT EXISTS reporting.snapshot_manifest (
     report_month DATE NOT NULL, run_id VARCHAR NOT NULL, computed_at TIMESTAMP NOT NULL,
     rules_version VARCHAR NOT NULL, rules JSON NOT NULL, customers BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reporting.snapshot_changes (
+    report_month DATE NOT NULL, run_id VARCHAR NOT NULL, computed_at TIMESTAMP NOT NULL,
+    previous_customers BIGINT NOT NULL, customers BIGINT NOT NULL,
+    added BIGINT NOT NULL, removed BIGINT NOT NULL,
+    changed_status BIGINT NOT NULL, changed_tier BIGINT NOT NULL, changed_event BIGINT NOT NULL,
+    changed_stage BIGINT NOT NULL, changed_any BIGINT NOT NULL
+);
 """
+
+
 
 SNAPSHOT_COLUMNS = (
     "report_month", "customer_id", "customer_group", "city",
@@ -65,6 +74,26 @@ JOIN rfmt.customer_rfmt r USING (report_month, customer_id)
 LEFT JOIN enriched.customers c USING (customer_id)
 WHERE f.report_month BETWEEN ? AND ?
 ORDER BY f.report_month, f.customer_id
+"""
+
+# Late data made visible: when a month that was already in the snapshot is
+# computed again, count per month how many customers' status, tier, event or
+# stage moved against the previous version (only months that had one).
+CHANGES_SQL = f"""
+INSERT INTO reporting.snapshot_changes
+SELECT report_month, $run_id, current_timestamp::TIMESTAMP,
+    count(o.customer_id), count(n.customer_id),
+    count(*) FILTER (WHERE o.customer_id IS NULL), count(*) FILTER (WHERE n.customer_id IS NULL),
+    count(*) FILTER (WHERE o.activity_status IS DISTINCT FROM n.activity_status AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
+    count(*) FILTER (WHERE o.value_tier IS DISTINCT FROM n.value_tier AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
+    count(*) FILTER (WHERE o.lifecycle_event IS DISTINCT FROM n.lifecycle_event AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
+    count(*) FILTER (WHERE o.lifecycle_stage IS DISTINCT FROM n.lifecycle_stage AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
+    count(*) FILTER (WHERE o.customer_id IS NULL OR n.customer_id IS NULL
+        OR (o.{', o.'.join(SNAPSHOT_COLUMNS)}) IS DISTINCT FROM (n.{', n.'.join(SNAPSHOT_COLUMNS)}))
+FROM (SELECT * FROM {{table}} WHERE report_month BETWEEN $start AND $end) o
+FULL JOIN new_snapshot n USING (report_month, customer_id)
+WHERE report_month IN (SELECT DISTINCT report_month FROM {{table}} WHERE report_month BETWEEN $start AND $end)
+GROUP BY report_month
 """
 
 TABLE = "reporting.customer_snapshot"
@@ -112,8 +141,12 @@ def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = 
     rules_json = json.dumps(crm_rules.as_dict(), sort_keys=True)
 
     def write(c) -> None:
+        c.execute("DROP TABLE IF EXISTS new_snapshot")
+        c.execute(f"CREATE TEMP TABLE new_snapshot AS {SNAPSHOT_SQL}", [window.start, window.end])
+        c.execute(CHANGES_SQL.format(table=TABLE), {"run_id": run_id, "start": window.start, "end": window.end})
         c.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
-        c.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [window.start, window.end])
+        c.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM new_snapshot")
+        c.execute("DROP TABLE new_snapshot")
         c.execute(
             f"""
             INSERT INTO reporting.snapshot_manifest
@@ -125,6 +158,21 @@ def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = 
         )
 
     return write_with_checks(con, write, CHECKS, window.start, window.end, window.keys, run_id)
+
+
+def changes_by_month(con, run_id: str) -> dict[str, dict[str, int]]:
+    """Per recomputed month of this run: customers whose status, tier, event or stage changed."""
+    rows = con.execute(
+        """
+        SELECT strftime(report_month, '%Y-%m-%d'), changed_status, changed_tier, changed_event, changed_stage,
+            changed_any, added, removed
+        FROM reporting.snapshot_changes WHERE run_id = ?
+        """,
+        [run_id],
+    ).fetchall()
+    names = ("changed: status", "changed: tier", "changed: event", "changed: stage", "changed: any column",
+             "changed: added", "changed: removed")
+    return {key: dict(zip(names, values)) for key, *values in rows}
 
 
 @asset(
@@ -156,6 +204,7 @@ def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_
             tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
             stages = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")
             events = counts_by_month(con, TABLE, "report_month", window, "lifecycle_event")
+            changes = changes_by_month(con, run_id=context.run_id)
     except BlockingCheckError as exc:
         yield from check_results(exc.outcomes)
         raise exc.failure() from None
@@ -165,6 +214,7 @@ def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_
         window,
         rows,
         {"status": (STATUSES, status), "tier": (TIERS, tiers), "stage": (STAGES, stages), "event": (EVENTS, events)},
+        extra=changes,
     )
     yield MaterializeResult(
         metadata={"months": window.months, "rows": sum(rows.values()), "rules_version": crm_rules.version()},

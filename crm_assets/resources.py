@@ -15,7 +15,7 @@ from typing import Iterator
 
 import duckdb
 from dagster import ConfigurableResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from crm_assets import settings
 from crm_assets.errors import CrmError
@@ -43,10 +43,24 @@ class Warehouse(ConfigurableResource):
     memory_limit: str = Field(default="", description="DuckDB memory_limit, e.g. '8GB'; blank = DuckDB default")
     threads: int = Field(default=0, description="DuckDB threads; 0 = DuckDB default (all cores)")
     temp_directory: str = Field(default="", description="DuckDB spill folder; blank = <warehouse>.tmp")
+    _run_lock: object = PrivateAttr(default=None)
+    run_lock_timeout_seconds: float = Field(
+        default=3600.0, description="how long a run waits for another run on the same warehouse to finish"
+    )
     lock_timeout_seconds: float = Field(
         default_factory=lambda: float(os.environ.get("CRM_LOCK_TIMEOUT_SECONDS", "120")),
         description="how long to wait for another process holding the file (CRM_LOCK_TIMEOUT_SECONDS, default 120)",
     )
+
+    def setup_for_execution(self, context) -> None:
+        """Serialize runs: a run holds ``<warehouse>.runlock`` from start to end (one writer at a time)."""
+        self._run_lock = RunLock(Path(f"{self.path}.runlock"), self.run_lock_timeout_seconds)
+        self._run_lock.acquire()
+
+    def teardown_after_execution(self, context) -> None:
+        lock = getattr(self, "_run_lock", None)
+        if lock is not None:
+            lock.release()
 
     def _config(self, read_only: bool) -> dict:
         config: dict = {}
@@ -85,6 +99,42 @@ class Warehouse(ConfigurableResource):
             yield con
         finally:
             con.close()
+
+
+class RunLock:
+    """An exclusive advisory lock on a file (``fcntl.flock``), released when the process dies."""
+
+    def __init__(self, path: Path, timeout_seconds: float):
+        self.path = path
+        self.timeout_seconds = timeout_seconds
+        self._handle = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        deadline = time.monotonic() + self.timeout_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise WarehouseLockedError(
+                        f"{self.path}: another run has held the warehouse for {self.timeout_seconds:.0f} s"
+                    ) from None
+                time.sleep(0.2)
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            import fcntl
+
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
 
 
 class InputFolder(ConfigurableResource):

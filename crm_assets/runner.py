@@ -14,8 +14,7 @@ from pathlib import Path
 from crm_assets import settings
 from crm_assets.errors import CrmError
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from crm_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, range_tags  # noqa: F401  (re-exported for tests)
 
 
 @dataclass
@@ -129,7 +128,7 @@ def run_pipeline(from_month: str | None, to_month: str | None, verbose: bool = F
         result = job.execute_in_process(
             instance=instance,
             run_config=run_config,
-            tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
+            tags={**range_tags(first, last), "crm/trigger": "crm run"},
             raise_on_error=False,
         )
     assets = len({e.asset_key for e in result.all_events if e.is_step_materialization})

@@ -38,7 +38,7 @@ def stable(dump: dict) -> dict:
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
-    generate.generate(root / "input")
+    generate.generate(root / "input", customers=800, start="2024-01", end="2025-12")
     started = time.monotonic()
     proc = crm_run(root / "input", root / "clean.duckdb", root / "home_clean")
     out, err = proc.communicate(timeout=600)

@@ -1,0 +1,245 @@
+"""The Power BI star schema: Parquet files under ``<output>/powerbi/``.
+
+| file | grain | |
+|---|---|---|
+| ``fact_customer_month.parquet`` | snapshot row | every column of ``reporting.customer_snapshot``, every month held |
+| ``dim_customer.parquet`` | customer | master attributes; ``email`` / ``mobile_number`` only where consented |
+| ``dim_month.parquet`` | report month | year, quarter, month name, sort keys, ``is_latest`` |
+| ``dim_activity_status.parquet``, ``dim_value_tier.parquet``, ``dim_lifecycle_stage.parquet``, ``dim_lifecycle_event.parquet`` | value | the spec spellings with a ``sort_order`` and a definition |
+
+DuckDB writes every file with ``COPY ... (FORMAT parquet)``: DATE columns
+stay Parquet DATE (not integer timestamps), booleans stay booleans. The files
+go to a new sibling folder which then replaces ``powerbi/`` in one step
+(an atomic exchange of the two folders where the OS has one, else two
+renames a few microseconds apart), so a reader sees the previous complete set
+or the new complete set, never a mix. The asset is unpartitioned: Power BI
+reads one folder holding every month, and any run rewrites all of it from the
+warehouse (docs/powerbi.md).
+"""
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import AssetKey, MaterializeResult, MetadataValue, asset
+
+from crm_assets.errors import CrmError
+from crm_assets.reporting import SNAPSHOT_COLUMNS
+from crm_assets.resources import OutputFolder, Warehouse
+from crm_assets.rules import EVENTS, STAGES, STATUSES, TIERS
+
+POWERBI_FOLDER = "powerbi"
+SNAPSHOT = "reporting.customer_snapshot"
+
+FACT_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} ORDER BY report_month, customer_id"
+
+# Current master attributes of every customer that has a snapshot row. Contact
+# data only where the current consent allows it (email: opt_email; mobile
+# number: opt_sms or opt_phone), as in exports.
+DIM_CUSTOMER_SQL = f"""
+WITH seen AS (
+    SELECT customer_id, min(report_month) AS first_report_month, max(report_month) AS last_report_month
+    FROM {SNAPSHOT} GROUP BY customer_id
+)
+SELECT seen.customer_id, c.customer_name, c.customer_group, c.city, c.created_date,
+    CASE WHEN c.opt_email THEN nullif(c.email, '') END AS email,
+    CASE WHEN c.opt_sms OR c.opt_phone THEN nullif(c.mobile_number, '') END AS mobile_number,
+    coalesce(c.opt_email, false) AS opt_email, coalesce(c.opt_sms, false) AS opt_sms,
+    coalesce(c.opt_phone, false) AS opt_phone,
+    seen.first_report_month, seen.last_report_month
+FROM seen LEFT JOIN enriched.customers c USING (customer_id)
+ORDER BY seen.customer_id
+"""
+
+DIM_MONTH_SQL = f"""
+WITH months AS (SELECT DISTINCT report_month FROM {SNAPSHOT}),
+latest AS (SELECT max(report_month) AS latest FROM months)
+SELECT report_month,
+    year(report_month)::INTEGER AS year,
+    quarter(report_month)::INTEGER AS quarter,
+    'Q' || quarter(report_month) AS quarter_label,
+    strftime(report_month, '%Y') || '-Q' || quarter(report_month) AS year_quarter,
+    month(report_month)::INTEGER AS month_number,
+    strftime(report_month, '%B') AS month_name,
+    strftime(report_month, '%b') AS month_short,
+    strftime(report_month, '%Y-%m') AS year_month,
+    strftime(report_month, '%b %Y') AS month_label,
+    (year(report_month) * 100 + month(report_month))::INTEGER AS year_month_sort,
+    (report_month = latest) AS is_latest,
+    ((year(report_month) - year(latest)) * 12 + month(report_month) - month(latest))::INTEGER AS months_from_latest
+FROM months, latest
+ORDER BY report_month
+"""
+
+DEFINITIONS = {
+    "activity_status": {
+        "Active": "units in the last 12 months (m12 > 0)",
+        "Not Active": "no units in the last 12 months",
+    },
+    "value_tier": {
+        "Diamond": "AMC >= t_high, AOS >= a_high and o6 >= f_high",
+        "Platinum": "AMC >= t_high and o6 >= f_mid",
+        "Gold": "AMC >= t_mid_high",
+        "Silver": "AMC >= t_mid",
+        "Bronze": "AMC > 0",
+        "Passive": "Active but no units in the last 6 months",
+    },
+    "lifecycle_stage": {
+        "Prospect": "never bought a consumable",
+        "New": "first purchase within the last 12 months",
+        "Active": "bought in the last 6 months, past the first year",
+        "At Risk": "past the first year, nothing in the last 6 months",
+        "Lost": "nothing in the last 12 months",
+    },
+    "lifecycle_event": {
+        "New": "first-ever consumable purchase in the month",
+        "Lost": "last purchase just left the 12-month window",
+        "Reactivated": "bought in the month after 12+ silent months",
+    },
+}
+SMALL_DIMENSIONS = {
+    "dim_activity_status": ("activity_status", STATUSES),
+    "dim_value_tier": ("value_tier", TIERS),
+    "dim_lifecycle_stage": ("lifecycle_stage", STAGES),
+    "dim_lifecycle_event": ("lifecycle_event", EVENTS),
+}
+
+
+def _values_sql(column: str, values: tuple[str, ...]) -> str:
+    """A small dimension as a VALUES list of the spec spellings (constants of rules.py, not user input)."""
+    definitions = DEFINITIONS[column]
+    rows = ", ".join(
+        f"('{v}', {i}, '{definitions[v]}')" for i, v in enumerate(values, 1)
+    )
+    return f"SELECT * FROM (VALUES {rows}) AS t({column}, sort_order, definition) ORDER BY sort_order"
+
+
+def table_sql() -> dict[str, str]:
+    """Every file of the star schema (name without ``.parquet``) and the query that fills it."""
+    tables = {"fact_customer_month": FACT_SQL, "dim_customer": DIM_CUSTOMER_SQL, "dim_month": DIM_MONTH_SQL}
+    tables.update({name: _values_sql(column, values) for name, (column, values) in SMALL_DIMENSIONS.items()})
+    return tables
+
+
+@dataclass
+class StarSchema:
+    folder: Path
+    rows: dict[str, int]
+    bytes: int
+    latest_month: object
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0
+
+
+def swap_in(new: Path, target: Path) -> None:
+    """Make ``new`` the folder ``target``; the previous ``target`` (if any) is removed afterwards.
+
+    A reader opening files by path sees the old complete set or the new one.
+    """
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old files
+        return
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(target, old)
+    except PermissionError:
+        raise CrmError(f"{target}: cannot be replaced; close the program that has its files open (Power BI?)") from None
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_star_schema(con, output_dir: str | Path) -> StarSchema:
+    """Write every file of the star schema into ``<output_dir>/powerbi`` atomically."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    target = output_dir / POWERBI_FOLDER
+    staging = output_dir / f".{POWERBI_FOLDER}.new-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    rows: dict[str, int] = {}
+    try:
+        for name, sql in table_sql().items():
+            path = staging / f"{name}.parquet"
+            copied = con.execute(f"COPY ({sql}) TO {_sql_string(str(path))} (FORMAT parquet, COMPRESSION snappy)")
+            rows[name] = copied.fetchone()[0]
+        size = sum(p.stat().st_size for p in staging.iterdir())
+        latest = con.execute(f"SELECT max(report_month) FROM {SNAPSHOT}").fetchone()[0]
+        swap_in(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _remove_leftovers(output_dir)
+    return StarSchema(target, rows, size, latest)
+
+
+def _remove_leftovers(output_dir: Path, older_than_seconds: float = 3600) -> None:
+    """Staging or old folders of refreshes that were killed half-way (older than an hour)."""
+    now = time.time()
+    for path in output_dir.glob(f".{POWERBI_FOLDER}.*"):
+        try:
+            if path.is_dir() and now - path.stat().st_mtime > older_than_seconds:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+@asset(
+    key_prefix="powerbi",
+    group_name="outputs",
+    compute_kind="parquet",
+    deps=[AssetKey(["reporting", "customer_snapshot"]), AssetKey(["enriched", "customers"])],
+)
+def star_schema(warehouse: Warehouse, output_folder: OutputFolder) -> MaterializeResult:
+    """The Power BI star schema: Parquet files of every snapshot month under ``<output>/powerbi/``.
+
+    ``fact_customer_month`` (one row per snapshot row), ``dim_customer``
+    (contact data only where consented), ``dim_month`` (with ``is_latest``)
+    and the small dimensions of status, tier, stage and event with their sort
+    order. Rewritten whole from the warehouse on every run and swapped in
+    atomically, so Power BI never reads half a refresh.
+    """
+    with warehouse.connect(read_only=True) as con:
+        result = write_star_schema(con, output_folder.path)
+    return MaterializeResult(
+        metadata={
+            **{f"rows: {name}": n for name, n in result.rows.items()},
+            "latest month": str(result.latest_month),
+            "bytes": result.bytes,
+            "folder": MetadataValue.path(str(result.folder)),
+        }
+    )
+
+
+powerbi_assets = [star_schema]

@@ -1,0 +1,231 @@
+"""Schedule, sensor, late-data visibility and overlapping runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context, instance_for_test
+
+from crm_assets import generate
+from crm_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
+from crm_assets.partitioned import MonthWindow
+from crm_assets.pipeline import build_all
+from crm_assets.schedules import month_before, monthly_refresh, refresh_range
+from crm_assets.sensors import input_files_sensor
+
+from .conftest import TX_HEADER, lines, table_dump, write
+from .pipeline import write_inputs
+
+SNAPSHOT = AssetKey(["reporting", "customer_snapshot"])
+
+
+def months(first: str, last: str) -> list[str]:
+    out, y, m = [], int(first[:4]), int(first[5:7])
+    while f"{y:04d}-{m:02d}-01" <= last:
+        out.append(f"{y:04d}-{m:02d}-01")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def materialize_months(instance: DagsterInstance, keys: list[str]) -> None:
+    for key in keys:
+        instance.report_runless_asset_event(AssetMaterialization(SNAPSHOT, partition=key))
+
+
+# --- schedule ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "when, expected",
+    [
+        (datetime(2025, 1, 2, 6, 0, tzinfo=timezone.utc), "2024-12-01"),  # January asks for December of the year before
+        (datetime(2025, 7, 2, 6, 0, tzinfo=timezone.utc), "2025-06-01"),
+        (datetime(2024, 3, 2, 6, 0, tzinfo=timezone.utc), "2024-02-01"),
+    ],
+)
+def test_schedule_requests_the_month_that_ended(when, expected):
+    with instance_for_test() as instance:
+        materialize_months(instance, months("2021-01-01", month_before(month_before_date(expected))))
+        context = build_schedule_context(instance=instance, scheduled_execution_time=when)
+        request = monthly_refresh(context)
+    assert isinstance(request, RunRequest)
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (expected, expected)
+
+
+def month_before_date(key: str) -> date:
+    """The first day of ``key``'s month, as a date (the schedule's view of 'today' for month_before)."""
+    return date(int(key[:4]), int(key[5:7]), 1)
+
+
+def test_month_before_crosses_the_year():
+    assert month_before(date(2025, 1, 2)) == "2024-12-01"
+    assert month_before(date(2025, 12, 31)) == "2025-11-01"
+
+
+def test_schedule_fills_a_gap_before_the_newest_month():
+    with instance_for_test() as instance:
+        materialize_months(instance, months("2021-01-01", "2024-09-01"))  # October and November missing
+        context = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2025, 1, 2, 6, tzinfo=timezone.utc))
+        request = monthly_refresh(context)
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2024-10-01", "2024-12-01")
+
+
+def test_refresh_range_with_nothing_built_starts_at_the_data():
+    keys = months("2020-01-01", "2026-10-01")
+    assert refresh_range("2025-12-01", set(), keys, "2021-01-01") == ("2021-01-01", "2025-12-01")
+    assert refresh_range("2025-12-01", set(months("2021-01-01", "2025-11-01")), keys) == ("2025-12-01", "2025-12-01")
+
+
+def test_schedule_skips_a_month_before_the_partitions():
+    with instance_for_test() as instance:
+        context = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2019, 5, 2, 6, tzinfo=timezone.utc))
+        assert isinstance(monthly_refresh(context), SkipReason)
+
+
+# --- sensor ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def landing(tmp_path, monkeypatch):
+    folder = write_inputs(
+        tmp_path / "landing",
+        ["P1,Pods,B,consumable,10"],
+        ["C1,Ann,Loyalty,Paris,2023-01-10,,,1,0,"],
+        {"2023": ["A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-05-20,P1,2,5,S1", "C,C1,2023-09-01,P1,1,1,S1"]},
+    )
+    monkeypatch.setenv("CRM_INPUT_DIR", str(folder))
+    monkeypatch.setenv("CRM_SENSOR_SETTLE_SECONDS", "0")
+    return folder
+
+
+def tick(instance, cursor):
+    context = build_sensor_context(instance=instance, cursor=cursor)
+    result = input_files_sensor(context)
+    return result, context.cursor
+
+
+def span(request) -> tuple[str, str]:
+    assert isinstance(request, RunRequest), request
+    return request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
+
+
+def test_sensor_first_tick_requests_every_month_of_the_data(landing):
+    with instance_for_test() as instance:
+        request, cursor = tick(instance, None)
+    assert span(request) == ("2023-01-01", "2023-09-01")
+    state = json.loads(cursor)["files"]
+    assert {"size", "mtime_ns", "sha256"} <= set(state["sales_transactions_2023.csv"])
+
+
+def test_sensor_unchanged_folder_requests_nothing(landing):
+    with instance_for_test() as instance:
+        _, cursor = tick(instance, None)
+        result, cursor2 = tick(instance, cursor)
+    assert isinstance(result, SkipReason) and "no new or changed" in result.skip_message
+    assert cursor2 == cursor
+
+
+def test_sensor_replaced_file_requests_from_its_earliest_changed_month(landing):
+    with instance_for_test() as instance:
+        materialize_months(instance, months("2023-01-01", "2023-12-01"))
+        _, cursor = tick(instance, None)
+        write(landing / "sales_transactions_2023.csv",
+              lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-05-20,P1,4,5,S1", "C,C1,2023-09-01,P1,1,1,S1"))
+        request, _ = tick(instance, cursor)
+    # May changed; the refresh runs through the newest built month, as one run
+    assert span(request) == ("2023-05-01", "2023-12-01")
+
+
+def test_sensor_new_year_file_requests_from_its_first_month(landing):
+    with instance_for_test() as instance:
+        _, cursor = tick(instance, None)
+        write(landing / "sales_transactions_2024.csv", lines(TX_HEADER, "D,C1,2024-03-01,P1,1,1,S1", "E,C1,2024-04-01,P1,1,1,S1"))
+        request, _ = tick(instance, cursor)
+    assert span(request) == ("2024-03-01", "2024-04-01")
+
+
+def test_sensor_changed_master_requests_every_month(landing):
+    with instance_for_test() as instance:
+        _, cursor = tick(instance, None)
+        write(landing / "customers_master.csv", (landing / "customers_master.csv").read_text().replace("Paris", "Lyon"))
+        request, _ = tick(instance, cursor)
+    assert span(request) == ("2023-01-01", "2023-09-01")
+
+
+def test_sensor_waits_for_a_file_still_being_written(landing, monkeypatch):
+    with instance_for_test() as instance:
+        _, cursor = tick(instance, None)
+        monkeypatch.setenv("CRM_SENSOR_SETTLE_SECONDS", "3600")
+        write(landing / "sales_transactions_2024.csv", lines(TX_HEADER, "D,C1,2024-03-01,P1,1,1,S1"))
+        result, cursor2 = tick(instance, cursor)
+        assert isinstance(result, SkipReason) and "waiting for" in result.skip_message
+        assert cursor2 == cursor  # nothing remembered: the next tick sees the file as new
+        monkeypatch.setenv("CRM_SENSOR_SETTLE_SECONDS", "0")
+        request, _ = tick(instance, cursor2)
+    assert span(request) == ("2024-03-01", "2024-03-01")
+
+
+# --- late data -----------------------------------------------------------------------------------
+
+
+def window(first: str, last: str) -> MonthWindow:
+    keys = months(first, last)
+    return MonthWindow(date.fromisoformat(keys[0]), date.fromisoformat(keys[-1]), tuple(keys))
+
+
+def test_recomputed_month_records_what_changed(landing, tmp_path):
+    con = duckdb.connect()
+    build_all(con, landing, window("2023-01-01", "2023-12-01"), date(2020, 1, 1), date(2026, 10, 1), run_id="first")
+    assert con.execute("SELECT count(*) FROM reporting.snapshot_changes").fetchone() == (0,)  # nothing to compare with
+    # a late line in March: the customer stays Active, but the tier and event of March move
+    write(landing / "sales_transactions_2023.csv",
+          lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "L,C1,2023-03-10,P1,700,1,S1", "B,C1,2023-05-20,P1,2,5,S1", "C,C1,2023-09-01,P1,1,1,S1"))
+    build_all(con, landing, window("2023-03-01", "2023-12-01"), date(2020, 1, 1), date(2026, 10, 1), run_id="late")
+    rows = con.execute(
+        "SELECT strftime(report_month, '%Y-%m'), changed_tier, changed_status, changed_any FROM reporting.snapshot_changes "
+        "WHERE run_id = 'late' ORDER BY 1"
+    ).fetchall()
+    assert [r[0] for r in rows] == [m[:7] for m in months("2023-03-01", "2023-12-01")]
+    march = rows[0]
+    assert march[1] == 1 and march[2] == 0 and march[3] == 1  # Bronze -> Gold in March, still Active
+    assert rows[-1][3] == 1  # m_total moved in every later month
+
+
+# --- one writer at a time --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_overlapping_runs_both_succeed_and_leave_a_clean_warehouse(tmp_path):
+    generate.generate(tmp_path / "input", customers=300, start="2024-01", end="2024-06")
+    env = dict(os.environ, DAGSTER_HOME=str(tmp_path / "home"), CRM_INPUT_DIR=str(tmp_path / "input"))
+    (tmp_path / "home").mkdir()
+
+    def launch(warehouse: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "crm_assets.cli", "run", "--warehouse", str(warehouse)],
+            env=dict(env, CRM_WAREHOUSE=str(warehouse)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    shared = tmp_path / "shared.duckdb"
+    first, second = launch(shared), launch(shared)
+    results = [p.communicate(timeout=900) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, results
+    assert not any("lock" in err.lower() for _, err in results)
+    alone = launch(tmp_path / "alone.duckdb")
+    assert alone.communicate(timeout=900) and alone.returncode == 0
+
+    def stable(path):
+        dump = table_dump(path)
+        for volatile in ("quality.check_results", "reporting.snapshot_manifest", "reporting.snapshot_changes", "reporting.export_audit"):
+            dump.pop(volatile, None)
+        return dump
+
+    assert stable(shared) == stable(tmp_path / "alone.duckdb")
