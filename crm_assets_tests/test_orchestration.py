@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster._core.instance.ref import InstanceRef
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context, instance_for_test
 
 from crm_assets import generate
@@ -229,3 +230,30 @@ def test_two_overlapping_runs_both_succeed_and_leave_a_clean_warehouse(tmp_path)
         return dump
 
     assert stable(shared) == stable(tmp_path / "alone.duckdb")
+
+
+MONTHLY_CORE = (
+    "raw/sales_transactions,enriched/transactions,features/customer_month_activity,features/repeated_orders,"
+    "features/customer_features,lifecycle/customer_lifecycle,rfmt/customer_rfmt,reporting/customer_snapshot"
+)
+
+
+@pytest.mark.slow
+def test_dagster_cli_partition_range_is_one_run(tmp_path):
+    generate.generate(tmp_path / "input", customers=100, start="2025-01", end="2025-03")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, DAGSTER_HOME=str(home), CRM_INPUT_DIR=str(tmp_path / "input"),
+               CRM_WAREHOUSE=str(tmp_path / "w.duckdb"), CRM_OUTPUT_DIR=str(tmp_path / "out"))
+    dagster = Path(sys.executable).parent / "dagster"
+    for selection, extra in (("raw/products,raw/customers,enriched/customers", []),
+                             (MONTHLY_CORE, ["--partition-range", "2025-01-01...2025-03-01"])):
+        done = subprocess.run([str(dagster), "asset", "materialize", "-m", "crm_assets.definitions", "--select", selection, *extra],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        records = instance.get_run_records()
+        assert len(records) == 2
+        ranged = [r for r in records if r.dagster_run.tags.get(RANGE_START_TAG)]
+        assert len(ranged) == 1 and ranged[0].dagster_run.is_success
+        assert instance.get_materialized_partitions(SNAPSHOT) == {"2025-01-01", "2025-02-01", "2025-03-01"}
