@@ -19,7 +19,7 @@ from .conftest import table_dump
 pytestmark = pytest.mark.slow
 
 # Columns and tables that record when and by which run, not what.
-VOLATILE_TABLES = ("quality.check_results", "reporting.snapshot_manifest")
+VOLATILE_TABLES = ("quality.check_results", "reporting.snapshot_manifest", "reporting.snapshot_changes", "reporting.export_audit")
 
 
 def crm_run(input_dir: Path, warehouse: Path, home: Path) -> subprocess.Popen:
