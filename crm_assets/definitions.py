@@ -7,6 +7,8 @@ warehouse's run lock from start to end: runs on one warehouse never overlap.
 
 from dagster import Definitions, in_process_executor
 
+import crm_assets.instance  # noqa: F401  (SQLite tuning of the run history, see instance.py)
+
 from crm_assets.enriched import enriched_assets
 from crm_assets.features import features_assets
 from crm_assets.jobs import crm_pipeline_job
