@@ -58,6 +58,11 @@ def dagster_services(tmp_path_factory):
         os.environ, DAGSTER_HOME=str(home), CRM_INPUT_DIR=str(root / "input"),
         CRM_WAREHOUSE=str(root / "warehouse" / "crm.duckdb"), CRM_OUTPUT_DIR=str(root / "output"),
     )
+    # create the instance's SQLite storage once, before two processes race to create it
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
     port = free_port()
     logs = {name: open(root / f"{name}.log", "w") for name in ("webserver", "daemon")}
     processes = [
