@@ -10,7 +10,7 @@ that matches wins.
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets import quality
-from crm_assets.partitioned import MonthWindow, WriteResult, add_month_metadata, counts_by_month, month_window, replace_months
+from crm_assets.partitioned import MonthWindow, WriteResult, breakdown_metadata, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
 from crm_assets.quality import BlockingCheckError, check_results, check_specs
 from crm_assets.resources import Warehouse
@@ -52,9 +52,7 @@ ASSET = "lifecycle/customer_lifecycle"
 CHECKS = [
     quality.unique_customer_month(ASSET, TABLE),
     quality.same_row_count(ASSET, TABLE, "features.customer_features", "features.customer_features"),
-    quality.accepted_values(ASSET, TABLE, "activity_status", STATUSES, nullable=False),
-    quality.accepted_values(ASSET, TABLE, "lifecycle_stage", STAGES, nullable=False),
-    quality.accepted_values(ASSET, TABLE, "lifecycle_event", EVENTS, nullable=True),
+    *quality.lifecycle_value_checks(ASSET, TABLE),
     *quality.cross_month_checks(ASSET, TABLE),
 ]
 
@@ -86,19 +84,13 @@ def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse):
     try:
         with warehouse.connect() as con:
             written = build_lifecycle(con, window, context.run_id)
-            status = counts_by_month(con, TABLE, "report_month", window, "activity_status")
-            stage = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")
-            event = counts_by_month(con, TABLE, "report_month", window, "lifecycle_event")
+            breakdown_metadata(
+                context, con, TABLE, window,
+                {"status": (STATUSES, "activity_status"), "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
+            )
     except BlockingCheckError as exc:
         yield from check_results(exc.outcomes)
         raise exc.failure() from None
-    rows = {k: sum(v.values()) for k, v in status.items()}
-    add_month_metadata(
-        context,
-        window,
-        rows,
-        {"status": (STATUSES, status), "stage": (STAGES, stage), "event": (EVENTS, event)},
-    )
     yield MaterializeResult(
         metadata={"months": window.months, "rows": written.rows}, check_results=check_results(written.outcomes)
     )

@@ -90,6 +90,25 @@ def counts_by_month(
     return result
 
 
+def breakdown_metadata(
+    context: AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    window: MonthWindow,
+    breakdowns: Mapping[str, tuple[tuple[str, ...], str]],
+    extra: Mapping[str, Mapping[str, float | int]] | None = None,
+    month_column: str = "report_month",
+) -> None:
+    """Per-month counts of each ``label: (values, column)`` of ``table``, attached to each partition."""
+    counted = {
+        label: (values, counts_by_month(con, table, month_column, window, column))
+        for label, (values, column) in breakdowns.items()
+    }
+    first = next(iter(counted.values()))[1]
+    rows = {key: sum(values.values()) for key, values in first.items()}
+    add_month_metadata(context, window, rows, counted, extra)
+
+
 def markdown_table(header: Iterable[str], rows: Iterable[Iterable]) -> str:
     header = list(header)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -338,6 +338,38 @@ def m_total_never_decreases(asset: str, table: str) -> Check:
     )
 
 
+def lifecycle_value_checks(asset: str, table: str) -> list[Check]:
+    """Accepted values of activity status, lifecycle stage and lifecycle event."""
+    from crm_assets.rules import EVENTS, STAGES, STATUSES
+
+    return [
+        accepted_values(asset, table, "activity_status", STATUSES, nullable=False),
+        accepted_values(asset, table, "lifecycle_stage", STAGES, nullable=False),
+        accepted_values(asset, table, "lifecycle_event", EVENTS, nullable=True),
+    ]
+
+
+def rfmt_value_checks(asset: str, table: str, with_status: str) -> list[Check]:
+    """Accepted tier and score values, and their NULL rules (``with_status`` adds activity_status to ``table``)."""
+    from crm_assets.rules import SCORE_VALUES, SCORES, TIERS
+
+    return [
+        accepted_values(asset, table, "value_tier", TIERS, nullable=True),
+        accepted_values(asset, table, "prev_value_tier", TIERS, nullable=True),
+        *(accepted_values(asset, table, score, SCORE_VALUES, nullable=True) for score in SCORES),
+        row_rule(
+            asset, "value_tier_null_exactly_when_not_active", with_status,
+            "(value_tier IS NULL) <> (activity_status = 'Not Active')",
+            "`value_tier` is NULL exactly when the customer is Not Active.",
+        ),
+        row_rule(
+            asset, "scores_null_exactly_when_not_active", with_status,
+            " OR ".join(f"(({s} IS NULL) <> (activity_status = 'Not Active'))" for s in SCORES),
+            "r, f, m and t scores are NULL exactly when the customer is Not Active.",
+        ),
+    ]
+
+
 def describe(checks: Iterable[Check]) -> list[tuple[str, str, str, str]]:
     """(asset, check, severity, description) of each check, for docs and tests."""
     return [(c.asset, c.name, c.severity, c.description) for c in checks]

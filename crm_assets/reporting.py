@@ -12,7 +12,7 @@ import json
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets import quality
-from crm_assets.partitioned import MonthWindow, add_month_metadata, counts_by_month, month_window
+from crm_assets.partitioned import MonthWindow, breakdown_metadata, month_window
 from crm_assets.partitions import monthly_partitions
 from crm_assets.quality import BlockingCheckError, Outcome, check_results, check_specs, write_with_checks
 from crm_assets.resources import Warehouse
@@ -98,31 +98,15 @@ GROUP BY report_month
 
 TABLE = "reporting.customer_snapshot"
 ASSET = "reporting/customer_snapshot"
-SCORES = ("r_score", "f_score", "m_score", "t_score")
-
 CHECKS = [
     quality.unique_customer_month(ASSET, TABLE),
     quality.same_row_count(ASSET, TABLE, "features.customer_features", "features.customer_features"),
-    quality.accepted_values(ASSET, TABLE, "activity_status", STATUSES, nullable=False),
-    quality.accepted_values(ASSET, TABLE, "value_tier", TIERS, nullable=True),
-    quality.accepted_values(ASSET, TABLE, "prev_value_tier", TIERS, nullable=True),
-    quality.accepted_values(ASSET, TABLE, "lifecycle_stage", STAGES, nullable=False),
-    quality.accepted_values(ASSET, TABLE, "lifecycle_event", EVENTS, nullable=True),
-    *(quality.accepted_values(ASSET, TABLE, score, (1, 2, 3, 4, 5), nullable=True) for score in SCORES),
-    quality.row_rule(
-        ASSET, "value_tier_null_exactly_when_not_active", TABLE,
-        "(value_tier IS NULL) <> (activity_status = 'Not Active')",
-        "`value_tier` is NULL exactly when `activity_status` is Not Active.",
-    ),
+    *quality.lifecycle_value_checks(ASSET, TABLE),
+    *quality.rfmt_value_checks(ASSET, TABLE, TABLE),
     quality.row_rule(
         ASSET, "tenure_null_exactly_when_never_bought", TABLE,
         "(tenure_months IS NULL) <> (m_total = 0)",
         "`tenure_months` is NULL exactly when `m_total` = 0.",
-    ),
-    quality.row_rule(
-        ASSET, "scores_null_exactly_when_not_active", TABLE,
-        " OR ".join(f"(({s} IS NULL) <> (activity_status = 'Not Active'))" for s in SCORES),
-        "r, f, m and t scores are NULL exactly when the customer is Not Active.",
     ),
     quality.row_rule(
         ASSET, "consent_never_null", TABLE, "opt_email IS NULL OR opt_sms IS NULL OR opt_phone IS NULL",
@@ -200,24 +184,17 @@ def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_
     try:
         with warehouse.connect() as con:
             outcomes = build_snapshot(con, window, crm_rules, context.run_id)
-            status = counts_by_month(con, TABLE, "report_month", window, "activity_status")
-            tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
-            stages = counts_by_month(con, TABLE, "report_month", window, "lifecycle_stage")
-            events = counts_by_month(con, TABLE, "report_month", window, "lifecycle_event")
-            changes = changes_by_month(con, run_id=context.run_id)
+            breakdown_metadata(
+                context, con, TABLE, window,
+                {"status": (STATUSES, "activity_status"), "tier": (TIERS, "value_tier"),
+                 "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
+                extra=changes_by_month(con, run_id=context.run_id),
+            )
     except BlockingCheckError as exc:
         yield from check_results(exc.outcomes)
         raise exc.failure() from None
-    rows = {k: sum(v.values()) for k, v in status.items()}
-    add_month_metadata(
-        context,
-        window,
-        rows,
-        {"status": (STATUSES, status), "tier": (TIERS, tiers), "stage": (STAGES, stages), "event": (EVENTS, events)},
-        extra=changes,
-    )
     yield MaterializeResult(
-        metadata={"months": window.months, "rows": sum(rows.values()), "rules_version": crm_rules.version()},
+        metadata={"months": window.months, "rules_version": crm_rules.version()},
         check_results=check_results(outcomes),
     )
 

@@ -11,11 +11,11 @@ resource.
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets import quality
-from crm_assets.partitioned import MonthWindow, WriteResult, add_month_metadata, counts_by_month, month_window, replace_months
+from crm_assets.partitioned import MonthWindow, WriteResult, breakdown_metadata, month_window, replace_months
 from crm_assets.partitions import monthly_partitions
 from crm_assets.quality import BlockingCheckError, check_results, check_specs
 from crm_assets.resources import Warehouse
-from crm_assets.rules import TIERS, CrmRules, value_tier_sql
+from crm_assets.rules import SCORE_VALUES, SCORES, TIERS, CrmRules, value_tier_sql
 
 RFMT_DDL = """
 CREATE SCHEMA IF NOT EXISTS rfmt;
@@ -31,24 +31,10 @@ WITH_STATUS = (
     "(SELECT r.*, l.activity_status FROM rfmt.customer_rfmt r "
     "JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)) AS t"
 )
-SCORES = ("r_score", "f_score", "m_score", "t_score")
-
 CHECKS = [
     quality.unique_customer_month(ASSET, TABLE),
     quality.same_row_count(ASSET, TABLE, "features.customer_features", "features.customer_features"),
-    quality.accepted_values(ASSET, TABLE, "value_tier", TIERS, nullable=True),
-    quality.accepted_values(ASSET, TABLE, "prev_value_tier", TIERS, nullable=True),
-    *(quality.accepted_values(ASSET, TABLE, score, (1, 2, 3, 4, 5), nullable=True) for score in SCORES),
-    quality.row_rule(
-        ASSET, "value_tier_null_exactly_when_not_active", WITH_STATUS,
-        "(value_tier IS NULL) <> (activity_status = 'Not Active')",
-        "`value_tier` is NULL exactly when the customer is Not Active.",
-    ),
-    quality.row_rule(
-        ASSET, "scores_null_exactly_when_not_active", WITH_STATUS,
-        " OR ".join(f"(({s} IS NULL) <> (activity_status = 'Not Active'))" for s in SCORES),
-        "r, f, m and t scores are NULL exactly when the customer is Not Active.",
-    ),
+    *quality.rfmt_value_checks(ASSET, TABLE, WITH_STATUS),
 ]
 
 
@@ -124,15 +110,14 @@ def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rule
     try:
         with warehouse.connect() as con:
             written = build_rfmt(con, window, crm_rules, context.run_id)
-            tiers = counts_by_month(con, TABLE, "report_month", window, "value_tier")
-            breakdowns = {"tier": (TIERS, tiers)}
-            for score in SCORES:
-                breakdowns[score] = (("1", "2", "3", "4", "5"), counts_by_month(con, TABLE, "report_month", window, score))
+            breakdown_metadata(
+                context, con, TABLE, window,
+                {"tier": (TIERS, "value_tier"), **{score: (tuple(map(str, SCORE_VALUES)), score) for score in SCORES}},
+                extra={k: {"rules_version": crm_rules.version()} for k in window.keys},
+            )
     except BlockingCheckError as exc:
         yield from check_results(exc.outcomes)
         raise exc.failure() from None
-    rows = {k: sum(v.values()) for k, v in tiers.items()}
-    add_month_metadata(context, window, rows, breakdowns, extra={k: {"rules_version": crm_rules.version()} for k in window.keys})
     yield MaterializeResult(
         metadata={"months": window.months, "rows": written.rows, "rules_version": crm_rules.version()},
         check_results=check_results(written.outcomes),

@@ -23,6 +23,8 @@ TIERS = ("Diamond", "Platinum", "Gold", "Silver", "Bronze", "Passive")
 STATUSES = ("Active", "Not Active")
 STAGES = ("Prospect", "New", "Active", "At Risk", "Lost")
 EVENTS = ("New", "Lost", "Reactivated")
+SCORES = ("r_score", "f_score", "m_score", "t_score")
+SCORE_VALUES = (1, 2, 3, 4, 5)
 
 
 class CrmRules(ConfigurableResource):

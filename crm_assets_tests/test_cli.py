@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance
 
 from crm_assets.cli import main
 
-from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, query, write
+from .conftest import CUSTOMER_HEADER, TX_HEADER, lines, query, write
 
 
 def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

@@ -4,7 +4,7 @@ downstream assets and leave the warehouse in its last good state."""
 from __future__ import annotations
 
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
+from dagster import DagsterEventType, DagsterInstance, materialize
 
 from crm_assets import lifecycle
 from crm_assets.definitions import all_assets
