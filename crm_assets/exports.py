@@ -29,7 +29,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -211,7 +211,7 @@ def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: di
 
     from crm_assets.workbook import Sheet, stream_rows, text_widths, write_customer_list
 
-    total = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+    total = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
     widths = text_widths(con, sql, params, EXPORT_COLUMNS)
     wb = Workbook(write_only=True)
     cursor = con.cursor()
@@ -274,7 +274,6 @@ def export_customers(
     if unknown:
         raise CrmError(f"unknown filter {sorted(unknown)[0]}; filters: {', '.join(FILTER_COLUMNS)}")
     channels = resolve("consent", list(consent or []), CHANNELS)
-    out.parent.mkdir(parents=True, exist_ok=True)
     resolved: dict[str, list[str]] = {}
     with warehouse.connect(read_only=True) as con:
         require_month(con, month)
@@ -283,9 +282,10 @@ def export_customers(
             if raw:
                 resolved[name] = resolve(name, raw, valid_values(con, name, month), month)
         sql, params = export_query(month, resolved, channels)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}", dir=out.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # a hidden name next to the target (same file system: the final move is atomic), created
+        # with the usual permissions (not mkstemp's owner-only ones)
+        tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.tmp{out.suffix}")
         try:
             if file_format == "csv":
                 rows = _write_csv(con, sql, params, tmp)

@@ -35,6 +35,10 @@ from crm_assets.resources import OutputFolder, Warehouse
 from crm_assets.rules import EVENTS, STAGES, STATUSES, TIERS
 
 POWERBI_FOLDER = "powerbi"
+# A replaced set stays (hidden, next to the folder) this long for readers still reading it.
+RETIRED_GRACE_SECONDS = 600.0
+# A staging folder untouched this long belongs to a refresh that was killed.
+STAGING_MAX_SECONDS = 3600.0
 SNAPSHOT = "reporting.customer_snapshot"
 
 FACT_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} ORDER BY report_month, customer_id"
@@ -157,28 +161,31 @@ def _exchange(a: Path, b: Path) -> bool:
     return result == 0
 
 
-def swap_in(new: Path, target: Path) -> None:
-    """Make ``new`` the folder ``target``; the previous ``target`` (if any) is removed afterwards.
+def swap_in(new: Path, target: Path) -> Path | None:
+    """Make the folder ``new`` the folder ``target``; return where the previous set went (None if none).
 
-    A reader opening files by path sees the old complete set or the new one.
+    With an atomic exchange the path ``target`` always holds a complete set;
+    otherwise it is missing for the instant between two renames. The previous
+    set is only moved aside (``.powerbi.old-<time>-<id>``), not deleted: a
+    reader in the middle of reading it keeps reading a complete set.
     """
     if not target.exists():
         os.rename(new, target)
-        return
+        return None
+    retired = target.with_name(f".{target.name}.old-{int(time.time())}-{uuid.uuid4().hex[:8]}")
     if _exchange(new, target):
-        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old files
-        return
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(new, retired)  # ``new`` now holds the previous set
+        return retired
     try:
-        os.rename(target, old)
+        os.rename(target, retired)
     except PermissionError:
         raise CrmError(f"{target}: cannot be replaced; close the program that has its files open (Power BI?)") from None
     try:
         os.rename(new, target)
     except BaseException:
-        os.rename(old, target)
+        os.rename(retired, target)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    return retired
 
 
 def write_star_schema(con, output_dir: str | Path) -> StarSchema:
@@ -193,26 +200,39 @@ def write_star_schema(con, output_dir: str | Path) -> StarSchema:
         for name, sql in table_sql().items():
             path = staging / f"{name}.parquet"
             copied = con.execute(f"COPY ({sql}) TO {_sql_string(str(path))} (FORMAT parquet, COMPRESSION snappy)")
-            rows[name] = copied.fetchone()[0]
+            rows[name] = copied.fetchall()[0][0]
         size = sum(p.stat().st_size for p in staging.iterdir())
-        latest = con.execute(f"SELECT max(report_month) FROM {SNAPSHOT}").fetchone()[0]
+        latest = con.execute(f"SELECT max(report_month) FROM {SNAPSHOT}").fetchall()[0][0]
         swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _remove_leftovers(output_dir)
+    remove_retired(output_dir)
     return StarSchema(target, rows, size, latest)
 
 
-def _remove_leftovers(output_dir: Path, older_than_seconds: float = 3600) -> None:
-    """Staging or old folders of refreshes that were killed half-way (older than an hour)."""
+def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None:
+    """Delete previous sets retired more than ``grace_seconds`` ago, and staging folders of killed refreshes.
+
+    A previous set stays ``RETIRED_GRACE_SECONDS`` for readers that were in
+    the middle of reading it; a file still open (Windows) is left for the next
+    refresh.
+    """
+    grace = RETIRED_GRACE_SECONDS if grace_seconds is None else grace_seconds
     now = time.time()
     for path in output_dir.glob(f".{POWERBI_FOLDER}.*"):
+        kind, _, rest = path.name[len(POWERBI_FOLDER) + 2:].partition("-")
         try:
-            if path.is_dir() and now - path.stat().st_mtime > older_than_seconds:
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            pass
+            if kind == "old":  # .powerbi.old-<retired at>-<id>
+                expired = now - float(rest.split("-", 1)[0]) >= grace
+            elif kind == "new":  # .powerbi.new-<id>, being written or left by a killed refresh
+                expired = now - path.stat().st_mtime >= STAGING_MAX_SECONDS
+            else:
+                continue
+        except (ValueError, OSError):
+            continue
+        if expired and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @asset(

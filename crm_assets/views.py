@@ -150,11 +150,10 @@ ORDER BY ALL
 
 @dataclass(frozen=True)
 class View:
-    """One reporting view: its table, the SELECT that fills a window of months, its upstream tables."""
+    """One reporting view: its table and the SELECT that fills a window of months (parameters: first, last month)."""
 
     name: str
     select_sql: str
-    reads: tuple[str, ...]
     count_column: str  # summed per month for the "rows" metadata
 
     @property
@@ -165,11 +164,11 @@ class View:
 VIEWS = {
     v.name: v
     for v in (
-        View("segment_summary", SEGMENT_SUMMARY_SQL, (SNAPSHOT,), "customers"),
-        View("tier_migration", TIER_MIGRATION_SQL, (SNAPSHOT,), "customers"),
-        View("cohort_retention", COHORT_RETENTION_SQL, (SNAPSHOT,), "cohort_size"),
-        View("contactable_customers", CONTACTABLE_SQL, (SNAPSHOT, "enriched.customers"), "contactable"),
-        View("device_attach", DEVICE_ATTACH_SQL, (SNAPSHOT,), "device_owners"),
+        View("segment_summary", SEGMENT_SUMMARY_SQL, "customers"),
+        View("tier_migration", TIER_MIGRATION_SQL, "customers"),
+        View("cohort_retention", COHORT_RETENTION_SQL, "cohort_size"),
+        View("contactable_customers", CONTACTABLE_SQL, "contactable"),
+        View("device_attach", DEVICE_ATTACH_SQL, "device_owners"),
     )
 }
 

@@ -16,12 +16,14 @@ Definitions sheet states how the list was split. No row is ever dropped.
 """
 
 import math
+import multiprocessing
 import os
-import tempfile
+import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
 from pathlib import Path
 
@@ -51,6 +53,10 @@ from crm_assets.views import NO_TIER, VIEW_ASSET_KEYS, VIEWS
 EXCEL_MAX_ROWS = 1_048_576
 # Rows fetched from DuckDB per round trip while streaming a list into a sheet.
 FETCH_BATCH = 10_000
+# A run of several months builds its workbooks in up to this many processes
+# (at most one per CPU) once its months hold PARALLEL_MIN_ROWS snapshot rows.
+MAX_WORKBOOK_PROCESSES = 8
+PARALLEL_MIN_ROWS = 50_000
 REPORTS_FOLDER = "reports"
 CUSTOMERS_SHEET = "Customers"
 
@@ -125,6 +131,7 @@ LIST_COLUMNS: dict[str, tuple[str | None, float, str]] = {
 STYLED_LIST_FORMATS = {DECIMAL, DATE, "yyyy-mm"}
 
 SNAPSHOT = "reporting.customer_snapshot"
+MANIFEST = "reporting.snapshot_manifest"
 
 
 @dataclass
@@ -326,7 +333,7 @@ def text_widths(con, source_sql: str, params: list, columns: Sequence[str]) -> d
     if not text:
         return {}
     expr = ", ".join(f"coalesce(max(length({c})), 0)" for c in text)
-    values = con.execute(f"SELECT {expr} FROM ({source_sql})", params).fetchone()
+    values = con.execute(f"SELECT {expr} FROM ({source_sql})", params).fetchall()[0]
     return dict(zip(text, (int(v) for v in values)))
 
 
@@ -387,6 +394,10 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
     cur = con.execute(KPI_SQL, [month, prev, year_ago])
     names = [d[0] for d in cur.description]
     by_month = {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+    held = set(held_months(con))
+    for m in (month, prev, year_ago):
+        if m in held and m not in by_month:  # computed, without any customer: counts are 0, ratios undefined
+            by_month[m] = {key: (0 if fmt in (COUNT, UNITS) else None) for key, _, fmt, _ in KPIS}
     s = Sheet(wb, "KPIs", [38, 14, 16, 12, 10, 16, 12, 10], freeze="B5")
     s.title(f"CRM summary {month:%B %Y}", "Key figures of the month against the previous month (M-1) and the same month a year earlier (M-12).")
     s.header(["KPI", f"{month:%b %Y}", f"{prev:%b %Y} (M-1)", "Change", "Change %", f"{year_ago:%b %Y} (M-12)", "Change", "Change %"])
@@ -579,7 +590,7 @@ def _migration_sheet(wb: Workbook, con, month: date) -> None:
         "SELECT from_tier, to_tier, customers FROM reporting.tier_migration WHERE report_month = ?", [month]).fetchall()}
     order = (*TIERS, NO_TIER)
     prev = add_months(month, -1)
-    s = Sheet(wb, "Migration", [26] + [11] * (len(order) + 1))
+    s = Sheet(wb, "Migration", [14] + [11] * (len(order) + 1))
     s.title(f"Value tier migration {prev:%b %Y} -> {month:%b %Y}",
             f"Rows: tier in {prev:%b %Y} (M-1); columns: tier in {month:%b %Y} (M). {NO_TIER} = Not Active, or not yet entered in M-1.")
     header = s.header([f"M-1 \\ M", *order, "Total M-1"])
@@ -688,29 +699,38 @@ def _definitions_sheet(wb: Workbook, month: date, customers: ListResult, columns
 # --------------------------------------------------------------------------- the builder
 
 
-def snapshot_months(con) -> list[date]:
-    return [m for (m,) in con.execute(f"SELECT DISTINCT report_month FROM {SNAPSHOT} ORDER BY 1").fetchall()]
+def _tables(con) -> set[str]:
+    return {f"{s}.{t}" for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+
+
+def held_months(con) -> list[date]:
+    """The report months computed in the warehouse: those of the manifest (a month may have no customer) and the snapshot."""
+    sql = f"SELECT DISTINCT report_month FROM {SNAPSHOT}"
+    if MANIFEST in _tables(con):
+        sql += f" UNION SELECT DISTINCT report_month FROM {MANIFEST}"
+    return [m for (m,) in con.execute(f"SELECT * FROM ({sql}) ORDER BY 1").fetchall()]
 
 
 def require_month(con, month: date) -> int:
-    """The month's snapshot rows; CrmError when the month (or the snapshot) is not in the warehouse."""
-    tables = {f"{s}.{t}" for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
-    if SNAPSHOT not in tables:
+    """The month's snapshot rows (0 for a computed month without customers); CrmError for a month not computed."""
+    if SNAPSHOT not in _tables(con):
         raise CrmError(f"{SNAPSHOT} not found in the warehouse; run `crm run` first")
-    rows = con.execute(f"SELECT count(*) FROM {SNAPSHOT} WHERE report_month = ?", [month]).fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM {SNAPSHOT} WHERE report_month = ?", [month]).fetchall()[0][0]
     if rows == 0:
-        months = snapshot_months(con)
-        held = f"{months[0]:%Y-%m}..{months[-1]:%Y-%m}" if months else "none"
-        raise CrmError(f"month {month:%Y-%m} is not in the warehouse (months held: {held})")
+        months = held_months(con)
+        if month not in months:
+            held = f"{months[0]:%Y-%m}..{months[-1]:%Y-%m}" if months else "none"
+            raise CrmError(f"month {month:%Y-%m} is not in the warehouse (months held: {held})")
     return rows
 
 
-def _require_views(con, month: date) -> None:
-    tables = {f"{s}.{t}" for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+def _require_views(con, month: date, customers: int) -> None:
+    tables = _tables(con)
     for view in VIEWS.values():
         if view.table not in tables:
             raise CrmError(f"{view.table} not found in the warehouse; run `crm run` to build the reporting views")
-    if not con.execute("SELECT count(*) FROM reporting.segment_summary WHERE report_month = ?", [month]).fetchone()[0]:
+    summary = con.execute("SELECT count(*) FROM reporting.segment_summary WHERE report_month = ?", [month]).fetchall()[0][0]
+    if customers and not summary:
         raise CrmError(f"the reporting views have no rows for {month:%Y-%m}; run `crm run --from {month:%Y-%m} --to {month:%Y-%m}`")
 
 
@@ -720,8 +740,8 @@ CUSTOMER_LIST_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} WHERE
 def save_atomically(wb: Workbook, path: Path) -> int:
     """Save next to ``path`` and move into place; returns the file size."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.xlsx", dir=path.parent)
-    os.close(fd)
+    # hidden, next to the target (the move is atomic on one file system), usual permissions
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.xlsx")
     try:
         wb.save(tmp)
         os.replace(tmp, path)
@@ -738,7 +758,7 @@ def build_workbook(con, month: date, path: str | Path) -> WorkbookSummary:
     """Write the summary workbook of ``month`` (first day) to ``path`` from the warehouse of ``con``."""
     path = Path(path)
     customers = require_month(con, month)
-    _require_views(con, month)
+    _require_views(con, month, customers)
     wb = Workbook(write_only=True)
     _kpi_sheet(wb, con, month)
     _tier_mix_sheet(wb, con, month)
@@ -766,6 +786,37 @@ def build_workbook(con, month: date, path: str | Path) -> WorkbookSummary:
     return WorkbookSummary(path, month, written.rows, written.sheets, [ws.title for ws in wb.worksheets], size)
 
 
+def _build_one(warehouse_config: dict, month: date, path: Path) -> WorkbookSummary:
+    """One month's workbook in its own connection (also the unit of work of a worker process)."""
+    with Warehouse(**warehouse_config).connect(read_only=True) as con:
+        return build_workbook(con, month, path)
+
+
+def build_workbooks(warehouse: Warehouse, output_dir: str | Path, months: Sequence[date]) -> list[WorkbookSummary]:
+    """The workbooks of ``months``, in worker processes when there are several months and many rows.
+
+    Writing cells is Python work (openpyxl), so months run in parallel
+    processes (spawned, each with its own read-only connection: DuckDB lets
+    any number of processes read a file together) when the months hold at
+    least ``PARALLEL_MIN_ROWS`` snapshot rows; a small run stays in this process.
+    """
+    config = warehouse.model_dump()
+    jobs = [(config, month, workbook_path(output_dir, month)) for month in months]
+    workers = min(len(jobs), os.cpu_count() or 1, MAX_WORKBOOK_PROCESSES)
+    if workers > 1:
+        with warehouse.connect(read_only=True) as con:
+            rows = con.execute(
+                f"SELECT count(*) FROM {SNAPSHOT} WHERE report_month BETWEEN ? AND ?", [min(months), max(months)]
+            ).fetchall()[0][0]
+        if rows < PARALLEL_MIN_ROWS:
+            workers = 1
+    if workers <= 1:
+        return [_build_one(*job) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_build_one, *zip(*jobs)))
+
+
 @asset(
     key_prefix="reporting",
     group_name="outputs",
@@ -787,10 +838,8 @@ def summary_workbook(context: AssetExecutionContext, warehouse: Warehouse, outpu
     rows: dict[str, int] = {}
     extra: dict[str, dict] = {}
     total_bytes = 0
-    for key in window.keys:
-        month = key_to_date(key)
-        with warehouse.connect(read_only=True) as con:
-            summary = build_workbook(con, month, workbook_path(output_folder.path, month))
+    summaries = build_workbooks(warehouse, output_folder.path, [key_to_date(key) for key in window.keys])
+    for key, summary in zip(window.keys, summaries):
         rows[key] = summary.customers
         extra[key] = {"customer sheets": len(summary.customer_sheets), "bytes": summary.bytes,
                       "path": MetadataValue.path(str(summary.path))}

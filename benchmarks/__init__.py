@@ -1,0 +1,1 @@
+"""Benchmark suite of the CRM pipeline: ``python -m benchmarks`` (see benchmarks/run.py and docs/performance.md)."""

@@ -1,0 +1,308 @@
+"""The benchmark driver: ``python -m benchmarks``.
+
+For each scale: generate the data, then measure, each as a separate process,
+
+- ``generate``: ``crm generate``;
+- ``backfill``: ``crm run`` of every month on a fresh warehouse and a fresh ``DAGSTER_HOME``;
+- ``refresh setup``: ``crm run --to <last-1>`` on another fresh warehouse (all months but the last);
+- ``refresh``: ``crm run --from <last> --to <last>`` on it: the refresh of one newly added month;
+- ``report``: ``crm report --month <last>``;
+- ``export``: ``crm export --month <last>`` of every customer, and with filters;
+- ``sql only``: the package's own SQL without Dagster (``crm_assets.pipeline``'s build functions);
+- ``floor``: the same snapshot by one plain DuckDB statement over the CSV files (benchmarks/floor.py);
+- ``loop``: the same snapshot by one query per month (benchmarks/floor.py);
+
+then checks that the floor and the loop agree with the warehouse, row by
+row, and writes the results (JSON per scale in ``--results``) and the
+Markdown report (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.measure import Measurement, gnu_time, run_measured
+from benchmarks.report import render, write_report
+from benchmarks.scales import SCALES, Scale
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict:
+    info = {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_kb"] = int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info.setdefault("cpu", platform.processor() or "unknown")
+    for package in ("duckdb", "dagster"):
+        try:
+            from importlib.metadata import version
+
+            info[package] = version(package)
+        except Exception:  # noqa: BLE001
+            info[package] = "?"
+    info["timer"] = "GNU time -v" if gnu_time() else "getrusage(RUSAGE_CHILDREN)"
+    return info
+
+
+def crm_command(shim: bool) -> list[str]:
+    if shim:
+        return [sys.executable, "-m", "benchmarks.crm_shim"]
+    script = Path(sys.executable).with_name("crm")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "crm_assets.cli"]
+
+
+class ScaleRun:
+    def __init__(self, scale: Scale, workdir: Path, args: argparse.Namespace):
+        self.scale, self.args = scale, args
+        self.root = workdir / scale.name
+        self.input = self.root / "input"
+        self.log = self.root / "bench.log"
+        self.steps: list[Measurement] = []
+        self.crm = crm_command(bool(args.duckdb_memory_limit or args.duckdb_threads))
+
+    def env(self, name: str | None = None) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_") and k != "DAGSTER_HOME"}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+        env["CRM_FIRST_MONTH"] = self.scale.start
+        env["CRM_INPUT_DIR"] = str(self.input)
+        if name:
+            base = self.root / name
+            env["CRM_WAREHOUSE"] = str(base / "warehouse" / "crm.duckdb")
+            env["CRM_OUTPUT_DIR"] = str(base / "output")
+            env["DAGSTER_HOME"] = str(base / "dagster_home")
+        if self.args.duckdb_memory_limit:
+            env["CRM_DUCKDB_MEMORY_LIMIT"] = self.args.duckdb_memory_limit
+        if self.args.duckdb_threads:
+            env["CRM_DUCKDB_THREADS"] = str(self.args.duckdb_threads)
+        return env
+
+    def fresh(self, name: str) -> Path:
+        base = self.root / name
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+        return base
+
+    def measure(self, step: str, command: list[str], env: dict, info: dict | None = None) -> Measurement:
+        print(f"[{self.scale.name}] {step} ...", flush=True)
+        m = run_measured(step, command, env=env, cwd=REPO, timeout=self.args.timeout, log=self.log)
+        m.info.update(info or {})
+        state = "ok" if m.ok else ("TIMEOUT" if m.timed_out else f"FAILED rc={m.returncode}")
+        print(f"[{self.scale.name}] {step}: {m.wall_s:.1f} s, peak {m.tree_rss_kb / 1024:.0f} MiB, {state}", flush=True)
+        if not m.ok and m.stderr_tail:
+            print("    " + m.stderr_tail.replace("\n", "\n    "), flush=True)
+        self.steps.append(m)
+        return m
+
+    def python(self, module: str, *args) -> list[str]:
+        return [sys.executable, "-m", module, *map(str, args)]
+
+    @staticmethod
+    def json_out(m: Measurement) -> dict:
+        for line in reversed(m.stdout_tail.splitlines()):
+            if line.startswith("{"):
+                try:
+                    return json.loads(line)
+                except json.JSONDecodeError:
+                    return {}
+        return {}
+
+    def run(self) -> dict:
+        s, last, before_last = self.scale, self.scale.end, self.scale.month_before_last()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log.unlink(missing_ok=True)
+        started = datetime.now(timezone.utc)
+
+        shutil.rmtree(self.input, ignore_errors=True)
+        gen = self.measure("generate", [*self.crm, "generate", "--out", self.input, "--customers", s.customers,
+                                        "--start", s.start, "--end", s.end], self.env())
+        gen.info["lines"] = _transaction_lines(self.input) if gen.ok else None
+        gen.info["input_mb"] = round(sum(p.stat().st_size for p in self.input.glob("*.csv")) / 2**20, 1)
+        if not gen.ok:
+            return self.result(started)
+
+        # full backfill of every month
+        self.fresh("full")
+        full = self.measure("backfill", [*self.crm, "run", "--input", self.input], self.env("full"),
+                            {"months": s.months})
+        if full.ok:
+            full.info["dagster"] = self.json_out(run_measured(
+                "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("full"), cwd=REPO))
+            full.info["snapshot_rows"] = _snapshot_rows(self.root / "full" / "warehouse" / "crm.duckdb")
+
+        # refresh of one newly added month: every month but the last, then the last one
+        self.fresh("refresh")
+        if self.args.refresh_setup == "sql":
+            setup = self.measure("refresh setup", self.python(
+                "benchmarks.sql_only", "--input", self.input, "--db", self.root / "refresh" / "warehouse" / "crm.duckdb",
+                "--from", s.start, "--to", before_last), self.env("refresh"), {"months": s.months - 1, "via": "sql"})
+        else:
+            setup = self.measure("refresh setup", [*self.crm, "run", "--input", self.input, "--to", before_last],
+                                 self.env("refresh"), {"months": s.months - 1})
+        if setup.ok:
+            refresh = self.measure("refresh", [*self.crm, "run", "--input", self.input, "--from", last, "--to", last],
+                                   self.env("refresh"), {"months": 1})
+            if refresh.ok:
+                refresh.info["dagster"] = self.json_out(run_measured(
+                    "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("refresh"), cwd=REPO))
+
+        # outputs of the last month, from the full warehouse
+        if full.ok:
+            out = self.root / "full" / "output"
+            self.measure("report", [*self.crm, "report", "--month", last, "--out", out / "report.xlsx"], self.env("full"))
+            self.measure("export", [*self.crm, "export", "--month", last, "--out", out / "export_all.csv"],
+                         self.env("full"), {"filters": "none"})
+            self.measure("export filtered", [*self.crm, "export", "--month", last, "--tier", "Diamond,Platinum,Gold",
+                                             "--consent", "email", "--out", out / "export_filtered.csv"],
+                         self.env("full"), {"filters": "--tier Diamond,Platinum,Gold --consent email"})
+            for m in self.steps[-3:]:
+                m.info["rows"] = _output_rows(m.stdout_tail)
+
+        # the package's SQL alone, the floor, the loop
+        if not self.args.skip_sql_only:
+            sql = self.measure("sql only", self.python(
+                "benchmarks.sql_only", "--input", self.input, "--db", self.root / "sql_only" / "crm.duckdb",
+                "--from", s.start, "--to", s.end, "--statements",
+                *(["--memory-limit", self.args.duckdb_memory_limit] if self.args.duckdb_memory_limit else [])),
+                self.env())
+            sql.info.update(self.json_out(sql))
+            shutil.rmtree(self.root / "sql_only", ignore_errors=True)
+        for mode in ("floor", "loop"):
+            if mode == "loop" and self.args.skip_loop:
+                continue
+            db = self.root / f"{mode}.duckdb"
+            m = self.measure(mode, self.python("benchmarks.floor", mode, "--input", self.input, "--db", db,
+                                               "--first", s.start), self.env())
+            m.info.update(self.json_out(m))
+            if m.ok and full.ok:
+                check = run_measured(f"compare {mode}", self.python(
+                    "benchmarks.floor", "compare", "--db", db, "--warehouse",
+                    self.root / "full" / "warehouse" / "crm.duckdb"), env=self.env(), cwd=REPO)
+                m.info["compare"] = self.json_out(check)
+            for suffix in ("", ".wal"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+        return self.result(started)
+
+    def result(self, started: datetime) -> dict:
+        s = self.scale
+        return {
+            "scale": s.name, "customers": s.customers, "start": s.start, "end": s.end, "months": s.months,
+            "note": s.note, "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "options": {"refresh_setup": self.args.refresh_setup, "timeout_s": self.args.timeout,
+                        "duckdb_memory_limit": self.args.duckdb_memory_limit or None,
+                        "duckdb_threads": self.args.duckdb_threads or None},
+            "machine": machine(),
+            "steps": [m.as_dict() for m in self.steps],
+        }
+
+
+def _transaction_lines(folder: Path) -> int:
+    """Data lines of the transaction files (physical lines minus the header of each)."""
+    total = 0
+    for path in sorted(folder.glob("sales_transactions_*.csv")):
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 24):
+                total += chunk.count(b"\n")
+        total -= 1
+    return total
+
+
+def _snapshot_rows(warehouse: Path) -> int | None:
+    try:
+        import duckdb
+
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            return con.execute("SELECT count(*) FROM reporting.customer_snapshot").fetchone()[0]
+        finally:
+            con.close()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _output_rows(stdout: str) -> int | None:
+    import re
+
+    match = re.search(r"([\d,]+) customers", stdout)
+    return int(match.group(1).replace(",", "")) if match else None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Benchmark suite of the CRM pipeline.")
+    parser.add_argument("--scales", default="S,M,L", help="comma-separated scales among S, M, L, XL (default S,M,L)")
+    parser.add_argument("--xl", action="store_true", help="also run XL (1,000,000 customers, ~60 million lines)")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (50 customers, 3 months) that only checks it works")
+    parser.add_argument("--out", type=Path, default=None, help="Markdown report (default docs/performance.md)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="folder of the JSON results per scale (default benchmarks/results; <workdir>/results with --smoke)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/crm-bench"), help="data and warehouses (default /tmp/crm-bench)")
+    parser.add_argument("--keep", action="store_true", help="keep the data of each scale in the workdir afterwards")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a step is killed (default 3600)")
+    parser.add_argument("--refresh-setup", choices=("crm", "sql"), default="crm",
+                        help="build the months before the refreshed one with `crm run` (default) or with the SQL alone")
+    parser.add_argument("--duckdb-memory-limit", default="",
+                        help="run crm with DuckDB memory_limit (e.g. 10GB) through benchmarks.crm_shim")
+    parser.add_argument("--duckdb-threads", type=int, default=0, help="run crm with DuckDB threads through benchmarks.crm_shim")
+    parser.add_argument("--skip-loop", action="store_true", help="do not run the one-query-per-month loop")
+    parser.add_argument("--skip-sql-only", action="store_true", help="do not run the SQL-only pipeline")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite --out from the stored results")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.smoke:
+        names = ["smoke"]
+    else:
+        names = [n.strip() for n in args.scales.split(",") if n.strip()]
+        if args.xl and "XL" not in names:
+            names.append("XL")
+    unknown = [n for n in names if n not in SCALES]
+    if unknown:
+        print(f"python -m benchmarks: unknown scale {unknown[0]} (scales: {', '.join(SCALES)})", file=sys.stderr)
+        return 2
+    out = args.out or (args.workdir / "performance.md" if args.smoke else REPO / "docs" / "performance.md")
+    results_dir = args.results or (args.workdir / "results" if args.smoke else REPO / "benchmarks" / "results")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        if not gnu_time():
+            print("python -m benchmarks: GNU time not found (apt-get install time); using getrusage", flush=True)
+        for name in names:
+            run = ScaleRun(SCALES[name], args.workdir, args)
+            started = time.perf_counter()
+            try:
+                result = run.run()
+            finally:
+                if not args.keep:
+                    shutil.rmtree(run.root / "input", ignore_errors=True)
+                    for sub in ("full", "refresh", "sql_only"):
+                        shutil.rmtree(run.root / sub, ignore_errors=True)
+            (results_dir / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+            print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
+    results = []
+    for name in SCALES:
+        path = results_dir / f"{name}.json"
+        if path.exists() and (name != "smoke" or args.smoke):
+            results.append(json.loads(path.read_text()))
+    write_report(out, render(results))
+    print(f"python -m benchmarks: wrote {out}")
+    return 0

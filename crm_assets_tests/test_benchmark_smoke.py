@@ -1,0 +1,53 @@
+"""The benchmark suite (``python -m benchmarks``) runs end to end on a tiny data set.
+
+No timing is asserted: this only checks that every step of the benchmark
+works, that the report has a row for each of them, and that the benchmark's
+two reference computations (the plain single-query floor and the
+one-query-per-month loop) agree with the warehouse row for row.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+STEPS = ("generate", "backfill", "refresh setup", "refresh", "report", "export", "export filtered", "sql only", "floor",
+         "loop")
+
+
+def test_benchmark_smoke_run(tmp_path: Path) -> None:
+    from benchmarks.report import STEP_LABELS
+
+    out = tmp_path / "performance.md"
+    work = tmp_path / "work"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--workdir", str(work), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    data = json.loads((work / "results" / "smoke.json").read_text())
+    steps = {s["step"]: s for s in data["steps"]}
+    assert sorted(steps) == sorted(STEPS)
+    for name in STEPS:
+        step = steps[name]
+        assert step["returncode"] == 0 and not step["timed_out"], f"{name}: {step['stderr_tail']}"
+        assert step["wall_s"] > 0 and step["peak_rss_kb"] > 0, name
+    for name in ("floor", "loop"):
+        compare = steps[name]["info"]["compare"]
+        assert compare["reference_rows"] == compare["warehouse_rows"] > 0, compare
+        assert compare["differing_rows"] == compare["only_warehouse"] == compare["only_reference"] == 0, compare
+
+    report = out.read_text()
+    table_rows = [line for line in report.splitlines() if line.startswith("| ")]
+    for name in STEPS:
+        assert any(row.startswith(f"| {STEP_LABELS[name]} |") for row in table_rows), f"no row for {name}"
+    assert "cores" in report and "GiB of memory" in report
