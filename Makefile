@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INPUT ?= data/input
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run test dev install install-dev sample clean
+.PHONY: run test dev bench install install-dev sample clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test: install-dev
 dev: install
 	mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install-dev
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf data/warehouse data/output .dagster_home
