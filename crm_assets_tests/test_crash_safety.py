@@ -23,7 +23,8 @@ VOLATILE_TABLES = ("quality.check_results", "reporting.snapshot_manifest", "repo
 
 
 def crm_run(input_dir: Path, warehouse: Path, home: Path) -> subprocess.Popen:
-    env = dict(os.environ, DAGSTER_HOME=str(home), CRM_WAREHOUSE=str(warehouse), CRM_INPUT_DIR=str(input_dir))
+    env = dict(os.environ, DAGSTER_HOME=str(home), CRM_WAREHOUSE=str(warehouse), CRM_INPUT_DIR=str(input_dir),
+               CRM_OUTPUT_DIR=str(warehouse.parent / f"{warehouse.stem}_output"))
     home.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "crm_assets.cli", "run", "--input", str(input_dir), "--warehouse", str(warehouse)],

@@ -54,8 +54,8 @@ def materialize_months(instance: DagsterInstance, keys: list[str]) -> None:
 def test_schedule_requests_the_month_that_ended(when, expected):
     with instance_for_test() as instance:
         materialize_months(instance, months("2021-01-01", month_before(month_before_date(expected))))
-        context = build_schedule_context(instance=instance, scheduled_execution_time=when)
-        request = monthly_refresh(context)
+        with build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+            request = monthly_refresh(context)
     assert isinstance(request, RunRequest)
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (expected, expected)
 
@@ -73,8 +73,8 @@ def test_month_before_crosses_the_year():
 def test_schedule_fills_a_gap_before_the_newest_month():
     with instance_for_test() as instance:
         materialize_months(instance, months("2021-01-01", "2024-09-01"))  # October and November missing
-        context = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2025, 1, 2, 6, tzinfo=timezone.utc))
-        request = monthly_refresh(context)
+        with build_schedule_context(instance=instance, scheduled_execution_time=datetime(2025, 1, 2, 6, tzinfo=timezone.utc)) as context:
+            request = monthly_refresh(context)
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2024-10-01", "2024-12-01")
 
 
@@ -86,8 +86,8 @@ def test_refresh_range_with_nothing_built_starts_at_the_data():
 
 def test_schedule_skips_a_month_before_the_partitions():
     with instance_for_test() as instance:
-        context = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2019, 5, 2, 6, tzinfo=timezone.utc))
-        assert isinstance(monthly_refresh(context), SkipReason)
+        with build_schedule_context(instance=instance, scheduled_execution_time=datetime(2019, 5, 2, 6, tzinfo=timezone.utc)) as context:
+            assert isinstance(monthly_refresh(context), SkipReason)
 
 
 # --- sensor ---------------------------------------------------------------------------------------
@@ -107,9 +107,9 @@ def landing(tmp_path, monkeypatch):
 
 
 def tick(instance, cursor):
-    context = build_sensor_context(instance=instance, cursor=cursor)
-    result = input_files_sensor(context)
-    return result, context.cursor
+    with build_sensor_context(instance=instance, cursor=cursor) as context:
+        result = input_files_sensor(context)
+        return result, context.cursor
 
 
 def span(request) -> tuple[str, str]:
@@ -214,6 +214,7 @@ def test_two_overlapping_runs_both_succeed_and_leave_a_clean_warehouse(tmp_path)
             env=dict(env, CRM_WAREHOUSE=str(warehouse)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
+    DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "home"))).dispose()  # storage created once, up front
     shared = tmp_path / "shared.duckdb"
     first, second = launch(shared), launch(shared)
     results = [p.communicate(timeout=900) for p in (first, second)]

@@ -32,6 +32,7 @@ def sample_run(tmp_path_factory):
     mp.setenv("DAGSTER_HOME", str(home))
     mp.setenv("CRM_WAREHOUSE", str(warehouse))
     mp.setenv("CRM_INPUT_DIR", str(input_dir))
+    mp.setenv("CRM_OUTPUT_DIR", str(root / "output"))
     home.mkdir()
     code = main(["run", "--input", str(input_dir), "--warehouse", str(warehouse)])
     yield input_dir, warehouse, home, code
