@@ -53,8 +53,11 @@ def _step(result: dict, name: str) -> dict | None:
 def _status(step: dict) -> str:
     if step.get("timed_out"):
         return f"killed after {_secs(step['wall_s'])} s (timeout)"
-    if step.get("returncode") != 0:
-        return f"FAILED (exit {step.get('returncode')})"
+    code = step.get("returncode")
+    if code is not None and code < 0:
+        return f"killed by signal {-code} after {_secs(step['wall_s'])} s"
+    if code != 0:
+        return f"FAILED (exit {code})"
     return ""
 
 
@@ -179,6 +182,8 @@ def render(results: list[dict]) -> str:
             opts.append(f"DuckDB memory_limit {options['duckdb_memory_limit']} (benchmarks.crm_shim)")
         if options.get("duckdb_threads"):
             opts.append(f"DuckDB threads {options['duckdb_threads']}")
+        if r.get("package") and not str(r["package"]).startswith(str(Path(__file__).resolve().parent.parent)):
+            opts.append(f"crm_assets from {r['package']}")
         lines.append(f"| {r['scale']} | {r['customers']:,} | {r['months']} ({r['start']}..{r['end']}) | "
                      f"{r['started'][:16].replace('T', ' ')} | {'; '.join(opts)} |")
     lines.append("")

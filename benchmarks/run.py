@@ -81,7 +81,8 @@ class ScaleRun:
 
     def env(self, name: str | None = None) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_") and k != "DAGSTER_HOME"}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+        # the caller's PYTHONPATH first: a patched copy of crm_assets put there is what gets measured
+        env["PYTHONPATH"] = os.pathsep.join([*filter(None, [os.environ.get("PYTHONPATH")]), str(REPO)])
         env["CRM_FIRST_MONTH"] = self.scale.start
         env["CRM_INPUT_DIR"] = str(self.input)
         if name:
@@ -96,14 +97,17 @@ class ScaleRun:
         return env
 
     def fresh(self, name: str) -> Path:
+        """An empty folder for a warehouse, its outputs and its DAGSTER_HOME (with the project's dagster.yaml)."""
         base = self.root / name
         shutil.rmtree(base, ignore_errors=True)
-        base.mkdir(parents=True)
+        (base / "dagster_home").mkdir(parents=True)
+        if (REPO / "dagster.yaml").exists():
+            shutil.copy(REPO / "dagster.yaml", base / "dagster_home" / "dagster.yaml")
         return base
 
     def measure(self, step: str, command: list[str], env: dict, info: dict | None = None) -> Measurement:
         print(f"[{self.scale.name}] {step} ...", flush=True)
-        m = run_measured(step, command, env=env, cwd=REPO, timeout=self.args.timeout, log=self.log)
+        m = run_measured(step, command, env=env, cwd=self.root, timeout=self.args.timeout, log=self.log)
         m.info.update(info or {})
         state = "ok" if m.ok else ("TIMEOUT" if m.timed_out else f"FAILED rc={m.returncode}")
         print(f"[{self.scale.name}] {step}: {m.wall_s:.1f} s, peak {m.tree_rss_kb / 1024:.0f} MiB, {state}", flush=True)
@@ -111,6 +115,14 @@ class ScaleRun:
             print("    " + m.stderr_tail.replace("\n", "\n    "), flush=True)
         self.steps.append(m)
         return m
+
+    def package(self) -> str:
+        """Where the measured ``crm_assets`` comes from (a patched copy first on PYTHONPATH is measured instead)."""
+        import subprocess
+
+        probe = subprocess.run([sys.executable, "-c", "import crm_assets, os; print(os.path.dirname(crm_assets.__file__))"],
+                               env=self.env(), cwd=self.root, capture_output=True, text=True)
+        return probe.stdout.strip() or "?"
 
     def python(self, module: str, *args) -> list[str]:
         return [sys.executable, "-m", module, *map(str, args)]
@@ -143,9 +155,9 @@ class ScaleRun:
         self.fresh("full")
         full = self.measure("backfill", [*self.crm, "run", "--input", self.input], self.env("full"),
                             {"months": s.months})
+        full.info["dagster"] = self.json_out(run_measured(
+            "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("full"), cwd=self.root))
         if full.ok:
-            full.info["dagster"] = self.json_out(run_measured(
-                "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("full"), cwd=REPO))
             full.info["snapshot_rows"] = _snapshot_rows(self.root / "full" / "warehouse" / "crm.duckdb")
 
         # refresh of one newly added month: every month but the last, then the last one
@@ -157,22 +169,28 @@ class ScaleRun:
         else:
             setup = self.measure("refresh setup", [*self.crm, "run", "--input", self.input, "--to", before_last],
                                  self.env("refresh"), {"months": s.months - 1})
+        refresh_ok = False
         if setup.ok:
             refresh = self.measure("refresh", [*self.crm, "run", "--input", self.input, "--from", last, "--to", last],
                                    self.env("refresh"), {"months": 1})
+            refresh_ok = refresh.ok
             if refresh.ok:
                 refresh.info["dagster"] = self.json_out(run_measured(
-                    "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("refresh"), cwd=REPO))
+                    "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("refresh"), cwd=self.root))
 
-        # outputs of the last month, from the full warehouse
-        if full.ok:
-            out = self.root / "full" / "output"
-            self.measure("report", [*self.crm, "report", "--month", last, "--out", out / "report.xlsx"], self.env("full"))
+        # outputs of the last month, from the full warehouse (or the refreshed one when the backfill failed)
+        source = "full" if full.ok else ("refresh" if refresh_ok else None)
+        warehouse = self.root / source / "warehouse" / "crm.duckdb" if source else None
+        if source:
+            out = self.root / source / "output"
+            env = self.env(source)
+            info = {} if source == "full" else {"warehouse": "the refreshed one (the backfill failed)"}
+            self.measure("report", [*self.crm, "report", "--month", last, "--out", out / "report.xlsx"], env, info)
             self.measure("export", [*self.crm, "export", "--month", last, "--out", out / "export_all.csv"],
-                         self.env("full"), {"filters": "none"})
+                         env, {"filters": "none", **info})
             self.measure("export filtered", [*self.crm, "export", "--month", last, "--tier", "Diamond,Platinum,Gold",
                                              "--consent", "email", "--out", out / "export_filtered.csv"],
-                         self.env("full"), {"filters": "--tier Diamond,Platinum,Gold --consent email"})
+                         env, {"filters": "--tier Diamond,Platinum,Gold --consent email", **info})
             for m in self.steps[-3:]:
                 m.info["rows"] = _output_rows(m.stdout_tail)
 
@@ -192,11 +210,12 @@ class ScaleRun:
             m = self.measure(mode, self.python("benchmarks.floor", mode, "--input", self.input, "--db", db,
                                                "--first", s.start), self.env())
             m.info.update(self.json_out(m))
-            if m.ok and full.ok:
+            if m.ok and warehouse is not None:
                 check = run_measured(f"compare {mode}", self.python(
-                    "benchmarks.floor", "compare", "--db", db, "--warehouse",
-                    self.root / "full" / "warehouse" / "crm.duckdb"), env=self.env(), cwd=REPO)
+                    "benchmarks.floor", "compare", "--db", db, "--warehouse", warehouse), env=self.env(), cwd=self.root)
                 m.info["compare"] = self.json_out(check)
+                if source != "full":
+                    m.info["compare"]["warehouse"] = source
             for suffix in ("", ".wal"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
         return self.result(started)
@@ -211,6 +230,7 @@ class ScaleRun:
                         "duckdb_memory_limit": self.args.duckdb_memory_limit or None,
                         "duckdb_threads": self.args.duckdb_threads or None},
             "machine": machine(),
+            "package": self.package(),
             "steps": [m.as_dict() for m in self.steps],
         }
 
