@@ -139,43 +139,36 @@ CHECKS = [
 def features_sql(window: MonthWindow) -> tuple[str, list]:
     """The SELECT of ``features.customer_features`` for the window's report months, and its parameters.
 
-    The grid starts 26 months before the window so that every window sum of
-    the report months and of their previous month lies inside it; history
-    before the grid enters through ``base``.
+    A dense grid of evaluated customers (numbered, so the window passes sort
+    on an integer) x months, starting 26 months before the window so that
+    every window sum of the report months and of their previous month lies
+    inside it; history before the grid enters through ``base``. One window
+    pass keeps running sums ``S`` inside the grid, a second takes
+    ``m_k(M) = S(M) - S(M-k)`` (the history before the grid cancels out) and
+    the previous month's figures. First dates are the customer's first date
+    once it lies in the month; sums run on DECIMAL(18, 6) and BIGINT.
     """
     grid_start = add_months(window.start, -26)
     sql = """
     WITH months AS (
         SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE AS month
     ),
-    cust AS (SELECT customer_id, created_date FROM enriched.customers WHERE NOT is_anonymous),
-    base AS (
-        SELECT customer_id, sum(units) AS units, sum(qualifying_lines) AS lines, sum(orders) AS orders,
-            min(first_consumable_date) AS first_c, max(last_consumable_date) AS last_c,
-            min(first_device_date) AS first_d, min(first_line_date) AS first_line
-        FROM features.customer_month_activity WHERE activity_month < ? GROUP BY customer_id
+    activity AS (
+        SELECT * FROM features.customer_month_activity WHERE activity_month <= ?
     ),
-    grid AS (
-        SELECT c.customer_id, c.created_date, m.month,
-            coalesce(a.units, 0)::DECIMAL(38, 6) AS units, coalesce(a.qualifying_lines, 0) AS lines,
-            coalesce(a.orders, 0) AS orders, a.first_consumable_date, a.last_consumable_date,
-            a.first_device_date, a.first_line_date
-        FROM cust c CROSS JOIN months m
-        LEFT JOIN features.customer_month_activity a
-            ON a.customer_id = c.customer_id AND a.activity_month = m.month
+    firsts AS (
+        SELECT customer_id, min(first_consumable_date) AS first_c, min(first_device_date) AS first_d,
+            min(first_line_date) AS first_line,
+            sum(units) FILTER (WHERE activity_month < ?) AS bu,
+            sum(qualifying_lines) FILTER (WHERE activity_month < ?) AS bl,
+            max(last_consumable_date) FILTER (WHERE activity_month < ?) AS b_last_c
+        FROM activity GROUP BY customer_id
     ),
-    running AS (
-        SELECT g.customer_id, g.created_date, g.month,
-            coalesce(b.units, 0) + sum(g.units) OVER w AS cu,
-            coalesce(b.lines, 0) + sum(g.lines) OVER w AS cl,
-            coalesce(b.orders, 0) + sum(g.orders) OVER w AS co,
-            coalesce(b.units, 0) AS bu, coalesce(b.lines, 0) AS bl, coalesce(b.orders, 0) AS bo,
-            least(b.first_c, min(g.first_consumable_date) OVER w) AS first_c,
-            greatest(b.last_c, max(g.last_consumable_date) OVER w) AS last_c,
-            least(b.first_d, min(g.first_device_date) OVER w) AS first_d,
-            least(b.first_line, min(g.first_line_date) OVER w) AS first_line
-        FROM grid g LEFT JOIN base b USING (customer_id)
-        WINDOW w AS (PARTITION BY g.customer_id ORDER BY g.month ROWS UNBOUNDED PRECEDING)
+    cust AS (
+        SELECT row_number() OVER () AS cid, c.customer_id, c.created_date, f.first_c, f.first_d, f.first_line,
+            coalesce(f.bu, 0)::DECIMAL(18, 6) AS bu, coalesce(f.bl, 0)::BIGINT AS bl, f.b_last_c
+        FROM enriched.customers c LEFT JOIN firsts f USING (customer_id)
+        WHERE NOT c.is_anonymous
     ),
     repeats AS (
         SELECT r.customer_id, m.month,
@@ -186,43 +179,63 @@ def features_sql(window: MonthWindow) -> tuple[str, list]:
         WHERE r.activity_month <= ?
         GROUP BY ALL
     ),
-    windows AS (
-        SELECT r.*,
-            cu - lag(cu, 1, bu) OVER c AS m1, cu - lag(cu, 6, bu) OVER c AS m6, cu - lag(cu, 12, bu) OVER c AS m12,
-            cu - lag(cu, 13, bu) OVER c AS m13, cu - lag(cu, 24, bu) OVER c AS m24, cu - lag(cu, 25, bu) OVER c AS m25,
-            cl - lag(cl, 1, bl) OVER c AS l1, cl - lag(cl, 6, bl) OVER c AS l6,
-            cl - lag(cl, 12, bl) OVER c AS l12, cl - lag(cl, 13, bl) OVER c AS l13,
-            co - lag(co, 6, bo) OVER c - coalesce(x.repeats6, 0) AS o6,
-            co - lag(co, 12, bo) OVER c - coalesce(x.repeats12, 0) AS o12,
-            r.created_date IS NULL OR r.created_date <= last_day(r.month) OR r.first_line IS NOT NULL AS entered
-        FROM running r LEFT JOIN repeats x USING (customer_id, month)
-        WINDOW c AS (PARTITION BY r.customer_id ORDER BY r.month)
+    per_month AS (
+        SELECT c.cid, coalesce(a.activity_month, x.month) AS month, coalesce(a.units, 0) AS units,
+            coalesce(a.qualifying_lines, 0) AS lines, coalesce(a.orders, 0) AS orders,
+            coalesce(x.repeats6, 0) AS repeats6, coalesce(x.repeats12, 0) AS repeats12, a.last_consumable_date
+        FROM (SELECT * FROM activity WHERE activity_month >= ?) a
+        FULL JOIN repeats x ON x.customer_id = a.customer_id AND x.month = a.activity_month
+        JOIN cust c ON c.customer_id = coalesce(a.customer_id, x.customer_id)
     ),
-    with_prev AS (
-        SELECT *,
-            coalesce(lag(entered) OVER c, false) AS prev_entered,
-            coalesce(lag(l12) OVER c, 0) AS prev_lines_m12, coalesce(lag(l6) OVER c, 0) AS prev_lines_m6,
-            coalesce(lag(m6) OVER c, 0) AS prev_m6, coalesce(lag(o6) OVER c, 0) AS prev_o6
-        FROM windows
-        WINDOW c AS (PARTITION BY customer_id ORDER BY month)
+    grid AS (
+        SELECT c.cid, m.month, coalesce(p.units, 0)::DECIMAL(18, 6) AS units, coalesce(p.lines, 0)::BIGINT AS lines,
+            coalesce(p.orders, 0)::BIGINT AS orders, coalesce(p.repeats6, 0)::BIGINT AS repeats6,
+            coalesce(p.repeats12, 0)::BIGINT AS repeats12, p.last_consumable_date
+        FROM cust c CROSS JOIN months m
+        LEFT JOIN per_month p ON p.cid = c.cid AND p.month = m.month
+    ),
+    running AS (
+        SELECT cid, month, repeats6, repeats12,
+            (sum(units) OVER w)::DECIMAL(18, 6) AS su, (sum(lines) OVER w)::BIGINT AS sl,
+            (sum(orders) OVER w)::BIGINT AS so, max(last_consumable_date) OVER w AS last_c
+        FROM grid
+        WINDOW w AS (PARTITION BY cid ORDER BY month ROWS UNBOUNDED PRECEDING)
+    ),
+    windows AS (
+        SELECT cid, month, su, sl, last_c,
+            su - lag(su, 1, 0) OVER c AS m1, su - lag(su, 6, 0) OVER c AS m6, su - lag(su, 12, 0) OVER c AS m12,
+            su - lag(su, 13, 0) OVER c AS m13, su - lag(su, 24, 0) OVER c AS m24, su - lag(su, 25, 0) OVER c AS m25,
+            sl - lag(sl, 1, 0) OVER c AS l1, sl - lag(sl, 6, 0) OVER c AS l6,
+            sl - lag(sl, 12, 0) OVER c AS l12, sl - lag(sl, 13, 0) OVER c AS l13,
+            so - lag(so, 6, 0) OVER c - repeats6 AS o6, so - lag(so, 12, 0) OVER c - repeats12 AS o12,
+            lag(sl, 1, 0) OVER c - lag(sl, 13, 0) OVER c AS prev_l12, lag(sl, 1, 0) OVER c - lag(sl, 7, 0) OVER c AS prev_l6,
+            lag(su, 1, 0) OVER c - lag(su, 7, 0) OVER c AS prev_m6,
+            lag(so, 1, 0) OVER c - lag(so, 7, 0) OVER c - lag(repeats6, 1, 0) OVER c AS prev_o6
+        FROM running
+        WINDOW c AS (PARTITION BY cid ORDER BY month)
     )
-    SELECT month AS report_month, customer_id, least(created_date, first_line) AS entry_date,
-        cu AS m_total, m1, m6, m12, m13, m24, m25, o6, o12,
-        cl AS lines_total, l1 AS lines_m1, l6 AS lines_m6, l12 AS lines_m12, l13 AS lines_m13,
-        first_d AS first_device_purchase_date, first_c AS first_consumable_purchase_date,
-        last_c AS last_consumable_purchase_date,
-        CASE WHEN last_c IS NOT NULL THEN
-            (year(month) - year(last_c)) * 12 + month(month) - month(last_c) END AS months_since_last_purchase,
-        CASE WHEN first_c IS NOT NULL THEN
-            (year(month) - year(first_c)) * 12 + month(month) - month(first_c) + 1 END AS tenure_months,
-        m6::DOUBLE / 6 AS avg_monthly_consumption,
-        CASE WHEN o6 > 0 THEN m6::DOUBLE / o6 END AS avg_order_size,
-        prev_entered, prev_lines_m12, prev_lines_m6, prev_m6, prev_o6
-    FROM with_prev
-    WHERE month BETWEEN ? AND ? AND entered
+    SELECT w.month AS report_month, c.customer_id, least(c.created_date, CASE WHEN c.first_line <= last_day(w.month) THEN c.first_line END) AS entry_date,
+        c.bu + w.su AS m_total, w.m1, w.m6, w.m12, w.m13, w.m24, w.m25, w.o6, w.o12,
+        c.bl + w.sl AS lines_total, w.l1 AS lines_m1, w.l6 AS lines_m6, w.l12 AS lines_m12, w.l13 AS lines_m13,
+        CASE WHEN c.first_d <= last_day(w.month) THEN c.first_d END AS first_device_purchase_date,
+        CASE WHEN c.first_c <= last_day(w.month) THEN c.first_c END AS first_consumable_purchase_date,
+        coalesce(w.last_c, c.b_last_c) AS last_consumable_purchase_date,
+        CASE WHEN coalesce(w.last_c, c.b_last_c) IS NOT NULL THEN
+            (year(w.month) - year(coalesce(w.last_c, c.b_last_c))) * 12
+            + month(w.month) - month(coalesce(w.last_c, c.b_last_c)) END AS months_since_last_purchase,
+        CASE WHEN c.first_c <= last_day(w.month) THEN
+            (year(w.month) - year(c.first_c)) * 12 + month(w.month) - month(c.first_c) + 1 END AS tenure_months,
+        w.m6::DOUBLE / 6 AS avg_monthly_consumption,
+        CASE WHEN w.o6 > 0 THEN w.m6::DOUBLE / w.o6 END AS avg_order_size,
+        coalesce(c.created_date IS NULL OR c.created_date < w.month OR c.first_line < w.month, false) AS prev_entered,
+        w.prev_l12 AS prev_lines_m12, w.prev_l6 AS prev_lines_m6, w.prev_m6, w.prev_o6
+    FROM windows w JOIN cust c USING (cid)
+    WHERE w.month BETWEEN ? AND ?
+      AND (c.created_date IS NULL OR c.created_date <= last_day(w.month) OR c.first_line <= last_day(w.month))
     ORDER BY report_month, customer_id
     """
-    params = [grid_start, window.end, grid_start, window.end, window.start, window.end]
+    params = [grid_start, window.end, window.end, grid_start, grid_start, grid_start, window.end, grid_start,
+              window.start, window.end]
     return sql, params
 
 
