@@ -2,8 +2,10 @@
 
 ``raw.products`` and ``raw.customers`` are point-in-time snapshots of the
 masters, replaced whole on each load. ``raw.sales_transactions`` is
-partitioned by invoice month: a run for months A..B re-reads every
-``sales_transactions_*.csv`` once and replaces exactly the rows of A..B.
+partitioned by invoice month: a run for months A..B reads each
+``sales_transactions_*.csv`` once and replaces exactly the rows of A..B;
+a file whose bytes (SHA-256) are those already loaded for A..B is skipped
+(``raw.file_months``), so a monthly refresh reads only the files that changed.
 Every rejected line of every file is in ``raw.rejected_rows`` with its reason,
 and ``raw.file_loads`` keeps, per file, rows read = rows valid + rows rejected.
 
@@ -12,7 +14,8 @@ positive ``unit_size`` stops the load before anything is written.
 """
 
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -58,6 +61,10 @@ CREATE TABLE IF NOT EXISTS raw.products (
 CREATE TABLE IF NOT EXISTS raw.rejected_rows (
     file_kind VARCHAR NOT NULL, source_file VARCHAR NOT NULL, line_number BIGINT NOT NULL,
     raw_line VARCHAR, reason VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw.file_months (
+    source_file VARCHAR NOT NULL, file_digest VARCHAR NOT NULL, partition_month DATE NOT NULL,
+    loaded BOOLEAN NOT NULL
 );
 CREATE TABLE IF NOT EXISTS raw.file_loads (
     file_kind VARCHAR NOT NULL, source_file VARCHAR NOT NULL, file_bytes BIGINT,
@@ -144,8 +151,14 @@ def _record_file_load(con: duckdb.DuckDBPyConnection, kind: str, staged: StagedF
     )
 
 
-def _replace_rejects(con: duckdb.DuckDBPyConnection, kind: str, staged: list[StagedFile]) -> None:
-    con.execute("DELETE FROM raw.rejected_rows WHERE file_kind = ?", [kind])
+def _replace_rejects(
+    con: duckdb.DuckDBPyConnection, kind: str, staged: list[StagedFile], keep: list[str] = ()
+) -> None:
+    """The rejects of ``kind``: those of the staged files, plus the ones kept of the files in ``keep``."""
+    con.execute(
+        "DELETE FROM raw.rejected_rows WHERE file_kind = ? AND source_file NOT IN (SELECT unnest(?::VARCHAR[]))",
+        [kind, list(keep)],
+    )
     for s in staged:
         con.execute(
             f"INSERT INTO raw.rejected_rows SELECT ?, source_file, line_number, raw_line, reason FROM {s.rejected_table}",
@@ -177,6 +190,83 @@ class TransactionLoad:
     files: list[StagedFile]
     rows_loaded: int
     months_replaced: int
+    unchanged_files: list[str] = field(default_factory=list)
+    rows_read_all_files: int = 0
+    rows_rejected_all_files: int = 0
+
+
+def file_digest(path: Path, first_month: date) -> str:
+    """SHA-256 of the file's bytes, with the first partition (it decides ``partition_month``)."""
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return f"{digest}:{first_month:%Y-%m}"
+
+
+def _unchanged_files(
+    con: duckdb.DuckDBPyConnection, digests: dict[str, str], window_start: date, window_end: date, last_month: date
+) -> list[str]:
+    """The files whose rows of the window (and after the newest partition) are in the warehouse from this very version.
+
+    ``raw.file_months`` lists, per file, the version (digest) last read, every
+    month that version has rows in, and every month still holding rows of an
+    older version; ``loaded`` says whether the month's rows are this
+    version's. A file is skipped only when all its months of the window and
+    after ``last_month`` are loaded.
+    """
+    if not digests:
+        return []
+    known = con.execute(
+        """
+        SELECT source_file, any_value(file_digest),
+            bool_and(loaded) FILTER (WHERE partition_month BETWEEN ? AND ? OR partition_month > ?)
+        FROM raw.file_months WHERE source_file IN (SELECT unnest(?)) GROUP BY source_file
+        """,
+        [window_start, window_end, last_month, list(digests)],
+    ).fetchall()
+    return sorted(name for name, digest, loaded in known if digest == digests[name] and loaded is not False)
+
+
+def _record_file_months(
+    con: duckdb.DuckDBPyConnection, staged: list[StagedFile], digests: dict[str, str], first_month: date,
+    owned: str, owned_params: list,
+) -> None:
+    """Months of the versions just read: loaded when the run owns them (or they were loaded from the same
+    version before); months still holding rows of an older version are listed as not loaded."""
+    if not staged:
+        return
+    names = [s.path.name for s in staged]
+    months = " UNION ALL ".join(
+        f"SELECT DISTINCT ?::VARCHAR AS source_file, greatest(date_trunc('month', invoice_date)::DATE, ?::DATE) AS partition_month "
+        f"FROM {s.valid_table} WHERE invoice_date IS NOT NULL"
+        for s in staged
+    )
+    params: list = []
+    for s in staged:
+        params += [s.path.name, digests[s.path.name]]
+    for s in staged:
+        params += [s.path.name, first_month]
+    params += [names, *owned_params, *owned_params]
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE file_months_new AS
+        WITH versions AS ({" UNION ALL ".join(f"SELECT ? AS source_file, ? AS file_digest" for _ in staged)}),
+        months AS (
+            {months}
+            UNION
+            SELECT DISTINCT source_file, partition_month FROM raw.sales_transactions
+            WHERE source_file IN (SELECT unnest(?::VARCHAR[])) AND NOT {owned}
+        )
+        SELECT m.source_file, v.file_digest, m.partition_month,
+            {owned.replace("partition_month", "m.partition_month")} OR coalesce(b.loaded, false) AS loaded
+        FROM months m JOIN versions v USING (source_file)
+        LEFT JOIN raw.file_months b
+            ON b.source_file = m.source_file AND b.file_digest = v.file_digest AND b.partition_month = m.partition_month
+        """,
+        params,
+    )
+    con.execute("DELETE FROM raw.file_months WHERE source_file IN (SELECT unnest(?::VARCHAR[]))", [names])
+    con.execute("INSERT INTO raw.file_months SELECT * FROM file_months_new")
+    con.execute("DROP TABLE file_months_new")
 
 
 def load_transactions(
@@ -186,34 +276,51 @@ def load_transactions(
     window_end: date,
     first_month: date,
     last_month: date,
+    reread: bool = False,
 ) -> TransactionLoad:
     """Replace the rows of invoice months ``window_start`` .. ``window_end`` (inclusive).
 
     Rows are owned by ``partition_month``: their invoice month, or the first
     partition for older rows. Rows dated after the newest partition
     (``last_month``) are replaced on every load too, so that nothing read is
-    left out of the warehouse.
+    left out of the warehouse. A file whose bytes did not change since the
+    run that loaded its rows of these months is not read again
+    (``raw.file_months``): a monthly refresh reads the files that changed.
+    ``reread`` reads every file all the same.
     """
     ensure_raw_schema(con)
-    staged = [stage_file(con, path, TRANSACTIONS, f"tx_{tag_for(path.stem)}") for path in transaction_files(input_dir)]
-    union = " UNION ALL ".join(
-        f"SELECT * EXCLUDE (extra_columns), extra_columns FROM {s.valid_table}" for s in staged
-    )
+    paths = transaction_files(input_dir)
+    digests = {path.name: file_digest(path, first_month) for path in paths}
+    unchanged = set() if reread else set(_unchanged_files(con, digests, window_start, window_end, last_month))
+    staged = [
+        stage_file(con, path, TRANSACTIONS, f"tx_{tag_for(path.stem)}") for path in paths if path.name not in unchanged
+    ]
     con.execute("DROP TABLE IF EXISTS stg_transactions")
-    con.execute(
-        f"""
-        CREATE TEMP TABLE stg_transactions AS
-        SELECT *, date_trunc('month', invoice_date)::DATE AS invoice_month,
-               greatest(date_trunc('month', invoice_date)::DATE, ?::DATE) AS partition_month
-        FROM ({union})
-        """,
-        [first_month],
-    )
+    if staged:
+        union = " UNION ALL ".join(
+            f"SELECT * EXCLUDE (extra_columns), extra_columns FROM {s.valid_table}" for s in staged
+        )
+        con.execute(
+            f"""
+            CREATE TEMP TABLE stg_transactions AS
+            SELECT *, date_trunc('month', invoice_date)::DATE AS invoice_month,
+                   greatest(date_trunc('month', invoice_date)::DATE, ?::DATE) AS partition_month
+            FROM ({union})
+            """,
+            [first_month],
+        )
+    else:
+        con.execute("CREATE TEMP TABLE stg_transactions AS SELECT * FROM raw.sales_transactions WHERE false")
     owned = "(partition_month BETWEEN ?::DATE AND ?::DATE OR partition_month > ?::DATE)"
     params = [window_start, window_end, last_month]
+    kept = sorted(unchanged)
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"DELETE FROM raw.sales_transactions WHERE {owned}", params)
+        # the window's rows of every file but the unchanged ones (a file gone from the folder loses its rows too)
+        con.execute(
+            f"DELETE FROM raw.sales_transactions WHERE {owned} AND source_file NOT IN (SELECT unnest(?::VARCHAR[]))",
+            [*params, kept],
+        )
         con.execute(
             f"""
             INSERT INTO raw.sales_transactions BY NAME
@@ -221,11 +328,15 @@ def load_transactions(
             """,
             params,
         )
-        rows_loaded = con.execute(
-            f"SELECT count(*) FROM stg_transactions WHERE {owned}", params
-        ).fetchone()[0]
-        _replace_rejects(con, TRANSACTIONS.kind, staged)
-        con.execute("DELETE FROM raw.file_loads WHERE file_kind = ?", [TRANSACTIONS.kind])
+        rows_loaded = con.execute(f"SELECT count(*) FROM stg_transactions WHERE {owned}", params).fetchone()[0]
+        _record_file_months(con, staged, digests, first_month, owned, params)
+        present = list(digests)
+        con.execute("DELETE FROM raw.file_months WHERE source_file NOT IN (SELECT unnest(?::VARCHAR[]))", [present])
+        _replace_rejects(con, TRANSACTIONS.kind, staged, keep=kept)
+        con.execute(
+            "DELETE FROM raw.file_loads WHERE file_kind = ? AND source_file NOT IN (SELECT unnest(?::VARCHAR[]))",
+            [TRANSACTIONS.kind, kept],
+        )
         for s in staged:
             _record_file_load(con, TRANSACTIONS.kind, s)
         con.execute("COMMIT")
@@ -233,7 +344,11 @@ def load_transactions(
         con.execute("ROLLBACK")
         raise
     months = (window_end.year - window_start.year) * 12 + window_end.month - window_start.month + 1
-    return TransactionLoad(staged, rows_loaded, months)
+    read, rejected = con.execute(
+        "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_rejected), 0) FROM raw.file_loads WHERE file_kind = ?",
+        [TRANSACTIONS.kind],
+    ).fetchone()
+    return TransactionLoad(staged, rows_loaded, months, kept, int(read), int(rejected))
 
 
 def _loader_check(asset_name: str, name: str, description: str) -> Check:
@@ -417,8 +532,9 @@ def customers(context: AssetExecutionContext, warehouse: Warehouse, input_folder
 def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder):
     """Invoice lines of every ``sales_transactions_*.csv``, partitioned by invoice month.
 
-    One run reads all files once and replaces exactly the rows of its months
-    (any range: a backfill is one run). Malformed lines go to
+    One run reads the files once and replaces exactly the rows of its months
+    (any range: a backfill is one run); a file unchanged since it was loaded
+    for these months is not read again. Malformed lines go to
     ``raw.rejected_rows`` with their reason; per file, rows read = rows loaded
     + rows rejected (``raw.file_loads``).
     """
@@ -437,15 +553,16 @@ def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, inp
     except LoadStopped as stop:
         yield from check_results(stop.outcomes)
         raise stop.failure() from None
-    rejected = sum(s.rows_rejected for s in result.files)
     yield MaterializeResult(
         check_results=check_results(outcomes),
         metadata={
             "months": result.months_replaced,
             "rows_loaded": result.rows_loaded,
-            "rows_read_all_files": sum(s.rows_read for s in result.files),
-            "rows_rejected_all_files": rejected,
-            "files": len(result.files),
+            "rows_read_all_files": result.rows_read_all_files,
+            "rows_rejected_all_files": result.rows_rejected_all_files,
+            "files": len(result.files) + len(result.unchanged_files),
+            "files_read": len(result.files),
+            "files_unchanged": len(result.unchanged_files),
             "summary": MetadataValue.md(_file_table(result.files)),
         }
     )

@@ -1,0 +1,144 @@
+"""Raw layer: a file unchanged since its months were loaded is not read again.
+
+Hand-made cases state which files a run reads; the property test runs random
+sequences of file edits, removals and runs of random month ranges through
+the skipping loader and through a loader that reads every file every time,
+and requires the same raw tables after every run.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crm_assets.raw import load_transactions
+
+from .conftest import TX_HEADER, lines, write
+
+FIRST = date(2023, 1, 1)
+LAST = date(2023, 6, 1)  # newest partition: lines of 2023-07 are "after the newest partition"
+RAW_TABLES = {
+    "raw.sales_transactions": "SELECT * FROM raw.sales_transactions ORDER BY source_file, line_number",
+    "raw.rejected_rows": "SELECT * FROM raw.rejected_rows ORDER BY source_file, line_number",
+    "raw.file_loads": "SELECT * EXCLUDE (loaded_at) FROM raw.file_loads ORDER BY source_file",
+}
+
+
+def dump(con) -> dict[str, list[tuple]]:
+    return {name: con.execute(sql).fetchall() for name, sql in RAW_TABLES.items()}
+
+
+def tx(*rows: str) -> str:
+    return lines(TX_HEADER, *rows)
+
+
+def month(m: int) -> date:
+    return date(2023, m, 1)
+
+
+def read_files(con, folder: Path, start: int, end: int) -> list[str]:
+    result = load_transactions(con, folder, month(start), month(end), FIRST, LAST)
+    return sorted(s.path.name for s in result.files)
+
+
+def test_a_refresh_reads_only_the_changed_file(tmp_path):
+    a = write(tmp_path / "sales_transactions_a.csv", tx("I1,C1,2023-01-10,P1,1,1,S1", "I2,C1,2023-02-10,P1,2,1,S1"))
+    b = write(tmp_path / "sales_transactions_b.csv", tx("I3,C2,2023-03-10,P1,3,1,S1"))
+    con = duckdb.connect()
+    assert read_files(con, tmp_path, 1, 3) == [a.name, b.name]
+    # nothing changed: the same months again read nothing and keep every row
+    before = dump(con)
+    assert read_files(con, tmp_path, 1, 3) == []
+    assert dump(con) == before
+    # a new month lands in b: b is read, a (no line in April, loaded for its months) is not
+    write(b, tx("I3,C2,2023-03-10,P1,3,1,S1", "I4,C2,2023-04-10,P1,4,1,S1"))
+    assert read_files(con, tmp_path, 4, 4) == [b.name]
+    assert con.execute("SELECT invoice_id FROM raw.sales_transactions ORDER BY 1").fetchall() == [
+        ("I1",), ("I2",), ("I3",), ("I4",)
+    ]
+
+
+def test_months_never_loaded_from_a_file_are_read(tmp_path):
+    write(tmp_path / "sales_transactions_a.csv", tx("I1,C1,2023-01-10,P1,1,1,S1", "I2,C1,2023-05-10,P1,2,1,S1"))
+    con = duckdb.connect()
+    assert read_files(con, tmp_path, 1, 2) == ["sales_transactions_a.csv"]
+    # May was not in the first run: the same file must be read for it
+    assert read_files(con, tmp_path, 5, 5) == ["sales_transactions_a.csv"]
+    assert read_files(con, tmp_path, 5, 5) == []
+    assert con.execute("SELECT invoice_id FROM raw.sales_transactions ORDER BY 1").fetchall() == [("I1",), ("I2",)]
+
+
+def test_rows_left_by_an_older_version_are_replaced_when_their_month_runs(tmp_path):
+    a = write(tmp_path / "sales_transactions_a.csv", tx("I1,C1,2023-01-10,P1,1,1,S1", "I2,C1,2023-05-10,P1,2,1,S1"))
+    con = duckdb.connect()
+    read_files(con, tmp_path, 1, 6)
+    # the May line is corrected, but only January runs: May keeps the old row for now
+    write(a, tx("I1,C1,2023-01-10,P1,1,1,S1", "I2,C1,2023-05-10,P1,9,1,S1"))
+    read_files(con, tmp_path, 1, 1)
+    assert con.execute("SELECT quantity FROM raw.sales_transactions WHERE invoice_id = 'I2'").fetchall() == [(2.0,)]
+    # when May runs, the file is read again (its May rows are of the old version)
+    assert read_files(con, tmp_path, 5, 5) == [a.name]
+    assert con.execute("SELECT quantity FROM raw.sales_transactions WHERE invoice_id = 'I2'").fetchall() == [(9.0,)]
+
+
+def test_a_month_emptied_by_a_new_version_is_emptied_when_it_runs(tmp_path):
+    a = write(tmp_path / "sales_transactions_a.csv", tx("I1,C1,2023-01-10,P1,1,1,S1", "I2,C1,2023-05-10,P1,2,1,S1"))
+    con = duckdb.connect()
+    read_files(con, tmp_path, 1, 6)
+    write(a, tx("I1,C1,2023-01-10,P1,1,1,S1"))  # the May line is withdrawn; only January runs
+    read_files(con, tmp_path, 1, 1)
+    # the new version has no May line, but May still holds the old one: running May reads the file
+    assert read_files(con, tmp_path, 5, 5) == [a.name]
+    assert con.execute("SELECT invoice_id FROM raw.sales_transactions").fetchall() == [("I1",)]
+
+
+def test_a_removed_file_loses_its_rows_of_the_months_run(tmp_path):
+    write(tmp_path / "sales_transactions_a.csv", tx("I1,C1,2023-01-10,P1,1,1,S1"))
+    b = write(tmp_path / "sales_transactions_b.csv", tx("I2,C1,2023-01-11,P1,1,1,S1"))
+    con = duckdb.connect()
+    read_files(con, tmp_path, 1, 1)
+    b.unlink()
+    assert read_files(con, tmp_path, 1, 1) == []
+    assert con.execute("SELECT invoice_id FROM raw.sales_transactions").fetchall() == [("I1",)]
+    assert con.execute("SELECT source_file FROM raw.file_loads").fetchall() == [("sales_transactions_a.csv",)]
+
+
+# --- property: skipping never changes the result ----------------------------------------------------
+
+ROW = st.tuples(
+    st.sampled_from(["I1", "I2", "I3"]),
+    st.sampled_from(["C1", "C2"]),
+    st.sampled_from(["2022-12-05", "2023-01-05", "2023-02-05", "2023-03-05", "2023-06-30", "2023-07-01", "bad"]),
+    st.sampled_from(["1", "2", "x"]),
+)
+FILE_TEXT = st.lists(ROW, max_size=5).map(
+    lambda rows: tx(*(f"{i},{c},{d},P1,{q},1,S1" for i, c, d, q in rows))
+)
+STEP = st.one_of(
+    st.tuples(st.just("write"), st.sampled_from("abc"), FILE_TEXT),
+    st.tuples(st.just("remove"), st.sampled_from("ab"), st.none()),
+    st.tuples(st.just("run"), st.integers(1, 6), st.integers(0, 5)),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(STEP, min_size=1, max_size=10))
+def test_skipping_unchanged_files_gives_the_tables_of_reading_every_file(tmp_path_factory, steps):
+    folder = tmp_path_factory.mktemp("input")
+    write(folder / "sales_transactions_c.csv", tx("I9,C9,2023-01-01,P1,1,1,S1"))  # never empty
+    skipping, reading = duckdb.connect(), duckdb.connect()
+    for kind, a, b in steps:
+        path = folder / f"sales_transactions_{a}.csv" if kind != "run" else None
+        if kind == "write":
+            write(path, b)
+        elif kind == "remove":
+            path.unlink(missing_ok=True)
+        else:
+            start, end = month(a), month(min(6, a + b))
+            load_transactions(skipping, folder, start, end, FIRST, LAST)
+            load_transactions(reading, folder, start, end, FIRST, LAST, reread=True)
+            assert dump(skipping) == dump(reading)
