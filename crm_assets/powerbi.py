@@ -2,7 +2,7 @@
 
 | file | grain | |
 |---|---|---|
-| ``fact_customer_month.parquet`` | snapshot row | every column of ``reporting.customer_snapshot``, every month held |
+| ``fact_customer_month/fact_customer_month_YYYY-MM.parquet`` | snapshot row | every column of ``reporting.customer_snapshot``; one file per month held |
 | ``dim_customer.parquet`` | customer | master attributes; ``email`` / ``mobile_number`` only where consented |
 | ``dim_month.parquet`` | report month | year, quarter, month name, sort keys, ``is_latest`` |
 | ``dim_activity_status.parquet``, ``dim_value_tier.parquet``, ``dim_lifecycle_stage.parquet``, ``dim_lifecycle_event.parquet`` | value | the spec spellings with a ``sort_order`` and a definition |
@@ -13,12 +13,18 @@ go to a new sibling folder which then replaces ``powerbi/`` in one step
 (an atomic exchange of the two folders where the OS has one, else two
 renames a few microseconds apart), so a reader sees the previous complete set
 or the new complete set, never a mix. The asset is unpartitioned: Power BI
-reads one folder holding every month, and any run rewrites all of it from the
-warehouse (docs/powerbi.md).
+reads one folder holding every month (docs/powerbi.md). The fact table is one
+file per month: a refresh writes the months whose snapshot was computed since
+the previous set (``reporting.snapshot_manifest``) and hard-links the others
+from it, so a monthly refresh writes one month, not the whole history. The
+files of a set are never modified, only replaced by the next set.
 """
+
+import json
 
 import ctypes
 import ctypes.util
+import datetime as dt
 import os
 import shutil
 import sys
@@ -41,7 +47,11 @@ RETIRED_GRACE_SECONDS = 600.0
 STAGING_MAX_SECONDS = 3600.0
 SNAPSHOT = "reporting.customer_snapshot"
 
-FACT_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} ORDER BY report_month, customer_id"
+MANIFEST = "reporting.snapshot_manifest"
+FACT = "fact_customer_month"
+# In the fact folder: the snapshot version each month file was written from (hidden from Power BI).
+VERSIONS_FILE = ".versions.json"
+FACT_MONTH_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} WHERE report_month = ? ORDER BY customer_id"
 
 # Current master attributes of every customer that has a snapshot row. Contact
 # data only where the current consent allows it (email: opt_email; mobile
@@ -125,8 +135,8 @@ def _values_sql(column: str, values: tuple[str, ...]) -> str:
 
 
 def table_sql() -> dict[str, str]:
-    """Every file of the star schema (name without ``.parquet``) and the query that fills it."""
-    tables = {"fact_customer_month": FACT_SQL, "dim_customer": DIM_CUSTOMER_SQL, "dim_month": DIM_MONTH_SQL}
+    """Every dimension file of the star schema (name without ``.parquet``) and the query that fills it."""
+    tables = {"dim_customer": DIM_CUSTOMER_SQL, "dim_month": DIM_MONTH_SQL}
     tables.update({name: _values_sql(column, values) for name, (column, values) in SMALL_DIMENSIONS.items()})
     return tables
 
@@ -137,6 +147,8 @@ class StarSchema:
     rows: dict[str, int]
     bytes: int
     latest_month: object
+    months_written: int = 0
+    months_reused: int = 0
 
 
 def _sql_string(text: str) -> str:
@@ -188,6 +200,64 @@ def swap_in(new: Path, target: Path) -> Path | None:
     return retired
 
 
+def fact_file(month) -> str:
+    return f"{FACT}_{month:%Y-%m}.parquet"
+
+
+def month_versions(con) -> dict[str, str]:
+    """``{YYYY-MM: version}`` of every month held: when its snapshot was last computed, and its rows."""
+    tables = {f"{s}.{t}" for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+    months = f"SELECT report_month, count(*) AS n FROM {SNAPSHOT} GROUP BY 1"
+    if MANIFEST in tables:
+        sql = f"""
+        WITH held AS ({months}
+            UNION ALL SELECT DISTINCT report_month, 0 FROM {MANIFEST}),
+        computed AS (SELECT report_month, max(computed_at)::VARCHAR AS at FROM {MANIFEST} GROUP BY 1)
+        SELECT strftime(h.report_month, '%Y-%m'), coalesce(c.at, '') || '/' || sum(h.n)
+        FROM held h LEFT JOIN computed c USING (report_month) GROUP BY h.report_month, c.at
+        """
+    else:  # no manifest: no way to tell an unchanged month, write them all
+        sql = f"SELECT strftime(report_month, '%Y-%m'), NULL FROM ({months})"
+    return {month: version for month, version in con.execute(sql).fetchall()}
+
+
+def _previous_versions(folder: Path) -> dict[str, str]:
+    try:
+        return json.loads((folder / VERSIONS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_fact(con, staging: Path, previous: Path) -> tuple[int, int, int]:
+    """The fact folder in ``staging``: new files for months computed since ``previous``, links to the others.
+
+    Returns (rows, months written, months reused).
+    """
+    folder = staging / FACT
+    folder.mkdir()
+    versions = month_versions(con)
+    before = _previous_versions(previous)
+    written = reused = 0
+    for month, version in sorted(versions.items()):
+        name = fact_file(dt.date.fromisoformat(month + "-01"))
+        old = previous / name
+        if version is not None and before.get(month) == version and old.is_file():
+            try:
+                os.link(old, folder / name)
+                reused += 1
+                continue
+            except OSError:
+                pass  # no hard links here (another file system): write it
+        con.execute(
+            f"COPY ({FACT_MONTH_SQL}) TO {_sql_string(str(folder / name))} (FORMAT parquet, COMPRESSION snappy)",
+            [dt.date.fromisoformat(month + "-01")],
+        )
+        written += 1
+    (folder / VERSIONS_FILE).write_text(json.dumps({m: v for m, v in versions.items() if v is not None}, indent=0))
+    rows = con.execute(f"SELECT count(*) FROM {SNAPSHOT}").fetchall()[0][0]
+    return rows, written, reused
+
+
 def write_star_schema(con, output_dir: str | Path) -> StarSchema:
     """Write every file of the star schema into ``<output_dir>/powerbi`` atomically."""
     output_dir = Path(output_dir)
@@ -197,18 +267,19 @@ def write_star_schema(con, output_dir: str | Path) -> StarSchema:
     staging.mkdir()
     rows: dict[str, int] = {}
     try:
+        rows[FACT], written, reused = write_fact(con, staging, target / FACT)
         for name, sql in table_sql().items():
             path = staging / f"{name}.parquet"
             copied = con.execute(f"COPY ({sql}) TO {_sql_string(str(path))} (FORMAT parquet, COMPRESSION snappy)")
             rows[name] = copied.fetchall()[0][0]
-        size = sum(p.stat().st_size for p in staging.iterdir())
+        size = sum(p.stat().st_size for p in staging.rglob("*.parquet"))
         latest = con.execute(f"SELECT max(report_month) FROM {SNAPSHOT}").fetchall()[0][0]
         swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     remove_retired(output_dir)
-    return StarSchema(target, rows, size, latest)
+    return StarSchema(target, rows, size, latest, written, reused)
 
 
 def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None:
@@ -247,8 +318,9 @@ def star_schema(warehouse: Warehouse, output_folder: OutputFolder) -> Materializ
     ``fact_customer_month`` (one row per snapshot row), ``dim_customer``
     (contact data only where consented), ``dim_month`` (with ``is_latest``)
     and the small dimensions of status, tier, stage and event with their sort
-    order. Rewritten whole from the warehouse on every run and swapped in
-    atomically, so Power BI never reads half a refresh.
+    order. A new set is built on every run (the fact months computed since
+    the last set are written, the others linked) and swapped in atomically,
+    so Power BI never reads half a refresh.
     """
     with warehouse.connect(read_only=True) as con:
         result = write_star_schema(con, output_folder.path)
@@ -256,6 +328,8 @@ def star_schema(warehouse: Warehouse, output_folder: OutputFolder) -> Materializ
         metadata={
             **{f"rows: {name}": n for name, n in result.rows.items()},
             "latest month": str(result.latest_month),
+            "fact months written": result.months_written,
+            "fact months unchanged (linked)": result.months_reused,
             "bytes": result.bytes,
             "folder": MetadataValue.path(str(result.folder)),
         }

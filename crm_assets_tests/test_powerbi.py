@@ -27,14 +27,28 @@ FILES = {
 }
 
 
-def table(small, name):  # noqa: F811
-    return pq.read_table(small.output_dir / "powerbi" / f"{name}.parquet")
+def table(small, name, folder=None):  # noqa: F811
+    folder = folder or small.output_dir / "powerbi"
+    if name == "fact_customer_month":  # a folder of one file per month
+        return pa.concat_tables(pq.read_table(p) for p in sorted((folder / name).glob("*.parquet")))
+    return pq.read_table(folder / f"{name}.parquet")
+
+
+def listing(folder):
+    """The names of a star schema folder: dimension files and the fact folder's month files."""
+    return {p.name for p in folder.iterdir() if p.is_file()} | {
+        f"{p.name}/{q.name}" for p in folder.iterdir() if p.is_dir() for q in p.iterdir()
+    }
 
 
 def test_the_folder_holds_the_star_schema_and_nothing_else(small):  # noqa: F811
     folder = small.output_dir / "powerbi"
     assert {p.stem for p in folder.iterdir()} == FILES
-    assert all(p.suffix == ".parquet" for p in folder.iterdir())
+    assert all(p.suffix == ".parquet" for p in folder.iterdir() if p.is_file())
+    assert {p.name for p in (folder / "fact_customer_month").iterdir()} == {
+        "fact_customer_month_2024-01.parquet", "fact_customer_month_2024-02.parquet",
+        "fact_customer_month_2024-03.parquet", ".versions.json",
+    }
     assert not [p for p in small.output_dir.iterdir() if p.name.startswith(".powerbi.new")]
 
 
@@ -48,7 +62,7 @@ def test_fact_is_the_snapshot_row_for_row_with_its_types(small):  # noqa: F811
     assert schema.field("m_total").type == pa.float64() and schema.field("o6").type == pa.int64()
     assert schema.field("r_score").type == pa.int32() and schema.field("opt_email").type == pa.bool_()
     assert schema.field("customer_id").type == pa.string()
-    path = str(small.output_dir / "powerbi" / "fact_customer_month.parquet")
+    path = str(small.output_dir / "powerbi" / "fact_customer_month" / "*.parquet")
     con = duckdb.connect(str(small.warehouse), read_only=True)
     try:
         for a, b in (("read_parquet(?)", "reporting.customer_snapshot"), ("reporting.customer_snapshot", "read_parquet(?)")):
@@ -129,7 +143,7 @@ def test_refresh_replaces_the_whole_folder(small, tmp_path, monkeypatch, exchang
     # the previous set stays aside (hidden) for readers still reading it; no staging folder is left
     aside = sorted(p.name for p in out.iterdir() if p.name != "powerbi")
     assert len(aside) == 1 and aside[0].startswith(".powerbi.old-")
-    assert {p.name for p in (out / aside[0]).iterdir()} == {f"{n}.parquet" for n in FILES} | {"stale.parquet"}
+    assert listing(out / aside[0]) == listing(second.folder) | {"stale.parquet"}
     # ... until its grace period is over
     monkeypatch.setattr(powerbi, "RETIRED_GRACE_SECONDS", 0.0)
     _write(small, out)
@@ -139,12 +153,12 @@ def test_refresh_replaces_the_whole_folder(small, tmp_path, monkeypatch, exchang
 def test_a_failed_refresh_keeps_the_previous_files(small, tmp_path, monkeypatch):  # noqa: F811
     out = tmp_path / "out"
     _write(small, out)
-    before = {p.name: p.read_bytes() for p in (out / "powerbi").iterdir()}
+    before = {p: (out / "powerbi" / p).read_bytes() for p in listing(out / "powerbi")}
     broken = dict(powerbi.table_sql(), dim_month="SELECT * FROM no_such_table")
     monkeypatch.setattr(powerbi, "table_sql", lambda: broken)
     with pytest.raises(duckdb.Error):
         _write(small, out)
-    assert {p.name: p.read_bytes() for p in (out / "powerbi").iterdir()} == before
+    assert {p: (out / "powerbi" / p).read_bytes() for p in listing(out / "powerbi")} == before
     assert [p.name for p in out.iterdir()] == ["powerbi"]  # the staging folder is gone
 
 
@@ -177,6 +191,47 @@ def test_a_reader_never_sees_a_partial_set(small, tmp_path, monkeypatch):  # noq
         assert all(seen)  # with an atomic exchange the folder never even disappears
 
 
+def test_a_refresh_writes_only_the_months_computed_since_the_previous_set(small, tmp_path):  # noqa: F811
+    import shutil
+
+    warehouse = tmp_path / "crm.duckdb"
+    shutil.copy(small.warehouse, warehouse)
+    out = tmp_path / "out"
+
+    def write():
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            return powerbi.write_star_schema(con, out)
+        finally:
+            con.close()
+
+    first = write()
+    assert (first.months_written, first.months_reused) == (3, 0)
+    inode = {p.name: p.stat().st_ino for p in (out / "powerbi" / "fact_customer_month").glob("*.parquet")}
+    second = write()
+    assert (second.months_written, second.months_reused) == (0, 3)  # nothing recomputed: every file linked
+    # February is computed again (a new manifest row) with a changed value: only its file is rewritten
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("UPDATE reporting.customer_snapshot SET city = 'Lyon' WHERE report_month = '2024-02-01'")
+        con.execute(
+            "INSERT INTO reporting.snapshot_manifest SELECT report_month, 'run-2', current_timestamp::TIMESTAMP + "
+            "INTERVAL 1 SECOND, rules_version, rules, customers FROM reporting.snapshot_manifest "
+            "WHERE report_month = '2024-02-01' LIMIT 1"
+        )
+    finally:
+        con.close()
+    third = write()
+    assert (third.months_written, third.months_reused) == (1, 2)
+    now = {p.name: p.stat().st_ino for p in (out / "powerbi" / "fact_customer_month").glob("*.parquet")}
+    changed = {name for name in now if now[name] != inode[name]}
+    assert changed == {"fact_customer_month_2024-02.parquet"}
+    fact = table(small, "fact_customer_month", out / "powerbi")
+    cities = {(r["report_month"], r["city"]) for r in fact.to_pylist() if r["report_month"] == date(2024, 2, 1)}
+    assert cities == {(date(2024, 2, 1), "Lyon")}
+    assert fact.num_rows == 15
+
+
 def test_star_schema_asset_is_unpartitioned_and_downstream_of_the_snapshot():
     from dagster import AssetKey
 
@@ -195,7 +250,7 @@ def test_staging_folders_of_killed_refreshes_are_removed_later(small, tmp_path):
     out.mkdir()
     killed = out / ".powerbi.new-deadbeef"
     killed.mkdir()
-    (killed / "fact_customer_month.parquet").write_bytes(b"half")
+    (killed / "dim_month.parquet").write_bytes(b"half")
     hour_ago = time.time() - powerbi.STAGING_MAX_SECONDS - 5
     os.utime(killed, (hour_ago, hour_ago))
     recent = out / ".powerbi.new-cafebabe"  # a refresh running right now in another process
