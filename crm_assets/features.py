@@ -136,8 +136,16 @@ CHECKS = [
 ]
 
 
-def features_sql(window: MonthWindow) -> tuple[str, list]:
+# Customers are processed in buckets (hash of the id) of about this many grid rows (customers x months),
+# so that the window passes of a long backfill over many customers stay within memory.
+GRID_ROWS_PER_BUCKET = 4_000_000
+
+
+def features_sql(window: MonthWindow, bucket: int = 0, buckets: int = 1) -> tuple[str, list]:
     """The SELECT of ``features.customer_features`` for the window's report months, and its parameters.
+
+    Only the customers of ``bucket`` (``hash(customer_id) % buckets``): a
+    customer's figures depend on its own rows alone.
 
     A dense grid of evaluated customers (numbered, so the window passes sort
     on an integer) x months, starting 26 months before the window so that
@@ -154,7 +162,7 @@ def features_sql(window: MonthWindow) -> tuple[str, list]:
         SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE AS month
     ),
     activity AS (
-        SELECT * FROM features.customer_month_activity WHERE activity_month <= ?
+        SELECT * FROM features.customer_month_activity WHERE activity_month <= ? AND {in_bucket}
     ),
     firsts AS (
         SELECT customer_id, min(first_consumable_date) AS first_c, min(first_device_date) AS first_d,
@@ -168,7 +176,7 @@ def features_sql(window: MonthWindow) -> tuple[str, list]:
         SELECT row_number() OVER () AS cid, c.customer_id, c.created_date, f.first_c, f.first_d, f.first_line,
             coalesce(f.bu, 0)::DECIMAL(18, 6) AS bu, coalesce(f.bl, 0)::BIGINT AS bl, f.b_last_c
         FROM enriched.customers c LEFT JOIN firsts f USING (customer_id)
-        WHERE NOT c.is_anonymous
+        WHERE NOT c.is_anonymous AND {in_bucket}
     ),
     repeats AS (
         SELECT r.customer_id, m.month,
@@ -176,7 +184,7 @@ def features_sql(window: MonthWindow) -> tuple[str, list]:
             count(*) FILTER (WHERE r.previous_month >= m.month - INTERVAL 11 MONTH) AS repeats12
         FROM features.repeated_orders r
         JOIN months m ON m.month >= r.activity_month AND m.month <= r.previous_month + INTERVAL 11 MONTH
-        WHERE r.activity_month <= ?
+        WHERE r.activity_month <= ? AND {in_bucket}
         GROUP BY ALL
     ),
     per_month AS (
@@ -234,9 +242,10 @@ def features_sql(window: MonthWindow) -> tuple[str, list]:
       AND (c.created_date IS NULL OR c.created_date <= last_day(w.month) OR c.first_line <= last_day(w.month))
     ORDER BY report_month, customer_id
     """
+    in_bucket = "true" if buckets == 1 else f"hash(customer_id) % {int(buckets)} = {int(bucket)}"
     params = [grid_start, window.end, window.end, grid_start, grid_start, grid_start, window.end, grid_start,
               window.start, window.end]
-    return sql, params
+    return sql.replace("{in_bucket}", in_bucket), params
 
 
 def build_activity(con, window: MonthWindow) -> tuple[int, int]:
@@ -259,8 +268,10 @@ def build_activity(con, window: MonthWindow) -> tuple[int, int]:
 def build_features(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
     """Replace the window's report months of ``features.customer_features``, checked."""
     con.execute(FEATURES_DDL)
-    sql, params = features_sql(window)
-    return replace_months(con, TABLE, "report_month", window, sql, params, CHECKS, run_id)
+    customers = con.execute("SELECT count(*) FROM enriched.customers WHERE NOT is_anonymous").fetchone()[0]
+    buckets = max(1, -(-customers * (window.months + 26) // GRID_ROWS_PER_BUCKET))
+    statements = [features_sql(window, bucket, buckets) for bucket in range(buckets)]
+    return replace_months(con, TABLE, "report_month", window, statements, None, CHECKS, run_id)
 
 
 @multi_asset(

@@ -50,12 +50,15 @@ def replace_months(
     table: str,
     month_column: str,
     window: MonthWindow,
-    select_sql: str,
+    select_sql: str | Sequence[tuple[str, list]],
     params: list | None = None,
     checks: Sequence = (),
     run_id: str = "direct",
 ) -> WriteResult:
     """Delete the window's months of ``table`` and insert ``select_sql``, in one transaction.
+
+    ``select_sql`` may also be a list of ``(select, params)`` inserted one
+    after the other (a window computed in parts).
 
     The blocking ``checks`` are evaluated inside that transaction: when one
     fails, nothing is committed and ``BlockingCheckError`` is raised.
@@ -64,7 +67,9 @@ def replace_months(
 
     def write(c: duckdb.DuckDBPyConnection) -> None:
         c.execute(f"DELETE FROM {table} WHERE {month_column} BETWEEN ? AND ?", [window.start, window.end])
-        c.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
+        parts = [(select_sql, params)] if isinstance(select_sql, str) else select_sql
+        for sql, sql_params in parts:
+            c.execute(f"INSERT INTO {table} BY NAME {sql}", sql_params or [])
 
     outcomes = write_with_checks(con, write, checks, window.start, window.end, window.keys, run_id)
     rows = con.execute(

@@ -166,3 +166,26 @@ def test_rebuilding_some_months_gives_the_same_warehouse(dataset, start, length)
         before = warehouse_rows(con)
         build(folder, start, end, con)
         assert warehouse_rows(con) == before
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dataset_st)
+def test_features_computed_in_customer_buckets_equal_one_pass(dataset):
+    """A long backfill computes the features in buckets of customers (features.GRID_ROWS_PER_BUCKET)."""
+    from unittest import mock
+
+    from crm_assets import features
+
+    customers, lines = dataset
+    for c, cid in zip(customers, CUSTOMER_IDS):
+        c["customer_id"] = cid
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        to_files(folder, customers, lines)
+        one, bucketed = duckdb.connect(), duckdb.connect()
+        build(folder, REPORT_START, REPORT_END, one)
+        with mock.patch.object(features, "GRID_ROWS_PER_BUCKET", 40):  # a few customers per bucket
+            build(folder, REPORT_START, REPORT_END, bucketed)
+        assert warehouse_rows(bucketed) == warehouse_rows(one)
+        dump = "SELECT * FROM features.customer_features ORDER BY report_month, customer_id"
+        assert bucketed.execute(dump).fetchall() == one.execute(dump).fetchall()
