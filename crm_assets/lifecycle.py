@@ -10,7 +10,14 @@ that matches wins.
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets import quality
-from crm_assets.partitioned import MonthWindow, WriteResult, breakdown_metadata, month_window, replace_months
+from crm_assets.partitioned import (
+    MonthWindow,
+    WriteResult,
+    breakdown_metadata,
+    month_parts,
+    month_window,
+    replace_months,
+)
 from crm_assets.partitions import monthly_partitions
 from crm_assets.quality import BlockingCheckError, check_results, check_specs
 from crm_assets.resources import Warehouse
@@ -60,7 +67,8 @@ CHECKS = [
 def build_lifecycle(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
     """Replace the window's report months of ``lifecycle.customer_lifecycle``, checked."""
     con.execute(LIFECYCLE_DDL)
-    return replace_months(con, TABLE, "report_month", window, LIFECYCLE_SQL, [window.start, window.end], CHECKS, run_id)
+    parts = [(LIFECYCLE_SQL, [start, end]) for start, end in month_parts(con, window, "features.customer_features")]
+    return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
 
 
 @asset(

@@ -37,6 +37,29 @@ def add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+# A window whose months hold more rows than this is written in parts of whole months (see month_parts),
+# so that the joins and sorts of a long backfill over many customers stay within memory.
+ROWS_PER_PART = 4_000_000
+
+
+def month_parts(con: duckdb.DuckDBPyConnection, window: MonthWindow, table: str, month_column: str = "report_month",
+                ) -> list[tuple[date, date]]:
+    """The window as consecutive ranges of months, each holding about ``ROWS_PER_PART`` rows of ``table``."""
+    counts = con.execute(
+        f"SELECT {month_column}, count(*) FROM {table} WHERE {month_column} BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
+        [window.start, window.end],
+    ).fetchall()
+    parts: list[tuple[date, date]] = []
+    start, rows = window.start, 0
+    for month, n in counts:
+        if rows and rows + n > ROWS_PER_PART:
+            parts.append((start, add_months(month, -1)))
+            start, rows = month, 0
+        rows += n
+    parts.append((start, window.end))
+    return parts
+
+
 @dataclass
 class WriteResult:
     """Rows written for the window and the outcomes of the checks evaluated with them."""

@@ -12,7 +12,7 @@ import json
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets import quality
-from crm_assets.partitioned import MonthWindow, breakdown_metadata, month_window
+from crm_assets.partitioned import MonthWindow, breakdown_metadata, month_parts, month_window
 from crm_assets.partitions import monthly_partitions
 from crm_assets.quality import BlockingCheckError, Outcome, check_results, check_specs, write_with_checks
 from crm_assets.resources import Warehouse
@@ -78,7 +78,8 @@ ORDER BY f.report_month, f.customer_id
 
 # Late data made visible: when a month that was already in the snapshot is
 # computed again, count per month how many customers' status, tier, event or
-# stage moved against the previous version (only months that had one).
+# stage moved against the previous version (only months that had one, kept in
+# the temp table old_snapshot while the months are replaced).
 CHANGES_SQL = f"""
 INSERT INTO reporting.snapshot_changes
 SELECT report_month, $run_id, current_timestamp::TIMESTAMP,
@@ -90,9 +91,9 @@ SELECT report_month, $run_id, current_timestamp::TIMESTAMP,
     count(*) FILTER (WHERE o.lifecycle_stage IS DISTINCT FROM n.lifecycle_stage AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
     count(*) FILTER (WHERE o.customer_id IS NULL OR n.customer_id IS NULL
         OR (o.{', o.'.join(SNAPSHOT_COLUMNS)}) IS DISTINCT FROM (n.{', n.'.join(SNAPSHOT_COLUMNS)}))
-FROM (SELECT * FROM {{table}} WHERE report_month BETWEEN $start AND $end) o
-FULL JOIN new_snapshot n USING (report_month, customer_id)
-WHERE report_month IN (SELECT DISTINCT report_month FROM {{table}} WHERE report_month BETWEEN $start AND $end)
+FROM old_snapshot o
+FULL JOIN (SELECT * FROM {{table}} WHERE report_month IN (SELECT DISTINCT report_month FROM old_snapshot)) n
+    USING (report_month, customer_id)
 GROUP BY report_month
 """
 
@@ -125,12 +126,15 @@ def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = 
     rules_json = json.dumps(crm_rules.as_dict(), sort_keys=True)
 
     def write(c) -> None:
-        c.execute("DROP TABLE IF EXISTS new_snapshot")
-        c.execute(f"CREATE TEMP TABLE new_snapshot AS {SNAPSHOT_SQL}", [window.start, window.end])
-        c.execute(CHANGES_SQL.format(table=TABLE), {"run_id": run_id, "start": window.start, "end": window.end})
+        c.execute("DROP TABLE IF EXISTS old_snapshot")
+        c.execute(f"CREATE TEMP TABLE old_snapshot AS SELECT * FROM {TABLE} WHERE report_month BETWEEN ? AND ?",
+                  [window.start, window.end])
         c.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
-        c.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM new_snapshot")
-        c.execute("DROP TABLE new_snapshot")
+        for start, end in month_parts(c, window, "features.customer_features"):
+            c.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [start, end])
+        if c.execute("SELECT count(*) FROM old_snapshot").fetchone()[0]:
+            c.execute(CHANGES_SQL.format(table=TABLE), {"run_id": run_id})
+        c.execute("DROP TABLE old_snapshot")
         c.execute(
             f"""
             INSERT INTO reporting.snapshot_manifest

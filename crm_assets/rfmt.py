@@ -11,7 +11,14 @@ resource.
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets import quality
-from crm_assets.partitioned import MonthWindow, WriteResult, breakdown_metadata, month_window, replace_months
+from crm_assets.partitioned import (
+    MonthWindow,
+    WriteResult,
+    breakdown_metadata,
+    month_parts,
+    month_window,
+    replace_months,
+)
 from crm_assets.partitions import monthly_partitions
 from crm_assets.quality import BlockingCheckError, check_results, check_specs
 from crm_assets.resources import Warehouse
@@ -82,9 +89,9 @@ def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "dir
     """Replace the window's report months of ``rfmt.customer_rfmt``, checked."""
     crm_rules.validate_values()
     con.execute(RFMT_DDL)
-    return replace_months(
-        con, TABLE, "report_month", window, rfmt_sql(crm_rules), [window.start, window.end], CHECKS, run_id
-    )
+    sql = rfmt_sql(crm_rules)
+    parts = [(sql, [start, end]) for start, end in month_parts(con, window, "features.customer_features")]
+    return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
 
 
 @asset(

@@ -170,11 +170,12 @@ def test_rebuilding_some_months_gives_the_same_warehouse(dataset, start, length)
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dataset_st)
-def test_features_computed_in_customer_buckets_equal_one_pass(dataset):
-    """A long backfill computes the features in buckets of customers (features.GRID_ROWS_PER_BUCKET)."""
+def test_layers_computed_in_parts_equal_one_pass(dataset):
+    """A long backfill computes the features in buckets of customers (features.GRID_ROWS_PER_BUCKET) and
+    lifecycle, RFMT and the snapshot in ranges of months (partitioned.ROWS_PER_PART)."""
     from unittest import mock
 
-    from crm_assets import features
+    from crm_assets import features, partitioned
 
     customers, lines = dataset
     for c, cid in zip(customers, CUSTOMER_IDS):
@@ -184,8 +185,11 @@ def test_features_computed_in_customer_buckets_equal_one_pass(dataset):
         to_files(folder, customers, lines)
         one, bucketed = duckdb.connect(), duckdb.connect()
         build(folder, REPORT_START, REPORT_END, one)
-        with mock.patch.object(features, "GRID_ROWS_PER_BUCKET", 40):  # a few customers per bucket
+        # a few customers per bucket, a few months per part
+        with mock.patch.object(features, "GRID_ROWS_PER_BUCKET", 40), mock.patch.object(partitioned, "ROWS_PER_PART", 7):
             build(folder, REPORT_START, REPORT_END, bucketed)
         assert warehouse_rows(bucketed) == warehouse_rows(one)
-        dump = "SELECT * FROM features.customer_features ORDER BY report_month, customer_id"
-        assert bucketed.execute(dump).fetchall() == one.execute(dump).fetchall()
+        for table in ("features.customer_features", "lifecycle.customer_lifecycle", "rfmt.customer_rfmt",
+                      "reporting.customer_snapshot"):
+            dump = f"SELECT * FROM {table} ORDER BY report_month, customer_id"
+            assert bucketed.execute(dump).fetchall() == one.execute(dump).fetchall(), table
