@@ -209,17 +209,12 @@ def _write_csv(con, sql: str, params: dict, tmp: Path) -> int:
 def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: dict, consent: list) -> int:
     from openpyxl import Workbook
 
-    from crm_assets.workbook import Sheet, stream_rows, text_widths, write_customer_list
+    from crm_assets.workbook import Sheet, save_workbook, text_widths, write_customer_list
 
     total = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
     widths = text_widths(con, sql, params, EXPORT_COLUMNS)
     wb = Workbook(write_only=True)
-    cursor = con.cursor()
-    try:
-        rows = stream_rows(cursor.execute(sql, params))
-        result = write_customer_list(wb, rows, total, EXPORT_COLUMNS, "Customers", widths)
-    finally:
-        cursor.close()
+    result = write_customer_list(wb, con, sql, params, total, EXPORT_COLUMNS, "Customers", widths)
     about = Sheet(wb, "Export", [22, 90])
     about.title("Customer export", "What this list is and which rules made it.")
     for label, value in (
@@ -231,7 +226,7 @@ def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: di
         ("Consent rule", CONSENT_RULE),
     ):
         about.append([label, value])
-    wb.save(tmp)
+    save_workbook(wb, tmp, [result])
     return total
 
 

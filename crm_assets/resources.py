@@ -40,8 +40,14 @@ class Warehouse(ConfigurableResource):
     """
 
     path: str = Field(default_factory=lambda: str(settings.warehouse_path()))
-    memory_limit: str = Field(default="", description="DuckDB memory_limit, e.g. '8GB'; blank = DuckDB default")
-    threads: int = Field(default=0, description="DuckDB threads; 0 = DuckDB default (all cores)")
+    memory_limit: str = Field(
+        default_factory=lambda: os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", "").strip(),
+        description="DuckDB memory_limit, e.g. '8GB' (CRM_DUCKDB_MEMORY_LIMIT); blank = DuckDB default (80% of RAM)",
+    )
+    threads: int = Field(
+        default_factory=lambda: int(os.environ.get("CRM_DUCKDB_THREADS", "0") or 0),
+        description="DuckDB threads (CRM_DUCKDB_THREADS); 0 = DuckDB default (all cores)",
+    )
     temp_directory: str = Field(default="", description="DuckDB spill folder; blank = <warehouse>.tmp")
     _run_lock: object = PrivateAttr(default=None)
     run_lock_timeout_seconds: float = Field(
@@ -96,6 +102,7 @@ class Warehouse(ConfigurableResource):
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:
+            con.execute("SET enable_progress_bar = false")  # no bar in run logs and terminals
             yield con
         finally:
             con.close()
@@ -147,3 +154,8 @@ class OutputFolder(ConfigurableResource):
     """Where reports, exports and Power BI files go (``CRM_OUTPUT_DIR``, default ``data/output``)."""
 
     path: str = Field(default_factory=lambda: str(settings.output_dir()))
+    workbook_list_rows: int = Field(
+        default_factory=lambda: int(os.environ.get("CRM_WORKBOOK_LIST_ROWS", "1000000") or 1000000),
+        description="customer rows a run writes into the monthly workbooks' lists, newest months first; the newest "
+                    "month always gets its list (CRM_WORKBOOK_LIST_ROWS, default 1,000,000)",
+    )

@@ -184,12 +184,17 @@ def test_row_limit_splits_the_list_over_numbered_sheets(small, tmp_path, monkeyp
     assert "'Customers' (2 rows), 'Customers (2)' (2 rows), 'Customers (3)' (1 rows)" in text
 
 
-def test_write_customer_list_refuses_a_count_that_does_not_match():
+@pytest.mark.parametrize("total, message", [(1, "returned more"), (3, "returned fewer")])
+def test_write_customer_list_refuses_a_count_that_does_not_match(tmp_path, total, message):
+    con = duckdb.connect()
     wb = openpyxl.Workbook(write_only=True)
-    with pytest.raises(RuntimeError, match="returned more"):
-        workbook.write_customer_list(wb, iter([("a",), ("b",)]), 1, ["customer_id"])
-    with pytest.raises(RuntimeError, match="returned fewer"):
-        workbook.write_customer_list(openpyxl.Workbook(write_only=True), iter([("a",)]), 2, ["customer_id"])
+    listed = workbook.write_customer_list(wb, con, "SELECT * FROM (VALUES ('a'), ('b')) t(customer_id)", [], total,
+                                          ["customer_id"])
+    path = tmp_path / "out" / "list.xlsx"
+    with pytest.raises(RuntimeError, match=message):
+        workbook.save_atomically(wb, path, [listed])
+    assert list(path.parent.iterdir()) == []  # neither the file nor its temporary
+    con.close()
 
 
 def test_crm_report_writes_the_same_workbook(small, tmp_path, capsys, monkeypatch):  # noqa: F811
@@ -281,3 +286,39 @@ def test_workbooks_of_several_months_in_worker_processes_equal_the_serial_ones(s
         assert mine.sheetnames == pipeline.sheetnames
         for title in ("KPIs", "Migration", "Customers"):
             assert rows_of(mine[title]) == rows_of(pipeline[title]), (s.month, title)
+
+
+@pytest.mark.parametrize(
+    "rows, budget, listed",
+    [
+        ({JAN: 5, FEB: 5, MAR: 5}, 15, {JAN, FEB, MAR}),  # everything fits
+        ({JAN: 5, FEB: 5, MAR: 5}, 10, {FEB, MAR}),  # newest first
+        ({JAN: 5, FEB: 5, MAR: 5}, 9, {MAR}),
+        ({JAN: 5, FEB: 5, MAR: 50}, 10, {MAR}),  # the newest month always gets its list
+        ({JAN: 1, FEB: 50, MAR: 5}, 10, {MAR}),  # stops at the first month that does not fit
+    ],
+)
+def test_lists_within_budget(rows, budget, listed):
+    assert workbook.lists_within_budget(rows, budget) == listed
+
+
+def test_a_long_run_leaves_the_older_lists_out_and_says_how_to_get_them(small, tmp_path):  # noqa: F811
+    from crm_assets.resources import Warehouse
+
+    summaries = workbook.build_workbooks(Warehouse(path=str(small.warehouse)), tmp_path, [JAN, FEB, MAR], list_rows=10)
+    assert [(s.month, s.customers, [n for _, n in s.customer_sheets]) for s in summaries] == [
+        (JAN, 5, []), (FEB, 5, [5]), (MAR, 5, [5])
+    ]
+    jan = openpyxl.load_workbook(summaries[0].path)
+    assert jan.sheetnames == [*SUMMARY_SHEETS, "Customers"]  # every summary sheet, and a Customers sheet
+    assert jan["Customers"].max_row < 10 and "Table" not in str(jan["Customers"].tables)
+    text = " ".join(str(c.value) for row in jan["Customers"].iter_rows() for c in row if c.value)
+    assert "crm report --month 2024-01" in text and "crm export --month 2024-01" in text
+    assert "5 customers" in text
+    definitions = " ".join(str(c.value) for row in jan["Definitions"].iter_rows() for c in row if c.value)
+    assert "Not in this workbook (5 customers)" in definitions
+    # the KPIs are complete all the same
+    pipeline = openpyxl.load_workbook(small.output_dir / "reports" / "crm_summary_2024-01.xlsx")
+    assert rows_of(jan["KPIs"]) == rows_of(pipeline["KPIs"])
+    feb = openpyxl.load_workbook(summaries[1].path)
+    assert feb["Customers"].max_row == 6
