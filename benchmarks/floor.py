@@ -338,10 +338,17 @@ def create_empty_snapshot(con) -> None:
     )
 
 
-def run_floor(input_dir: Path, db: Path, first_month: str | None) -> dict:
+def _connect(db: Path, memory_limit: str = ""):
     import duckdb
 
-    con = duckdb.connect(str(db))
+    config = {"temp_directory": f"{db}.tmp"}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    return duckdb.connect(str(db), config=config)
+
+
+def run_floor(input_dir: Path, db: Path, first_month: str | None, memory_limit: str = "") -> dict:
+    con = _connect(db, memory_limit)
     started = time.perf_counter()
     con.execute(f"CREATE OR REPLACE TABLE snapshot AS {floor_sql(input_dir, first_month)}")
     rows, months = con.execute("SELECT count(*), count(DISTINCT report_month) FROM snapshot").fetchone()
@@ -349,10 +356,8 @@ def run_floor(input_dir: Path, db: Path, first_month: str | None) -> dict:
     return {"rows": rows, "months": months, "queries": 1, "seconds": round(time.perf_counter() - started, 3)}
 
 
-def run_loop(input_dir: Path, db: Path, first_month: str | None) -> dict:
-    import duckdb
-
-    con = duckdb.connect(str(db))
+def run_loop(input_dir: Path, db: Path, first_month: str | None, memory_limit: str = "") -> dict:
+    con = _connect(db, memory_limit)
     started = time.perf_counter()
     con.execute(loop_lines_sql(input_dir))
     con.execute(loop_customers_sql(input_dir))
@@ -420,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--first", default=None, help="first report month YYYY-MM (default: first month of data)")
     parser.add_argument("--warehouse", type=Path)
+    parser.add_argument("--memory-limit", default="", help="DuckDB memory_limit, e.g. 8GB (default: DuckDB's)")
     args = parser.parse_args(argv)
     if args.mode == "sql":
         print(floor_sql(args.input or Path("INPUT"), args.first))
@@ -431,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         for suffix in ("", ".wal"):
             Path(str(args.db) + suffix).unlink(missing_ok=True)
         run = run_floor if args.mode == "floor" else run_loop
-        result = run(args.input.resolve(), args.db, args.first)
+        result = run(args.input.resolve(), args.db, args.first, args.memory_limit)
     print(json.dumps(result, default=str))
     return 0
 

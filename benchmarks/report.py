@@ -94,6 +94,10 @@ def _details(step: dict) -> str:
                         f"differs from the warehouse: {compare.get('differing_rows')} rows "
                         f"({', '.join(compare.get('differing_columns', {}))}), "
                         f"{compare.get('only_warehouse')} only there, {compare.get('only_reference')} only here")
+    if info.get("note"):
+        bits.append(info["note"])
+    if info.get("warehouse"):
+        bits.append(f"on {info['warehouse']}")
     status = _status(step)
     if status:
         bits.insert(0, f"**{status}**")
@@ -179,7 +183,7 @@ def render(results: list[dict]) -> str:
         options = r.get("options", {})
         opts = [f"refresh setup via {options.get('refresh_setup')}"]
         if options.get("duckdb_memory_limit"):
-            opts.append(f"DuckDB memory_limit {options['duckdb_memory_limit']} (benchmarks.crm_shim)")
+            opts.append(f"DuckDB memory_limit {options['duckdb_memory_limit']}")
         if options.get("duckdb_threads"):
             opts.append(f"DuckDB threads {options['duckdb_threads']}")
         if r.get("package") and not str(r["package"]).startswith(str(Path(__file__).resolve().parent.parent)):

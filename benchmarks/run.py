@@ -63,9 +63,7 @@ def machine() -> dict:
     return info
 
 
-def crm_command(shim: bool) -> list[str]:
-    if shim:
-        return [sys.executable, "-m", "benchmarks.crm_shim"]
+def crm_command() -> list[str]:
     script = Path(sys.executable).with_name("crm")
     return [str(script)] if script.exists() else [sys.executable, "-m", "crm_assets.cli"]
 
@@ -77,7 +75,7 @@ class ScaleRun:
         self.input = self.root / "input"
         self.log = self.root / "bench.log"
         self.steps: list[Measurement] = []
-        self.crm = crm_command(bool(args.duckdb_memory_limit or args.duckdb_threads))
+        self.crm = crm_command()
 
     def env(self, name: str | None = None) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_") and k != "DAGSTER_HOME"}
@@ -137,51 +135,67 @@ class ScaleRun:
                     return {}
         return {}
 
-    def run(self) -> dict:
+    def wants(self, step: str) -> bool:
+        return self.args.steps is None or step in self.args.steps
+
+    def previous_ok(self, step: str) -> bool:
+        """Whether ``step`` succeeded in this run, or (when not run now) in the stored result being completed."""
+        for m in self.steps:
+            if m.step == step:
+                return m.ok
+        old = next((x for x in self.previous.get("steps", []) if x["step"] == step), None)
+        return bool(old) and old.get("returncode") == 0 and not old.get("timed_out")
+
+    def run(self, previous: dict | None = None) -> dict:
         s, last, before_last = self.scale, self.scale.end, self.scale.month_before_last()
+        self.previous = previous or {}
         self.root.mkdir(parents=True, exist_ok=True)
-        self.log.unlink(missing_ok=True)
         started = datetime.now(timezone.utc)
 
-        shutil.rmtree(self.input, ignore_errors=True)
-        gen = self.measure("generate", [*self.crm, "generate", "--out", self.input, "--customers", s.customers,
-                                        "--start", s.start, "--end", s.end], self.env())
-        gen.info["lines"] = _transaction_lines(self.input) if gen.ok else None
-        gen.info["input_mb"] = round(sum(p.stat().st_size for p in self.input.glob("*.csv")) / 2**20, 1)
-        if not gen.ok:
-            return self.result(started)
+        if self.wants("generate") or not self.input.is_dir():
+            shutil.rmtree(self.input, ignore_errors=True)
+            gen = self.measure("generate", [*self.crm, "generate", "--out", self.input, "--customers", s.customers,
+                                            "--start", s.start, "--end", s.end], self.env())
+            gen.info["lines"] = _transaction_lines(self.input) if gen.ok else None
+            gen.info["input_mb"] = round(sum(p.stat().st_size for p in self.input.glob("*.csv")) / 2**20, 1)
+            if not gen.ok:
+                return self.result(started)
 
         # full backfill of every month
-        self.fresh("full")
-        full = self.measure("backfill", [*self.crm, "run", "--input", self.input], self.env("full"),
-                            {"months": s.months})
-        full.info["dagster"] = self.json_out(run_measured(
-            "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("full"), cwd=self.root))
-        if full.ok:
-            full.info["snapshot_rows"] = _snapshot_rows(self.root / "full" / "warehouse" / "crm.duckdb")
+        if self.wants("backfill"):
+            self.fresh("full")
+            full = self.measure("backfill", [*self.crm, "run", "--input", self.input], self.env("full"),
+                                {"months": s.months})
+            full.info["dagster"] = self.json_out(run_measured(
+                "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("full"), cwd=self.root))
+            if full.ok:
+                full.info["snapshot_rows"] = _snapshot_rows(self.root / "full" / "warehouse" / "crm.duckdb")
 
         # refresh of one newly added month: every month but the last, then the last one
-        self.fresh("refresh")
-        if self.args.refresh_setup == "sql":
-            setup = self.measure("refresh setup", self.python(
-                "benchmarks.sql_only", "--input", self.input, "--db", self.root / "refresh" / "warehouse" / "crm.duckdb",
-                "--from", s.start, "--to", before_last), self.env("refresh"), {"months": s.months - 1, "via": "sql"})
-        else:
-            setup = self.measure("refresh setup", [*self.crm, "run", "--input", self.input, "--to", before_last],
-                                 self.env("refresh"), {"months": s.months - 1})
-        refresh_ok = False
-        if setup.ok:
-            refresh = self.measure("refresh", [*self.crm, "run", "--input", self.input, "--from", last, "--to", last],
-                                   self.env("refresh"), {"months": 1})
-            refresh_ok = refresh.ok
-            if refresh.ok:
+        if self.wants("refresh"):
+            self.fresh("refresh")
+            if self.args.refresh_setup == "sql":
+                setup = self.measure("refresh setup", self.python(
+                    "benchmarks.sql_only", "--input", self.input, "--db",
+                    self.root / "refresh" / "warehouse" / "crm.duckdb", "--from", s.start, "--to", before_last,
+                    *self.memory_args()), self.env("refresh"), {"months": s.months - 1, "via": "sql"})
+            else:
+                setup = self.measure("refresh setup", [*self.crm, "run", "--input", self.input, "--to", before_last],
+                                     self.env("refresh"), {"months": s.months - 1})
+            if setup.ok:
+                refresh = self.measure("refresh", [*self.crm, "run", "--input", self.input, "--from", last,
+                                                   "--to", last], self.env("refresh"), {"months": 1})
                 refresh.info["dagster"] = self.json_out(run_measured(
                     "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("refresh"), cwd=self.root))
 
         # outputs of the last month, from the full warehouse (or the refreshed one when the backfill failed)
-        source = "full" if full.ok else ("refresh" if refresh_ok else None)
+        source = None
+        for name, step in (("full", "backfill"), ("refresh", "refresh")):
+            if self.previous_ok(step) and (self.root / name / "warehouse" / "crm.duckdb").exists():
+                source = name
+                break
         warehouse = self.root / source / "warehouse" / "crm.duckdb" if source else None
-        if source:
+        if source and self.wants("report"):
             out = self.root / source / "output"
             env = self.env(source)
             info = {} if source == "full" else {"warehouse": "the refreshed one (the backfill failed)"}
@@ -195,20 +209,18 @@ class ScaleRun:
                 m.info["rows"] = _output_rows(m.stdout_tail)
 
         # the package's SQL alone, the floor, the loop
-        if not self.args.skip_sql_only:
+        if self.wants("sql") and not self.args.skip_sql_only:
             sql = self.measure("sql only", self.python(
                 "benchmarks.sql_only", "--input", self.input, "--db", self.root / "sql_only" / "crm.duckdb",
-                "--from", s.start, "--to", s.end, "--statements",
-                *(["--memory-limit", self.args.duckdb_memory_limit] if self.args.duckdb_memory_limit else [])),
-                self.env())
+                "--from", s.start, "--to", s.end, "--statements", *self.memory_args()), self.env())
             sql.info.update(self.json_out(sql))
             shutil.rmtree(self.root / "sql_only", ignore_errors=True)
         for mode in ("floor", "loop"):
-            if mode == "loop" and self.args.skip_loop:
+            if not self.wants(mode) or (mode == "loop" and self.args.skip_loop):
                 continue
             db = self.root / f"{mode}.duckdb"
             m = self.measure(mode, self.python("benchmarks.floor", mode, "--input", self.input, "--db", db,
-                                               "--first", s.start), self.env())
+                                               "--first", s.start, *self.memory_args()), self.env())
             m.info.update(self.json_out(m))
             if m.ok and warehouse is not None:
                 check = run_measured(f"compare {mode}", self.python(
@@ -218,7 +230,11 @@ class ScaleRun:
                     m.info["compare"]["warehouse"] = source
             for suffix in ("", ".wal"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
+            shutil.rmtree(f"{db}.tmp", ignore_errors=True)
         return self.result(started)
+
+    def memory_args(self) -> list[str]:
+        return ["--memory-limit", self.args.duckdb_memory_limit] if self.args.duckdb_memory_limit else []
 
     def result(self, started: datetime) -> dict:
         s = self.scale
@@ -231,8 +247,21 @@ class ScaleRun:
                         "duckdb_threads": self.args.duckdb_threads or None},
             "machine": machine(),
             "package": self.package(),
-            "steps": [m.as_dict() for m in self.steps],
+            "steps": self.merged_steps(),
         }
+
+    def merged_steps(self) -> list[dict]:
+        """This run's steps, plus the stored ones of the steps not run now (``--steps``), in the usual order."""
+        now = {m.step: m.as_dict() for m in self.steps}
+        if self.args.steps is None:
+            return list(now.values())
+        old = {x["step"]: x for x in self.previous.get("steps", [])}
+        for name, value in now.items():
+            value.setdefault("info", {})["measured_separately"] = True
+            old[name] = value
+        order = ["generate", "backfill", "refresh setup", "refresh", "report", "export", "export filtered",
+                 "sql only", "floor", "loop"]
+        return sorted(old.values(), key=lambda x: order.index(x["step"]) if x["step"] in order else 99)
 
 
 def _transaction_lines(folder: Path) -> int:
@@ -280,16 +309,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--refresh-setup", choices=("crm", "sql"), default="crm",
                         help="build the months before the refreshed one with `crm run` (default) or with the SQL alone")
     parser.add_argument("--duckdb-memory-limit", default="",
-                        help="run crm with DuckDB memory_limit (e.g. 10GB) through benchmarks.crm_shim")
-    parser.add_argument("--duckdb-threads", type=int, default=0, help="run crm with DuckDB threads through benchmarks.crm_shim")
+                        help="DuckDB memory_limit of every step (CRM_DUCKDB_MEMORY_LIMIT; default: the package's, 3GB; "
+                             "the floor and the loop: DuckDB's own)")
+    parser.add_argument("--duckdb-threads", type=int, default=0, help="DuckDB threads of crm (CRM_DUCKDB_THREADS)")
     parser.add_argument("--skip-loop", action="store_true", help="do not run the one-query-per-month loop")
     parser.add_argument("--skip-sql-only", action="store_true", help="do not run the SQL-only pipeline")
+    parser.add_argument("--steps", default=None,
+                        help="only these steps (comma-separated among generate, backfill, refresh, report, sql, floor, "
+                             "loop), merged into the stored result of the scale; reuses the data kept with --keep")
     parser.add_argument("--report-only", action="store_true", help="only rewrite --out from the stored results")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.steps is not None:
+        args.steps = {x.strip() for x in args.steps.split(",") if x.strip()}
     if args.smoke:
         names = ["smoke"]
     else:
@@ -309,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             run = ScaleRun(SCALES[name], args.workdir, args)
             started = time.perf_counter()
+            path = results_dir / f"{name}.json"
+            previous = json.loads(path.read_text()) if args.steps is not None and path.exists() else None
             try:
-                result = run.run()
+                result = run.run(previous)
             finally:
                 if not args.keep:
                     shutil.rmtree(run.root / "input", ignore_errors=True)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--from", dest="first", required=True)
     parser.add_argument("--to", dest="last", required=True)
-    parser.add_argument("--memory-limit", default="")
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory_limit (default: the Warehouse resource's)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--statements", action="store_true")
     args = parser.parse_args(argv)
@@ -64,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     keys = tuple(k for k in partitions if args.first[:7] <= k[:7] <= args.last[:7])
     window = MonthWindow(date.fromisoformat(keys[0]), date.fromisoformat(keys[-1]), keys)
     first_partition, last_partition = date.fromisoformat(partitions[0]), date.fromisoformat(partitions[-1])
+    from crm_assets.resources import Warehouse
+
     config = {"temp_directory": f"{args.db}.tmp"}
-    if args.memory_limit:
-        config["memory_limit"] = args.memory_limit
+    memory_limit = Warehouse(path=str(args.db)).memory_limit if args.memory_limit is None else args.memory_limit
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     if args.threads:
         config["threads"] = args.threads
     args.db.parent.mkdir(parents=True, exist_ok=True)

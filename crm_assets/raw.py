@@ -582,6 +582,7 @@ def transaction_month_span(input_dir: Path) -> tuple[date, date] | None:
 
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         parts: list[str] = []
         params: list[str] = []
         for path in transaction_files(input_dir):

@@ -30,19 +30,25 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
 
 
+# DuckDB's memory limit unless CRM_DUCKDB_MEMORY_LIMIT says otherwise: the layers work in parts of a few
+# million rows, so a few GB keep a backfill of 200,000 customers x 10 years in memory on a small machine.
+DEFAULT_MEMORY_LIMIT = "3GB"
+
+
 class Warehouse(ConfigurableResource):
     """The DuckDB warehouse file.
 
     Defaults: ``path`` from ``CRM_WAREHOUSE`` (``data/warehouse/crm.duckdb``),
-    no memory limit beyond DuckDB's own (80% of RAM), spill files next to the
+    a DuckDB memory limit of 3 GB (``CRM_DUCKDB_MEMORY_LIMIT``), spill files next to the
     warehouse, and up to ``lock_timeout_seconds`` of waiting when another
     process holds the file.
     """
 
     path: str = Field(default_factory=lambda: str(settings.warehouse_path()))
     memory_limit: str = Field(
-        default_factory=lambda: os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", "").strip(),
-        description="DuckDB memory_limit, e.g. '8GB' (CRM_DUCKDB_MEMORY_LIMIT); blank = DuckDB default (80% of RAM)",
+        default_factory=lambda: os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip(),
+        description="DuckDB memory_limit (CRM_DUCKDB_MEMORY_LIMIT, default 3GB); beyond it DuckDB spills to "
+                    "temp_directory; blank = DuckDB's own default (80% of RAM)",
     )
     threads: int = Field(
         default_factory=lambda: int(os.environ.get("CRM_DUCKDB_THREADS", "0") or 0),
