@@ -37,14 +37,30 @@ def add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-# A window whose months hold more rows than this is written in parts of whole months (see month_parts),
-# so that the joins and sorts of a long backfill over many customers stay within memory.
+# A window whose months hold more rows than this (per 3 GB of DuckDB memory_limit, see memory_scale) is
+# written in parts of whole months (see month_parts), so that the joins and sorts of a long backfill over
+# many customers stay within memory.
 ROWS_PER_PART = 4_000_000
+_UNITS = {"bytes": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+          "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def memory_scale(con: duckdb.DuckDBPyConnection) -> float:
+    """DuckDB's memory limit of ``con`` in units of the 3 GB that the part sizes are set for (at least 1)."""
+    text = str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0]).strip().lower()
+    number, _, unit = text.partition(" ")
+    try:
+        limit = float(number) * _UNITS.get(unit.strip() or "bytes", 0)
+    except ValueError:
+        return 1.0
+    return max(1.0, limit / 3e9)
 
 
 def month_parts(con: duckdb.DuckDBPyConnection, window: MonthWindow, table: str, month_column: str = "report_month",
                 ) -> list[tuple[date, date]]:
-    """The window as consecutive ranges of months, each holding about ``ROWS_PER_PART`` rows of ``table``."""
+    """The window as consecutive ranges of months, each holding about ``ROWS_PER_PART`` rows of ``table``
+    per 3 GB of memory limit."""
+    per_part = ROWS_PER_PART * memory_scale(con)
     counts = con.execute(
         f"SELECT {month_column}, count(*) FROM {table} WHERE {month_column} BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
         [window.start, window.end],
@@ -52,7 +68,7 @@ def month_parts(con: duckdb.DuckDBPyConnection, window: MonthWindow, table: str,
     parts: list[tuple[date, date]] = []
     start, rows = window.start, 0
     for month, n in counts:
-        if rows and rows + n > ROWS_PER_PART:
+        if rows and rows + n > per_part:
             parts.append((start, add_months(month, -1)))
             start, rows = month, 0
         rows += n
@@ -105,16 +121,30 @@ def counts_by_month(
     con: duckdb.DuckDBPyConnection, table: str, month_column: str, window: MonthWindow, column: str
 ) -> dict[str, dict[str, int]]:
     """``{partition_key: {value: rows}}`` of ``column`` for the window (NULL counted as '(none)')."""
+    return counts_by_month_of(con, table, month_column, window, [column])[column]
+
+
+def counts_by_month_of(
+    con: duckdb.DuckDBPyConnection, table: str, month_column: str, window: MonthWindow, columns: Sequence[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """``{column: {partition_key: {value: rows}}}`` for each of ``columns``, in one scan (grouping sets)."""
+    values = ", ".join(f"coalesce({c}::VARCHAR, '(none)') AS c{i}" for i, c in enumerate(columns))
+    sets = ", ".join(f"(m, c{i})" for i in range(len(columns)))
+    picks = ", ".join(f"c{i}, grouping(c{i})" for i in range(len(columns)))
     rows = con.execute(
         f"""
-        SELECT strftime({month_column}, '%Y-%m-%d'), coalesce({column}::VARCHAR, '(none)'), count(*)
-        FROM {table} WHERE {month_column} BETWEEN ? AND ? GROUP BY ALL
+        SELECT strftime(m, '%Y-%m-%d'), {picks}, count(*)
+        FROM (SELECT {month_column} AS m, {values} FROM {table} WHERE {month_column} BETWEEN ? AND ?)
+        GROUP BY GROUPING SETS ({sets})
         """,
         [window.start, window.end],
     ).fetchall()
-    result: dict[str, dict[str, int]] = {k: {} for k in window.keys}
-    for key, value, count in rows:
-        result.setdefault(key, {})[value] = count
+    result: dict[str, dict[str, dict[str, int]]] = {c: {k: {} for k in window.keys} for c in columns}
+    for key, *cells, count in rows:
+        for i, column in enumerate(columns):
+            value, grouped_out = cells[2 * i], cells[2 * i + 1]
+            if not grouped_out:
+                result[column].setdefault(key, {})[value] = count
     return result
 
 
@@ -128,10 +158,9 @@ def breakdown_metadata(
     month_column: str = "report_month",
 ) -> None:
     """Per-month counts of each ``label: (values, column)`` of ``table``, attached to each partition."""
-    counted = {
-        label: (values, counts_by_month(con, table, month_column, window, column))
-        for label, (values, column) in breakdowns.items()
-    }
+    columns = list(dict.fromkeys(column for _, column in breakdowns.values()))
+    counts = counts_by_month_of(con, table, month_column, window, columns)
+    counted = {label: (values, counts[column]) for label, (values, column) in breakdowns.items()}
     first = next(iter(counted.values()))[1]
     rows = {key: sum(values.values()) for key, values in first.items()}
     add_month_metadata(context, window, rows, counted, extra)

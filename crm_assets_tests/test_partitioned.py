@@ -1,0 +1,55 @@
+"""Helpers of the monthly assets: breakdown counts in one scan, parts of months, the memory scale."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import date
+
+import duckdb
+import pytest
+
+from crm_assets import partitioned
+from crm_assets.partitioned import MonthWindow, counts_by_month_of, month_parts
+
+JAN, FEB, MAR, APR = date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1), date(2024, 4, 1)
+WINDOW = MonthWindow(FEB, APR, ("2024-02-01", "2024-03-01", "2024-04-01"))
+
+
+def table(rows):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (report_month DATE, tier VARCHAR, score INTEGER)")
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+    return con
+
+
+def test_breakdowns_in_one_scan_equal_counting_each_column():
+    rng = random.Random(7)
+    rows = [(rng.choice([JAN, FEB, MAR]), rng.choice(["Gold", "Silver", None]), rng.choice([1, 2, None]))
+            for _ in range(300)]
+    got = counts_by_month_of(table(rows), "t", "report_month", WINDOW, ["tier", "score"])
+    for column, index in (("tier", 1), ("score", 2)):
+        expected = {"2024-02-01": {}, "2024-03-01": {}, "2024-04-01": {}}  # April: no row, still a key
+        counted = Counter((r[0].isoformat(), "(none)" if r[index] is None else str(r[index]))
+                          for r in rows if FEB <= r[0] <= APR)
+        for (key, value), n in counted.items():
+            expected[key][value] = n
+        assert got[column] == expected, column
+
+
+def test_month_parts_cover_the_window_in_whole_months_within_the_limit(monkeypatch):
+    rows = [(FEB, "x", 1)] * 3 + [(MAR, "x", 1)] * 2 + [(APR, "x", 1)] * 4
+    con = table(rows)
+    monkeypatch.setattr(partitioned, "memory_scale", lambda c: 1.0)
+    monkeypatch.setattr(partitioned, "ROWS_PER_PART", 5)
+    assert month_parts(con, WINDOW, "t") == [(FEB, MAR), (APR, APR)]
+    monkeypatch.setattr(partitioned, "ROWS_PER_PART", 3)
+    assert month_parts(con, WINDOW, "t") == [(FEB, FEB), (MAR, MAR), (APR, APR)]  # a month is never split
+    monkeypatch.setattr(partitioned, "ROWS_PER_PART", 100)
+    assert month_parts(con, WINDOW, "t") == [(FEB, APR)]
+
+
+@pytest.mark.parametrize("limit, scale", [("3GB", 1.0), ("500MB", 1.0), ("12GB", 12 / 3)])
+def test_memory_scale_follows_the_duckdb_limit(limit, scale):
+    con = duckdb.connect(config={"memory_limit": limit})
+    assert partitioned.memory_scale(con) == pytest.approx(scale, rel=0.01)
