@@ -34,12 +34,17 @@ from crm_assets.partitioned import (
     WriteResult,
     add_month_metadata,
     add_months,
-    memory_scale,
     month_window,
     replace_months,
 )
 from crm_assets.partitions import monthly_partitions
-from crm_assets.quality import WARN, BlockingCheckError, Check, check_results, check_specs
+from crm_assets.quality import (
+    WARN,
+    BlockingCheckError,
+    Check,
+    check_results,
+    check_specs,
+)
 from crm_assets.resources import Warehouse
 
 FEATURES_DDL = """
@@ -144,8 +149,8 @@ CHECKS = [
 ]
 
 
-# Customers are processed in buckets (hash of the id) of about this many grid rows (customers x months)
-# per 3 GB of DuckDB memory limit, so that the window passes of a long backfill stay within memory.
+# Customers are processed in buckets (hash of the id) of about this many grid rows (customers x months),
+# so that the window passes of a long backfill over many customers stay within memory.
 GRID_ROWS_PER_BUCKET = 4_000_000
 
 
@@ -277,8 +282,7 @@ def build_features(con, window: MonthWindow, run_id: str = "direct") -> WriteRes
     """Replace the window's report months of ``features.customer_features``, checked."""
     con.execute(FEATURES_DDL)
     customers = con.execute("SELECT count(*) FROM enriched.customers WHERE NOT is_anonymous").fetchone()[0]
-    per_bucket = max(1, int(GRID_ROWS_PER_BUCKET * memory_scale(con)))
-    buckets = max(1, -(-customers * (window.months + 26) // per_bucket))
+    buckets = max(1, -(-customers * (window.months + 26) // GRID_ROWS_PER_BUCKET))
     statements = [features_sql(window, bucket, buckets) for bucket in range(buckets)]
     return replace_months(con, TABLE, "report_month", window, statements, None, CHECKS, run_id)
 

@@ -1,4 +1,4 @@
-"""Helpers of the monthly assets: breakdown counts in one scan, parts of months, the memory scale."""
+"""Helpers of the monthly assets: breakdown counts in one scan, parts of months."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import date
 
 import duckdb
-import pytest
 
 from crm_assets import partitioned
 from crm_assets.partitioned import MonthWindow, counts_by_month_of, month_parts
@@ -40,16 +39,9 @@ def test_breakdowns_in_one_scan_equal_counting_each_column():
 def test_month_parts_cover_the_window_in_whole_months_within_the_limit(monkeypatch):
     rows = [(FEB, "x", 1)] * 3 + [(MAR, "x", 1)] * 2 + [(APR, "x", 1)] * 4
     con = table(rows)
-    monkeypatch.setattr(partitioned, "memory_scale", lambda c: 1.0)
     monkeypatch.setattr(partitioned, "ROWS_PER_PART", 5)
     assert month_parts(con, WINDOW, "t") == [(FEB, MAR), (APR, APR)]
     monkeypatch.setattr(partitioned, "ROWS_PER_PART", 3)
     assert month_parts(con, WINDOW, "t") == [(FEB, FEB), (MAR, MAR), (APR, APR)]  # a month is never split
     monkeypatch.setattr(partitioned, "ROWS_PER_PART", 100)
     assert month_parts(con, WINDOW, "t") == [(FEB, APR)]
-
-
-@pytest.mark.parametrize("limit, scale", [("3GB", 1.0), ("500MB", 1.0), ("12GB", 12 / 3)])
-def test_memory_scale_follows_the_duckdb_limit(limit, scale):
-    con = duckdb.connect(config={"memory_limit": limit})
-    assert partitioned.memory_scale(con) == pytest.approx(scale, rel=0.01)

@@ -186,9 +186,7 @@ def test_layers_computed_in_parts_equal_one_pass(dataset):
         one, bucketed = duckdb.connect(), duckdb.connect()
         build(folder, REPORT_START, REPORT_END, one)
         # a few customers per bucket, a few months per part
-        with mock.patch.object(features, "GRID_ROWS_PER_BUCKET", 40), mock.patch.object(partitioned, "ROWS_PER_PART", 7), \
-                mock.patch.object(features, "memory_scale", lambda con: 1.0), \
-                mock.patch.object(partitioned, "memory_scale", lambda con: 1.0):
+        with mock.patch.object(features, "GRID_ROWS_PER_BUCKET", 40), mock.patch.object(partitioned, "ROWS_PER_PART", 7):
             build(folder, REPORT_START, REPORT_END, bucketed)
         assert warehouse_rows(bucketed) == warehouse_rows(one)
         for table in ("features.customer_features", "lifecycle.customer_lifecycle", "rfmt.customer_rfmt",
