@@ -15,12 +15,12 @@ renames a few microseconds apart), so a reader sees the previous complete set
 or the new complete set, never a mix. The asset is unpartitioned: Power BI
 reads one folder holding every month (docs/powerbi.md). The fact table is one
 file per month: a refresh writes the months whose snapshot was computed since
-the previous set (``reporting.snapshot_manifest``) and hard-links the others
-from it, so a monthly refresh writes one month, not the whole history. The
-files of a set are never modified, only replaced by the next set.
+the previous set (``reporting.snapshot_manifest``; each file carries the
+version it was written from in its Parquet key-value metadata) and
+hard-links the others from it, so a monthly refresh writes one month, not
+the whole history. The files of a set are never modified, only replaced by
+the next set.
 """
-
-import json
 
 import ctypes
 import ctypes.util
@@ -33,6 +33,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 from dagster import AssetKey, MaterializeResult, MetadataValue, asset
 
 from crm_assets.errors import CrmError
@@ -49,8 +50,8 @@ SNAPSHOT = "reporting.customer_snapshot"
 
 MANIFEST = "reporting.snapshot_manifest"
 FACT = "fact_customer_month"
-# In the fact folder: the snapshot version each month file was written from (hidden from Power BI).
-VERSIONS_FILE = ".versions.json"
+# Parquet key-value metadata of each fact file: the snapshot version it was written from.
+VERSION_KEY = "crm_snapshot_version"
 # No ORDER BY: Power BI does not care about row order, and a sort of every month costs a tenth of the copy.
 FACT_MONTH_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} WHERE report_month = ?"
 
@@ -222,11 +223,18 @@ def month_versions(con) -> dict[str, str]:
     return {month: version for month, version in con.execute(sql).fetchall()}
 
 
-def _previous_versions(folder: Path) -> dict[str, str]:
-    try:
-        return json.loads((folder / VERSIONS_FILE).read_text())
-    except (OSError, ValueError):
+def _previous_versions(con, folder: Path) -> dict[str, str]:
+    """``{file name: version}`` from the key-value metadata of the fact files of the previous set."""
+    if not any(folder.glob("*.parquet")):
         return {}
+    try:
+        rows = con.execute(
+            "SELECT file_name, value::VARCHAR FROM parquet_kv_metadata(?) WHERE key::VARCHAR = ?",
+            [str(folder / "*.parquet"), VERSION_KEY],
+        ).fetchall()
+    except duckdb.Error:
+        return {}  # an unreadable previous set: write every month
+    return {Path(name).name: value for name, value in rows}
 
 
 def write_fact(con, staging: Path, previous: Path) -> tuple[int, int, int]:
@@ -237,24 +245,25 @@ def write_fact(con, staging: Path, previous: Path) -> tuple[int, int, int]:
     folder = staging / FACT
     folder.mkdir()
     versions = month_versions(con)
-    before = _previous_versions(previous)
+    before = _previous_versions(con, previous)
     written = reused = 0
     for month, version in sorted(versions.items()):
         name = fact_file(dt.date.fromisoformat(month + "-01"))
         old = previous / name
-        if version is not None and before.get(month) == version and old.is_file():
+        if version is not None and before.get(name) == version and old.is_file():
             try:
                 os.link(old, folder / name)
                 reused += 1
                 continue
             except OSError:
                 pass  # no hard links here (another file system): write it
+        metadata = f", KV_METADATA {{{VERSION_KEY}: {_sql_string(version)}}}" if version is not None else ""
         con.execute(
-            f"COPY ({FACT_MONTH_SQL}) TO {_sql_string(str(folder / name))} (FORMAT parquet, COMPRESSION snappy)",
+            f"COPY ({FACT_MONTH_SQL}) TO {_sql_string(str(folder / name))} "
+            f"(FORMAT parquet, COMPRESSION snappy{metadata})",
             [dt.date.fromisoformat(month + "-01")],
         )
         written += 1
-    (folder / VERSIONS_FILE).write_text(json.dumps({m: v for m, v in versions.items() if v is not None}, indent=0))
     rows = con.execute(f"SELECT count(*) FROM {SNAPSHOT}").fetchall()[0][0]
     return rows, written, reused
 

@@ -47,7 +47,7 @@ def test_the_folder_holds_the_star_schema_and_nothing_else(small):  # noqa: F811
     assert all(p.suffix == ".parquet" for p in folder.iterdir() if p.is_file())
     assert {p.name for p in (folder / "fact_customer_month").iterdir()} == {
         "fact_customer_month_2024-01.parquet", "fact_customer_month_2024-02.parquet",
-        "fact_customer_month_2024-03.parquet", ".versions.json",
+        "fact_customer_month_2024-03.parquet",
     }
     assert not [p for p in small.output_dir.iterdir() if p.name.startswith(".powerbi.new")]
 
