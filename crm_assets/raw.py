@@ -202,9 +202,11 @@ def file_digest(path: Path, first_month: date) -> str:
     return f"{digest}:{first_month:%Y-%m}"
 
 
-def _unchanged_files(
-    con: duckdb.DuckDBPyConnection, digests: dict[str, str], window_start: date, window_end: date, last_month: date
-) -> list[str]:
+# The rows a load replaces: its months, and every row dated after the newest partition ($last).
+OWNED = "(partition_month BETWEEN $start::DATE AND $end::DATE OR partition_month > $last::DATE)"
+
+
+def _unchanged_files(con: duckdb.DuckDBPyConnection, digests: dict[str, str], owned: dict) -> list[str]:
     """The files whose rows of the window (and after the newest partition) are in the warehouse from this very version.
 
     ``raw.file_months`` lists, per file, the version (digest) last read, every
@@ -216,53 +218,40 @@ def _unchanged_files(
     if not digests:
         return []
     known = con.execute(
-        """
-        SELECT source_file, any_value(file_digest),
-            bool_and(loaded) FILTER (WHERE partition_month BETWEEN ? AND ? OR partition_month > ?)
-        FROM raw.file_months WHERE source_file IN (SELECT unnest(?)) GROUP BY source_file
+        f"""
+        SELECT source_file, any_value(file_digest), bool_and(loaded) FILTER (WHERE {OWNED})
+        FROM raw.file_months WHERE source_file IN (SELECT unnest($names::VARCHAR[])) GROUP BY source_file
         """,
-        [window_start, window_end, last_month, list(digests)],
+        {**owned, "names": list(digests)},
     ).fetchall()
     return sorted(name for name, digest, loaded in known if digest == digests[name] and loaded is not False)
 
 
 def _record_file_months(
-    con: duckdb.DuckDBPyConnection, staged: list[StagedFile], digests: dict[str, str], first_month: date,
-    owned: str, owned_params: list,
+    con: duckdb.DuckDBPyConnection, staged: list[StagedFile], digests: dict[str, str], owned: dict
 ) -> None:
-    """Months of the versions just read: loaded when the run owns them (or they were loaded from the same
-    version before); months still holding rows of an older version are listed as not loaded."""
+    """Months of the versions just read (from ``stg_transactions``): loaded when the run owns them (or they were
+    loaded from the same version before); months still holding rows of an older version are listed as not loaded."""
     if not staged:
         return
     names = [s.path.name for s in staged]
-    months = " UNION ALL ".join(
-        f"SELECT DISTINCT ?::VARCHAR AS source_file, greatest(date_trunc('month', invoice_date)::DATE, ?::DATE) AS partition_month "
-        f"FROM {s.valid_table} WHERE invoice_date IS NOT NULL"
-        for s in staged
-    )
-    params: list = []
-    for s in staged:
-        params += [s.path.name, digests[s.path.name]]
-    for s in staged:
-        params += [s.path.name, first_month]
-    params += [names, *owned_params, *owned_params]
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE file_months_new AS
-        WITH versions AS ({" UNION ALL ".join(f"SELECT ? AS source_file, ? AS file_digest" for _ in staged)}),
+        WITH versions AS (SELECT unnest($names::VARCHAR[]) AS source_file, unnest($digests::VARCHAR[]) AS file_digest),
         months AS (
-            {months}
+            SELECT DISTINCT source_file, partition_month FROM stg_transactions WHERE partition_month IS NOT NULL
             UNION
             SELECT DISTINCT source_file, partition_month FROM raw.sales_transactions
-            WHERE source_file IN (SELECT unnest(?::VARCHAR[])) AND NOT {owned}
+            WHERE source_file IN (SELECT unnest($names::VARCHAR[])) AND NOT {OWNED}
         )
         SELECT m.source_file, v.file_digest, m.partition_month,
-            {owned.replace("partition_month", "m.partition_month")} OR coalesce(b.loaded, false) AS loaded
+            {OWNED.replace("partition_month", "m.partition_month")} OR coalesce(b.loaded, false) AS loaded
         FROM months m JOIN versions v USING (source_file)
         LEFT JOIN raw.file_months b
             ON b.source_file = m.source_file AND b.file_digest = v.file_digest AND b.partition_month = m.partition_month
         """,
-        params,
+        {"names": names, "digests": [digests[n] for n in names], **owned},
     )
     con.execute("DELETE FROM raw.file_months WHERE source_file IN (SELECT unnest(?::VARCHAR[]))", [names])
     con.execute("INSERT INTO raw.file_months SELECT * FROM file_months_new")
@@ -291,7 +280,8 @@ def load_transactions(
     ensure_raw_schema(con)
     paths = transaction_files(input_dir)
     digests = {path.name: file_digest(path, first_month) for path in paths}
-    unchanged = set() if reread else set(_unchanged_files(con, digests, window_start, window_end, last_month))
+    owned = {"start": window_start, "end": window_end, "last": last_month}
+    unchanged = set() if reread else set(_unchanged_files(con, digests, owned))
     staged = [
         stage_file(con, path, TRANSACTIONS, f"tx_{tag_for(path.stem)}") for path in paths if path.name not in unchanged
     ]
@@ -311,25 +301,23 @@ def load_transactions(
         )
     else:
         con.execute("CREATE TEMP TABLE stg_transactions AS SELECT * FROM raw.sales_transactions WHERE false")
-    owned = "(partition_month BETWEEN ?::DATE AND ?::DATE OR partition_month > ?::DATE)"
-    params = [window_start, window_end, last_month]
     kept = sorted(unchanged)
     con.execute("BEGIN TRANSACTION")
     try:
         # the window's rows of every file but the unchanged ones (a file gone from the folder loses its rows too)
         con.execute(
-            f"DELETE FROM raw.sales_transactions WHERE {owned} AND source_file NOT IN (SELECT unnest(?::VARCHAR[]))",
-            [*params, kept],
+            f"DELETE FROM raw.sales_transactions WHERE {OWNED} AND source_file NOT IN (SELECT unnest($kept::VARCHAR[]))",
+            {**owned, "kept": kept},
         )
         con.execute(
             f"""
             INSERT INTO raw.sales_transactions BY NAME
-            SELECT * FROM stg_transactions WHERE {owned} ORDER BY partition_month, source_file, line_number
+            SELECT * FROM stg_transactions WHERE {OWNED} ORDER BY partition_month, source_file, line_number
             """,
-            params,
+            owned,
         )
-        rows_loaded = con.execute(f"SELECT count(*) FROM stg_transactions WHERE {owned}", params).fetchone()[0]
-        _record_file_months(con, staged, digests, first_month, owned, params)
+        rows_loaded = con.execute(f"SELECT count(*) FROM stg_transactions WHERE {OWNED}", owned).fetchone()[0]
+        _record_file_months(con, staged, digests, owned)
         present = list(digests)
         con.execute("DELETE FROM raw.file_months WHERE source_file NOT IN (SELECT unnest(?::VARCHAR[]))", [present])
         _replace_rejects(con, TRANSACTIONS.kind, staged, keep=kept)
