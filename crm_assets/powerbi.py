@@ -38,7 +38,7 @@ from dagster import AssetKey, MaterializeResult, MetadataValue, asset
 
 from crm_assets.errors import CrmError
 from crm_assets.reporting import SNAPSHOT_COLUMNS
-from crm_assets.resources import OutputFolder, Warehouse
+from crm_assets.resources import OutputFolder, Warehouse, table_names
 from crm_assets.rules import EVENTS, STAGES, STATUSES, TIERS
 
 POWERBI_FOLDER = "powerbi"
@@ -208,9 +208,8 @@ def fact_file(month) -> str:
 
 def month_versions(con) -> dict[str, str]:
     """``{YYYY-MM: version}`` of every month held: when its snapshot was last computed, and its rows."""
-    tables = {f"{s}.{t}" for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
     months = f"SELECT report_month, count(*) AS n FROM {SNAPSHOT} GROUP BY 1"
-    if MANIFEST in tables:
+    if MANIFEST in table_names(con):
         sql = f"""
         WITH held AS ({months}
             UNION ALL SELECT DISTINCT report_month, 0 FROM {MANIFEST}),

@@ -114,6 +114,12 @@ class Warehouse(ConfigurableResource):
             con.close()
 
 
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """``schema.table`` of every table of the warehouse open on ``con``."""
+    rows = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+    return {f"{schema}.{table}" for schema, table in rows}
+
+
 class RunLock:
     """An exclusive advisory lock on a file (``fcntl.flock``), released when the process dies."""
 

@@ -51,7 +51,7 @@ from crm_assets import xlsx_list
 from crm_assets.errors import CrmError
 from crm_assets.partitioned import add_month_metadata, add_months, month_window
 from crm_assets.partitions import key_to_date, monthly_partitions
-from crm_assets.resources import OutputFolder, Warehouse
+from crm_assets.resources import OutputFolder, Warehouse, table_names
 from crm_assets.reporting import SNAPSHOT_COLUMNS
 from crm_assets.rules import EVENTS, STAGES, TIERS
 from crm_assets.views import NO_TIER, VIEW_ASSET_KEYS, VIEWS
@@ -680,21 +680,17 @@ def _definitions_sheet(wb: Workbook, month: date, customers: ListResult, columns
 # --------------------------------------------------------------------------- the builder
 
 
-def _tables(con) -> set[str]:
-    return {f"{s}.{t}" for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
-
-
 def held_months(con) -> list[date]:
     """The report months computed in the warehouse: those of the manifest (a month may have no customer) and the snapshot."""
     sql = f"SELECT DISTINCT report_month FROM {SNAPSHOT}"
-    if MANIFEST in _tables(con):
+    if MANIFEST in table_names(con):
         sql += f" UNION SELECT DISTINCT report_month FROM {MANIFEST}"
     return [m for (m,) in con.execute(f"SELECT * FROM ({sql}) ORDER BY 1").fetchall()]
 
 
 def require_month(con, month: date) -> int:
     """The month's snapshot rows (0 for a computed month without customers); CrmError for a month not computed."""
-    if SNAPSHOT not in _tables(con):
+    if SNAPSHOT not in table_names(con):
         raise CrmError(f"{SNAPSHOT} not found in the warehouse; run `crm run` first")
     rows = con.execute(f"SELECT count(*) FROM {SNAPSHOT} WHERE report_month = ?", [month]).fetchall()[0][0]
     if rows == 0:
@@ -706,7 +702,7 @@ def require_month(con, month: date) -> int:
 
 
 def _require_views(con, month: date, customers: int) -> None:
-    tables = _tables(con)
+    tables = table_names(con)
     for view in VIEWS.values():
         if view.table not in tables:
             raise CrmError(f"{view.table} not found in the warehouse; run `crm run` to build the reporting views")
