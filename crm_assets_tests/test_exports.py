@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 
 import duckdb
 import openpyxl
@@ -40,7 +39,7 @@ from crm_assets.reporting import SNAPSHOT_COLUMNS
 from crm_assets.resources import Warehouse
 
 from .conftest import query
-from .test_views import FEB, JAN, MAR, small  # noqa: F401 - the module-scoped warehouse fixture
+from .test_views import FEB, JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
 CONTACTS = {
     "007": ("ann@x.org", None),
@@ -135,11 +134,7 @@ def test_no_contact_data_without_consent_in_any_month(small, tmp_path):  # noqa:
 
 
 def test_withdrawn_consent_in_the_current_master_is_honoured(small, tmp_path):  # noqa: F811
-    copy = tmp_path / "copy.duckdb"
-    shutil.copy(small.warehouse, copy)
-    con = duckdb.connect(str(copy))
-    con.execute("UPDATE enriched.customers SET opt_email = false WHERE customer_id = '007'")
-    con.close()
+    copy = warehouse_copy(small, tmp_path, "UPDATE enriched.customers SET opt_email = false WHERE customer_id = '007'")
     result = export_customers(Warehouse(path=str(copy)), MAR, tmp_path / "w.csv", {}, ["email"])
     rows = read_csv(tmp_path / "w.csv")[1]
     assert [r["customer_id"] for r in rows] == ["C3", "C4"]

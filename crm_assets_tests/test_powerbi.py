@@ -19,7 +19,7 @@ from crm_assets.reporting import SNAPSHOT_COLUMNS
 from crm_assets.rules import EVENTS, STAGES, STATUSES, TIERS
 
 from .conftest import query
-from .test_views import JAN, MAR, small  # noqa: F401 - the module-scoped warehouse fixture
+from .test_views import JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
 FILES = {
     "fact_customer_month", "dim_customer", "dim_month",
@@ -122,8 +122,8 @@ def test_every_fact_key_has_its_dimension_row(small):  # noqa: F811
     assert set(fact.column("report_month").to_pylist()) == set(table(small, "dim_month").column("report_month").to_pylist())
 
 
-def _write(small, output_dir):  # noqa: F811
-    con = duckdb.connect(str(small.warehouse), read_only=True)
+def _write(small, output_dir, warehouse=None):  # noqa: F811
+    con = duckdb.connect(str(warehouse or small.warehouse), read_only=True)
     try:
         return powerbi.write_star_schema(con, output_dir)
     finally:
@@ -192,23 +192,12 @@ def test_a_reader_never_sees_a_partial_set(small, tmp_path, monkeypatch):  # noq
 
 
 def test_a_refresh_writes_only_the_months_computed_since_the_previous_set(small, tmp_path):  # noqa: F811
-    import shutil
-
-    warehouse = tmp_path / "crm.duckdb"
-    shutil.copy(small.warehouse, warehouse)
+    warehouse = warehouse_copy(small, tmp_path)
     out = tmp_path / "out"
-
-    def write():
-        con = duckdb.connect(str(warehouse), read_only=True)
-        try:
-            return powerbi.write_star_schema(con, out)
-        finally:
-            con.close()
-
-    first = write()
+    first = _write(small, out, warehouse)
     assert (first.months_written, first.months_reused) == (3, 0)
     inode = {p.name: p.stat().st_ino for p in (out / "powerbi" / "fact_customer_month").glob("*.parquet")}
-    second = write()
+    second = _write(small, out, warehouse)
     assert (second.months_written, second.months_reused) == (0, 3)  # nothing recomputed: every file linked
     # February is computed again (a new manifest row) with a changed value: only its file is rewritten
     con = duckdb.connect(str(warehouse))
@@ -221,7 +210,7 @@ def test_a_refresh_writes_only_the_months_computed_since_the_previous_set(small,
         )
     finally:
         con.close()
-    third = write()
+    third = _write(small, out, warehouse)
     assert (third.months_written, third.months_reused) == (1, 2)
     now = {p.name: p.stat().st_ino for p in (out / "powerbi" / "fact_customer_month").glob("*.parquet")}
     changed = {name for name in now if now[name] != inode[name]}

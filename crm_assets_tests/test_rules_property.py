@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -110,15 +112,28 @@ def build(folder: Path, start: date, end: date, con: duckdb.DuckDBPyConnection) 
     build_all(con, folder, window(start, end), FIRST_PARTITION, LAST_PARTITION)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(dataset_st)
-def test_warehouse_matches_reference_implementation(dataset):
+def with_ids(dataset) -> tuple[list[dict], list[dict]]:
+    """The drawn customers (given their ids) and lines."""
     customers, lines = dataset
     for c, cid in zip(customers, CUSTOMER_IDS):
         c["customer_id"] = cid
+    return customers, lines
+
+
+@contextmanager
+def landed(dataset) -> Iterator[tuple[Path, list[dict], list[dict]]]:
+    """The dataset written as input files in a temporary folder: (folder, customers, lines)."""
+    customers, lines = with_ids(dataset)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         to_files(folder, customers, lines)
+        yield folder, customers, lines
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dataset_st)
+def test_warehouse_matches_reference_implementation(dataset):
+    with landed(dataset) as (folder, customers, lines):
         con = duckdb.connect()
         build(folder, REPORT_START, REPORT_END, con)
         got = warehouse_rows(con)
@@ -136,9 +151,7 @@ def test_warehouse_matches_reference_implementation(dataset):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dataset_st, st.sampled_from(months(REPORT_START, REPORT_END)))
 def test_point_in_time_rows_of_m_do_not_depend_on_later_lines(dataset, cut):
-    customers, lines = dataset
-    for c, cid in zip(customers, CUSTOMER_IDS):
-        c["customer_id"] = cid
+    customers, lines = with_ids(dataset)
     end_of_cut = date(cut.year + (cut.month == 12), cut.month % 12 + 1, 1) - timedelta(days=1)
     with tempfile.TemporaryDirectory() as tmp:
         full, cut_dir = Path(tmp) / "full", Path(tmp) / "cut"
@@ -154,13 +167,8 @@ def test_point_in_time_rows_of_m_do_not_depend_on_later_lines(dataset, cut):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dataset_st, st.sampled_from(months(REPORT_START, REPORT_END)), st.integers(0, 5))
 def test_rebuilding_some_months_gives_the_same_warehouse(dataset, start, length):
-    customers, lines = dataset
-    for c, cid in zip(customers, CUSTOMER_IDS):
-        c["customer_id"] = cid
     end = min(months(start, REPORT_END)[: length + 1][-1], REPORT_END)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        to_files(folder, customers, lines)
+    with landed(dataset) as (folder, _, _):
         con = duckdb.connect()
         build(folder, REPORT_START, REPORT_END, con)
         before = warehouse_rows(con)
@@ -177,12 +185,7 @@ def test_layers_computed_in_parts_equal_one_pass(dataset):
 
     from crm_assets import features, partitioned
 
-    customers, lines = dataset
-    for c, cid in zip(customers, CUSTOMER_IDS):
-        c["customer_id"] = cid
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        to_files(folder, customers, lines)
+    with landed(dataset) as (folder, _, _):
         one, bucketed = duckdb.connect(), duckdb.connect()
         build(folder, REPORT_START, REPORT_END, one)
         # a few customers per bucket, a few months per part

@@ -80,6 +80,24 @@ def small(tmp_path_factory) -> Small:
     return build_small(tmp_path_factory.mktemp("small"))
 
 
+def warehouse_copy(small: Small, folder: Path, *statements: str) -> Path:
+    """A writable copy of the small warehouse in ``folder``, with ``statements`` applied to it."""
+    import shutil
+
+    import duckdb
+
+    copy = folder / "copy.duckdb"
+    shutil.copy(small.warehouse, copy)
+    if statements:
+        con = duckdb.connect(str(copy))
+        try:
+            for statement in statements:
+                con.execute(statement)
+        finally:
+            con.close()
+    return copy
+
+
 def test_snapshot_is_as_worked_out(small):
     rows = query(
         small.warehouse,
@@ -204,15 +222,12 @@ def test_device_owners_who_never_bought_a_consumable(small):
 
 def test_views_are_replaced_not_appended(small, tmp_path):
     """Re-running a month gives the same rows (delete + insert of the window)."""
-    import shutil
-
     import duckdb
 
     from crm_assets.partitioned import MonthWindow
     from crm_assets.views import VIEWS, build_views
 
-    copy = tmp_path / "copy.duckdb"
-    shutil.copy(small.warehouse, copy)
+    copy = warehouse_copy(small, tmp_path)
     before = {name: query(copy, f"SELECT * FROM reporting.{name} ORDER BY ALL") for name in VIEWS}
     con = duckdb.connect(str(copy))
     try:

@@ -21,7 +21,7 @@ from crm_assets.reporting import SNAPSHOT_COLUMNS
 from crm_assets.rules import TIERS
 
 from .conftest import query
-from .test_views import FEB, JAN, MAR, small  # noqa: F401 - the module-scoped warehouse fixture
+from .test_views import FEB, JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
 SUMMARY_SHEETS = ["KPIs", "Tier mix", "Trends", "Lifecycle", "Segments", "Migration", "Cohorts", "Reach", "Definitions"]
 
@@ -232,13 +232,7 @@ def test_crm_report_user_errors(small, tmp_path, capsys, args, message):  # noqa
 
 
 def test_missing_views_are_a_user_error(small, tmp_path):  # noqa: F811
-    import shutil
-
-    copy = tmp_path / "copy.duckdb"
-    shutil.copy(small.warehouse, copy)
-    con = duckdb.connect(str(copy))
-    con.execute("DROP TABLE reporting.tier_migration")
-    con.close()
+    copy = warehouse_copy(small, tmp_path, "DROP TABLE reporting.tier_migration")
     con = duckdb.connect(str(copy), read_only=True)
     try:
         with pytest.raises(CrmError, match="reporting.tier_migration not found"):
