@@ -1,12 +1,16 @@
 """The ``crm`` command line: generate a sample, run the pipeline through Dagster.
 
-Every user error prints one line ``crm <command>: <reason>`` and exits
-non-zero; ``--verbose`` adds the traceback and Dagster's own log.
+Exit codes: 0 success; 2 a user error (bad argument, bad or missing input
+file, unwritable or locked path, a removal not allowed), printed as one line
+``crm <command>: <reason>``; 1 anything else (a failed blocking check, an
+internal error), also one line. ``--verbose`` adds the traceback and
+Dagster's own log.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -58,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
     run.add_argument("--from", dest="from_month", type=_month_arg, default=None, help="first month YYYY-MM (default: earliest transaction)")
     run.add_argument("--to", dest="to_month", type=_month_arg, default=None, help="last month YYYY-MM (default: latest transaction)")
+    run.add_argument(
+        "--allow-removals", action="store_true",
+        help="accept that a transactions file disappeared or lost more than half of its rows: remove those rows "
+             "and recompute every month from the first one affected",
+    )
     from crm_assets.cli_outputs import add_output_commands
 
     add_output_commands(sub, common)
@@ -96,6 +105,7 @@ def _apply_path_options(args: argparse.Namespace) -> None:
         os.environ[settings.ENV_INPUT_DIR] = str(args.input.resolve())
     if getattr(args, "warehouse", None) is not None:
         os.environ[settings.ENV_WAREHOUSE] = str(args.warehouse.resolve())
+    settings.input_encoding()  # an unknown CRM_INPUT_ENCODING is a user error before anything starts
     os.environ["DAGSTER_HOME"] = str(settings.prepare_dagster_home())
 
 
@@ -104,7 +114,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from crm_assets import runner
 
     started = time.perf_counter()
-    outcome = runner.run_pipeline(args.from_month, args.to_month, verbose=args.verbose)
+    months = runner.resolve_months(args.from_month, args.to_month, settings.input_dir(), args.allow_removals)
+    for note in months.notes:
+        print(f"crm run: {note}")
+    outcome = runner.run_pipeline(months, verbose=args.verbose, allow_removals=args.allow_removals)
     elapsed = time.perf_counter() - started
     span = f"{outcome.first_month[:7]}..{outcome.last_month[:7]} ({outcome.months} months)"
     if outcome.success:
@@ -112,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     for failure in outcome.failures or ["failed"]:
         print(f"crm run: {failure} (run {outcome.run_id[:8]}, {span})", file=sys.stderr)
-    return EXIT_RUN_FAILED
+    return EXIT_USER_ERROR if outcome.user_error else EXIT_RUN_FAILED
 
 
 def _commands() -> dict:
@@ -121,11 +134,44 @@ def _commands() -> dict:
     return {"generate": cmd_generate, "run": cmd_run, **OUTPUT_COMMANDS}
 
 
+def _path_error(exc: OSError) -> str:
+    """One line for an OS error on a path: the path, then what the system said."""
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or str(exc)
+    hint = {
+        "Permission denied": "not writable (or not readable) by this user",
+        "Is a directory": "is a folder, a file path is needed",
+        "Not a directory": "a part of the path is a file, not a folder",
+        "Read-only file system": "is on a read-only file system",
+        "No space left on device": "no space left on the device",
+    }.get(what, what)
+    return f"{where}: {hint}" if where else hint
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the ``sys.stderr`` of the moment (not the one of when it was made)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def _show_waits() -> None:
+    """Lock waits and similar notices of the project's code go to stderr as ``crm: ...`` lines."""
+    logger = logging.getLogger("crm")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("crm: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.verbose:
         warnings.filterwarnings("ignore")
+    _show_waits()
     try:
         return _commands()[args.command](args)
     except CrmError as exc:
@@ -133,9 +179,21 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"crm {args.command}: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"crm {args.command}: {_path_error(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"crm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001  (an internal error is still one line, exit 1)
+        if args.verbose:
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"crm {args.command}: internal error: {type(exc).__name__}: {first} "
+              "(run with --verbose for the traceback)", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,20 +9,37 @@ typed values, and the rejected rows with their raw text and reason. For every
 file, rows read = valid rows + rejected rows; fully blank lines are not rows
 and are only counted.
 
-A quoted field that spans several lines is not supported: each of its lines is
-rejected with the reason ``malformed quoting`` (nothing is lost).
+A quoted field left open, or one that holds a line break, is not followed
+across lines: each physical line it touches is rejected with the reason
+``malformed quoting`` and every other line loads, so one stray quote can never
+swallow the rest of a file.
+
+Files are decoded with ``CRM_INPUT_ENCODING`` (default UTF-8; a UTF-8
+byte-order mark makes a file UTF-8 whatever the setting). A file that is not
+valid text in that encoding is refused whole, naming its first bad line; a
+file in another encoding is transcoded to UTF-8 in a temporary copy first.
+Values that parse but cannot be real (a bar code pasted as a quantity, a date
+before 1970) are rejected against the bounds below.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
+import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from crm_assets import settings
 from crm_assets.errors import InputFileError
 
 TEXT = "text"
@@ -36,6 +53,13 @@ _FIELD = r'("(?:[^"]|"")*"|[^,"]*)'
 _LINE_GRAMMAR = f"{_FIELD}(?:,{_FIELD})*"
 _MAX_LINE_BYTES = 1 << 20
 
+# Plausible bounds: a value beyond them parses but cannot be real, so its row is rejected.
+# Units of a line are at most 1e5 x 1e5 = 1e10, far inside the exact DECIMAL sums of the features.
+QUANTITY_BOUND = 100_000  # items on one invoice line, either sign (returns are negative)
+UNIT_SIZE_BOUND = 100_000  # units (grams, pods, millilitres) in one item
+EARLIEST_DATE = "1970-01-01"
+MALFORMED_QUOTING = "malformed quoting (a quoted field left open or holding a line break)"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -47,6 +71,11 @@ class Column:
     # For master files: a bad value is kept as NULL (the text is kept in
     # ``<name>_text``) instead of rejecting the row.
     lenient: bool = False
+    # NUMBER: the largest magnitude accepted (``signed``: either sign, else at most the bound).
+    bound: float | None = None
+    signed: bool = False
+    # DATE: the earliest date accepted.
+    earliest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +92,9 @@ TRANSACTIONS = FileSpec(
     (
         Column("invoice_id", TEXT, True, True),
         Column("customer_id", TEXT, True, True),
-        Column("invoice_date", DATE, True, True),
+        Column("invoice_date", DATE, True, True, earliest=EARLIEST_DATE),
         Column("product_id", TEXT, True, True),
-        Column("quantity", NUMBER, True, True),
+        Column("quantity", NUMBER, True, True, bound=QUANTITY_BOUND, signed=True),
         Column("revenue", NUMBER),
         Column("store_id", TEXT),
     ),
@@ -78,7 +107,7 @@ CUSTOMERS = FileSpec(
         Column("customer_name", TEXT),
         Column("customer_group", TEXT, True),
         Column("city", TEXT),
-        Column("created_date", DATE, True, lenient=True),
+        Column("created_date", DATE, True, lenient=True, earliest=EARLIEST_DATE),
         Column("email", TEXT),
         Column("mobile_number", TEXT),
         Column("opt_email", TEXT),
@@ -94,7 +123,7 @@ PRODUCTS = FileSpec(
         Column("product_name", TEXT),
         Column("brand", TEXT),
         Column("category", TEXT, True),
-        Column("unit_size", NUMBER, True, aliases=("grammage_g",), lenient=True),
+        Column("unit_size", NUMBER, True, aliases=("grammage_g",), lenient=True, bound=UNIT_SIZE_BOUND),
     ),
 )
 
@@ -111,31 +140,123 @@ class StagedFile:
     rows_rejected: int = 0
     blank_lines: int = 0
     extra_columns: list[str] = field(default_factory=list)
+    sha256: str = ""
 
 
 def normalize_header(name: str) -> str:
     return name.strip().lower()
 
 
-def read_header(path: Path) -> list[str]:
-    """The header row of ``path``, decoded as UTF-8 (BOM tolerated)."""
+_CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """A file as DuckDB reads it: ``path`` is UTF-8 (the file itself, or a transcoded copy)."""
+
+    original: Path
+    path: Path
+    encoding: str
+    sha256: str
+
+
+def _first_bad_line(path: Path, encoding: str) -> int:
+    """Number of the first physical line of ``path`` that does not decode (only on the error path)."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError:
+                return number
+    return 1
+
+
+@contextmanager
+def text_source(path: Path, encoding: str | None = None) -> Iterator[TextSource]:
+    """The file checked to be valid text in ``encoding`` (default ``CRM_INPUT_ENCODING``), with its SHA-256.
+
+    One streaming pass hashes and decodes the bytes; a UTF-8 file is then read
+    as it is, any other is written to a temporary UTF-8 copy, removed on exit.
+    A decoding error stops with one line naming the file, its first bad line
+    and the setting.
+    """
+    path = Path(path)
+    encoding = encoding or settings.input_encoding()
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputFileError(f"{path}: is a folder, not a file") from None
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read file ({exc.strerror})") from None
+    tmp_dir = None
+    with handle:
+        head = handle.read(3)
+        handle.seek(0)
+        if head == codecs.BOM_UTF8:
+            encoding = "utf-8"
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+        decoder = codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)("strict")
+        digest = hashlib.sha256()
+        out = None
+        if not utf8:
+            tmp_dir = tempfile.mkdtemp(prefix="crm-input-")
+            out = open(Path(tmp_dir) / path.name, "wb")
+        try:
+            try:
+                for block in iter(lambda: handle.read(_CHUNK), b""):
+                    digest.update(block)
+                    text = decoder.decode(block)
+                    if out is not None:
+                        out.write(text.encode("utf-8"))
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                line = _first_bad_line(path, encoding)
+                raise InputFileError(
+                    f"{path}: line {line} is not valid {encoding} text ({settings.ENV_INPUT_ENCODING}={encoding}); "
+                    f"set {settings.ENV_INPUT_ENCODING} to the file's encoding (Excel on Windows writes cp1252) "
+                    "or save it as UTF-8",
+                    check=READABLE_CHECK,
+                ) from None
+            finally:
+                if out is not None:
+                    out.close()
+            source = TextSource(path, Path(tmp_dir) / path.name if tmp_dir else path, encoding, digest.hexdigest())
+        except BaseException:
+            if tmp_dir:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
+    try:
+        yield source
+    finally:
+        if tmp_dir:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+READABLE_CHECK = "readable_with_required_columns"
+
+
+def read_header(path: Path, encoding: str = "utf-8", name: Path | None = None) -> list[str]:
+    """The header row of ``path`` (a UTF-8 file, BOM tolerated: see ``text_source``); errors name ``name``."""
+    shown = name or path
     try:
         with open(path, "rb") as handle:
             first = handle.readline(_MAX_LINE_BYTES)
     except FileNotFoundError:
-        raise InputFileError(f"{path}: file not found") from None
+        raise InputFileError(f"{shown}: file not found") from None
     except OSError as exc:
-        raise InputFileError(f"{path}: cannot read file ({exc.strerror})") from None
+        raise InputFileError(f"{shown}: cannot read file ({exc.strerror})") from None
     if not first.strip():
-        raise InputFileError(f"{path}: empty file, a header row is required")
+        raise InputFileError(f"{shown}: empty file, a header row is required")
     try:
-        text = first.decode("utf-8-sig")
+        text = first.decode("utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding)
     except UnicodeDecodeError:
-        raise InputFileError(f"{path}: header row is not UTF-8 text") from None
+        raise InputFileError(f"{shown}: header row is not {encoding} text") from None
     try:
         return next(csv.reader(io.StringIO(text.rstrip("\r\n"))))
     except (csv.Error, StopIteration):
-        raise InputFileError(f"{path}: header row is not valid CSV") from None
+        raise InputFileError(f"{shown}: header row is not valid CSV") from None
 
 
 def resolve_columns(path: Path, header: list[str], spec: FileSpec) -> dict[str, int | None]:
@@ -175,14 +296,22 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def stage_file(con: duckdb.DuckDBPyConnection, path: Path, spec: FileSpec, tag: str) -> StagedFile:
-    """Read ``path`` into temp tables ``stg_<tag>`` (valid) and ``rej_<tag>`` (rejected)."""
+def stage_file(
+    con: duckdb.DuckDBPyConnection, path: Path, spec: FileSpec, tag: str, source: TextSource | None = None
+) -> StagedFile:
+    """Read ``path`` into temp tables ``stg_<tag>`` (valid) and ``rej_<tag>`` (rejected).
+
+    ``source`` is the file already checked by ``text_source``; without it the file is checked here.
+    """
+    if source is None:
+        with text_source(Path(path)) as checked:
+            return stage_file(con, path, spec, tag, checked)
     path = Path(path)
-    header = read_header(path)
+    header = read_header(source.path, name=path)
     positions = resolve_columns(path, header, spec)
     spec_names = [c.name for c in spec.columns]
     extras = [n for n in positions if n not in spec_names]
-    staged = StagedFile(path, f"stg_{tag}", f"rej_{tag}", extra_columns=extras)
+    staged = StagedFile(path, f"stg_{tag}", f"rej_{tag}", extra_columns=extras, sha256=source.sha256)
     lines, reader_rejects = f"lines_{tag}", f"readrej_{tag}"
     for table in (lines, reader_rejects, staged.valid_table, staged.rejected_table, f"readscan_{tag}", f"parsed_{tag}"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
@@ -191,7 +320,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, spec: FileSpec, tag: 
     con.execute(
         f"""
         CREATE TEMP TABLE {lines} AS
-        SELECT line FROM read_csv({_sql_str(str(path))},
+        SELECT line FROM read_csv({_sql_str(str(source.path))},
             columns = {{'line': 'VARCHAR'}}, header = false, auto_detect = false,
             delim = {_sql_str(_LINE_DELIM)}, quote = '', escape = '', strict_mode = false,
             max_line_size = {_MAX_LINE_BYTES}, store_rejects = true,
@@ -248,12 +377,16 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, spec: FileSpec, tag: 
             typed.append(f"{raw} AS {column.name}")
         elif column.kind == DATE:
             parsed = f"CASE WHEN regexp_full_match(trim({raw}), '\\d{{4}}-\\d{{2}}-\\d{{2}}') THEN try_cast(trim({raw}) AS DATE) END"
-            typed.append(f"{parsed} AS {column.name}")
+            too_early = f"{parsed} < DATE '{column.earliest}'" if column.earliest else "false"
             if column.lenient:
+                # an impossible date is no date: NULL, with the text kept
+                typed.append(f"CASE WHEN NOT ({too_early}) THEN {parsed} END AS {column.name}")
                 typed.append(f"{raw} AS {column.name}_text")
             else:
+                typed.append(f"{parsed} AS {column.name}")
                 checks.append(
-                    f"CASE WHEN NOT {blank} AND {parsed} IS NULL THEN '{column.name} is not a valid YYYY-MM-DD date' END"
+                    f"CASE WHEN NOT {blank} AND {parsed} IS NULL THEN '{column.name} is not a valid YYYY-MM-DD date' "
+                    f"WHEN {too_early} THEN '{column.name} ' || trim({raw}) || ' is before the bound {column.earliest}' END"
                 )
         else:
             parsed = f"(CASE WHEN isfinite(try_cast(trim({raw}) AS DOUBLE)) THEN try_cast(trim({raw}) AS DOUBLE) END)"
@@ -262,6 +395,13 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, spec: FileSpec, tag: 
                 typed.append(f"{raw} AS {column.name}_text")
             else:
                 checks.append(f"CASE WHEN NOT {blank} AND {parsed} IS NULL THEN '{column.name} is not a number' END")
+            if column.bound is not None:
+                bound = f"{column.bound:g}" if column.bound < 1e15 else repr(column.bound)
+                if column.signed:
+                    beyond, limit = f"abs({parsed}) > {column.bound}", f"outside the bound -{bound}..{bound}"
+                else:
+                    beyond, limit = f"{parsed} > {column.bound}", f"above the bound {bound}"
+                checks.append(f"CASE WHEN {beyond} THEN '{column.name} ' || trim({raw}) || ' is {limit}' END")
         if column.required_value:
             checks.append(f"CASE WHEN {blank} THEN 'missing {column.name}' END")
     if extras:
@@ -272,7 +412,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, spec: FileSpec, tag: 
 
     # Field checks only make sense when the field count is right.
     reason = (
-        f"CASE WHEN fields IS NULL THEN 'malformed quoting' "
+        f"CASE WHEN fields IS NULL THEN '{MALFORMED_QUOTING}' "
         f"WHEN len(fields) <> {n_columns} THEN 'expected {n_columns} fields, found ' || len(fields) "
         f"ELSE concat_ws('; ', {', '.join(checks) or 'NULL'}) END"
     )
@@ -286,7 +426,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, spec: FileSpec, tag: 
         UNION ALL
         SELECT {source}, line, any_value(csv_line),
             string_agg(DISTINCT CASE error_type
-                WHEN 'INVALID ENCODING' THEN 'not UTF-8 text'
+                WHEN 'INVALID ENCODING' THEN 'not valid UTF-8 text'
                 WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line longer than {_MAX_LINE_BYTES} bytes'
                 ELSE lower(error_type) END, '; ')
         FROM {reader_rejects} WHERE line > 1 GROUP BY line
@@ -303,7 +443,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, spec: FileSpec, tag: 
     )
     header_rejected = con.execute(f"SELECT count(*) FROM {reader_rejects} WHERE line = 1").fetchone()[0]
     if header_rejected:
-        raise InputFileError(f"{path}: header row is not UTF-8 text")
+        raise InputFileError(f"{path}: header row cannot be read (longer than {_MAX_LINE_BYTES} bytes?)")
     staged.rows_valid = con.execute(f"SELECT count(*) FROM {staged.valid_table}").fetchone()[0]
     staged.rows_rejected = con.execute(f"SELECT count(*) FROM {staged.rejected_table}").fetchone()[0]
     staged.rows_read = staged.rows_valid + staged.rows_rejected

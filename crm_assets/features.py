@@ -154,7 +154,9 @@ CHECKS = [
 GRID_ROWS_PER_BUCKET = 4_000_000
 
 
-def features_sql(window: MonthWindow, bucket: int = 0, buckets: int = 1) -> tuple[str, list]:
+def features_sql(
+    window: MonthWindow, bucket: int = 0, buckets: int = 1, sum_type: str = "DECIMAL(18, 6)"
+) -> tuple[str, list]:
     """The SELECT of ``features.customer_features`` for the window's report months, and its parameters.
 
     Only the customers of ``bucket`` (``hash(customer_id) % buckets``): a
@@ -167,7 +169,9 @@ def features_sql(window: MonthWindow, bucket: int = 0, buckets: int = 1) -> tupl
     pass keeps running sums ``S`` inside the grid, a second takes
     ``m_k(M) = S(M) - S(M-k)`` (the history before the grid cancels out) and
     the previous month's figures. First dates are the customer's first date
-    once it lies in the month; sums run on DECIMAL(18, 6) and BIGINT.
+    once it lies in the month; sums run on BIGINT and on ``sum_type``
+    (DECIMAL(18, 6), fast, when every customer's total fits in it with room to
+    spare, else DECIMAL(38, 6): see ``units_sum_type``).
     """
     grid_start = add_months(window.start, -26)
     sql = """
@@ -187,7 +191,7 @@ def features_sql(window: MonthWindow, bucket: int = 0, buckets: int = 1) -> tupl
     ),
     cust AS (
         SELECT row_number() OVER () AS cid, c.customer_id, c.created_date, f.first_c, f.first_d, f.first_line,
-            coalesce(f.bu, 0)::DECIMAL(18, 6) AS bu, coalesce(f.bl, 0)::BIGINT AS bl, f.b_last_c
+            coalesce(f.bu, 0)::{sum_type} AS bu, coalesce(f.bl, 0)::BIGINT AS bl, f.b_last_c
         FROM enriched.customers c LEFT JOIN firsts f USING (customer_id)
         WHERE NOT c.is_anonymous AND {in_bucket}
     ),
@@ -209,7 +213,7 @@ def features_sql(window: MonthWindow, bucket: int = 0, buckets: int = 1) -> tupl
         JOIN cust c ON c.customer_id = coalesce(a.customer_id, x.customer_id)
     ),
     grid AS (
-        SELECT c.cid, m.month, coalesce(p.units, 0)::DECIMAL(18, 6) AS units, coalesce(p.lines, 0)::BIGINT AS lines,
+        SELECT c.cid, m.month, coalesce(p.units, 0)::{sum_type} AS units, coalesce(p.lines, 0)::BIGINT AS lines,
             coalesce(p.orders, 0)::BIGINT AS orders, coalesce(p.repeats6, 0)::BIGINT AS repeats6,
             coalesce(p.repeats12, 0)::BIGINT AS repeats12, p.last_consumable_date
         FROM cust c CROSS JOIN months m
@@ -217,7 +221,7 @@ def features_sql(window: MonthWindow, bucket: int = 0, buckets: int = 1) -> tupl
     ),
     running AS (
         SELECT cid, month, repeats6, repeats12,
-            (sum(units) OVER w)::DECIMAL(18, 6) AS su, (sum(lines) OVER w)::BIGINT AS sl,
+            (sum(units) OVER w)::{sum_type} AS su, (sum(lines) OVER w)::BIGINT AS sl,
             (sum(orders) OVER w)::BIGINT AS so, max(last_consumable_date) OVER w AS last_c
         FROM grid
         WINDOW w AS (PARTITION BY cid ORDER BY month ROWS UNBOUNDED PRECEDING)
@@ -258,7 +262,20 @@ def features_sql(window: MonthWindow, bucket: int = 0, buckets: int = 1) -> tupl
     in_bucket = "true" if buckets == 1 else f"hash(customer_id) % {int(buckets)} = {int(bucket)}"
     params = [grid_start, window.end, window.end, grid_start, grid_start, grid_start, window.end, grid_start,
               window.start, window.end]
-    return sql.replace("{in_bucket}", in_bucket), params
+    return sql.replace("{in_bucket}", in_bucket).replace("{sum_type}", sum_type), params
+
+
+# DECIMAL(18, 6) holds 999,999,999,999.999999: with a customer's whole history below a tenth of it, no running
+# sum, window difference or snapshot total can overflow.
+FAST_SUM_LIMIT = 10 ** 11
+
+
+def units_sum_type(con) -> str:
+    """The DECIMAL type of the units sums: DECIMAL(18, 6) when the largest customer total fits, else (38, 6)."""
+    largest = con.execute(
+        "SELECT max(total) FROM (SELECT sum(units) AS total FROM features.customer_month_activity GROUP BY customer_id)"
+    ).fetchone()[0]
+    return "DECIMAL(18, 6)" if largest is None or largest < FAST_SUM_LIMIT else "DECIMAL(38, 6)"
 
 
 def build_activity(con, window: MonthWindow) -> tuple[int, int]:
@@ -283,7 +300,8 @@ def build_features(con, window: MonthWindow, run_id: str = "direct") -> WriteRes
     con.execute(FEATURES_DDL)
     customers = con.execute("SELECT count(*) FROM enriched.customers WHERE NOT is_anonymous").fetchone()[0]
     buckets = max(1, -(-customers * (window.months + 26) // GRID_ROWS_PER_BUCKET))
-    statements = [features_sql(window, bucket, buckets) for bucket in range(buckets)]
+    sum_type = units_sum_type(con)
+    statements = [features_sql(window, bucket, buckets, sum_type) for bucket in range(buckets)]
     return replace_months(con, TABLE, "report_month", window, statements, None, CHECKS, run_id)
 
 

@@ -30,12 +30,15 @@ def build_all(
     last_partition,
     crm_rules: CrmRules | None = None,
     run_id: str = "direct",
+    allow_removals: bool = False,
 ) -> None:
     """Load the files and build every layer for the window's months."""
     crm_rules = crm_rules or CrmRules()
     load_master(con, input_dir, PRODUCTS)
     load_master(con, input_dir, CUSTOMERS)
-    load_transactions(con, input_dir, window.start, window.end, first_partition, last_partition)
+    load_transactions(
+        con, input_dir, window.start, window.end, first_partition, last_partition, allow_removals=allow_removals
+    )
     build_customers(con, crm_rules)
     build_transactions(con, window, run_id)
     build_activity(con, window)

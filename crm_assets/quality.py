@@ -230,9 +230,13 @@ def row_rule(asset: str, name: str, table: str, violation: str, description: str
 
 
 def previous_month_rule(asset: str, name: str, table: str, violation: str, description: str, outer: bool = True) -> Check:
-    """Rows ``cur`` of the window joined to the same customer's row ``prev`` of M-1, where ``violation`` holds.
+    """Rows ``cur`` joined to the same customer's row ``prev`` of M-1, where ``violation`` holds.
 
-    Months whose M-1 is not in the table (the first month built) are not checked.
+    ``cur`` is every month of the window and the month after it: the run's
+    first month is compared with the month before it, and the month after the
+    run (when built, on the history it had then) with the run's last month, so
+    a month left on older history is caught. Months whose M-1 is not in the
+    table (the first month built) are not checked.
     """
     join = "LEFT JOIN" if outer else "JOIN"
     return Check(
@@ -243,7 +247,7 @@ def previous_month_rule(asset: str, name: str, table: str, violation: str, descr
         FROM {table} cur
         {join} {table} prev ON prev.customer_id = cur.customer_id
             AND prev.report_month = cur.report_month - INTERVAL 1 MONTH
-        WHERE cur.report_month BETWEEN $start AND $end
+        WHERE cur.report_month BETWEEN $start AND $end::DATE + INTERVAL 1 MONTH
           AND cur.report_month - INTERVAL 1 MONTH IN (SELECT report_month FROM built)
           AND ({violation})
         GROUP BY cur.report_month

@@ -29,15 +29,20 @@ from dagster import (
 )
 
 from crm_assets import quality, rules
-from crm_assets.csv_input import CUSTOMERS, PRODUCTS, TRANSACTIONS, FileSpec, StagedFile, stage_file, tag_for
+from crm_assets.csv_input import (
+    CUSTOMERS, PRODUCTS, READABLE_CHECK, TRANSACTIONS, FileSpec, StagedFile, stage_file, tag_for,
+)
 from crm_assets.errors import InputFileError
+from crm_assets.landing import (
+    ALLOW_REMOVALS_TAG, CUSTOMERS_FILE, PRODUCTS_FILE, TRANSACTIONS_GLOB, FileProfile, find_removals, month_ranges, profile_of_staged,
+    read_state, removal_message, transaction_files,
+)
 from crm_assets.partitions import key_to_date, monthly_partitions
 from crm_assets.quality import ERROR, WARN, Check, Outcome, check_results, check_specs
 from crm_assets.resources import InputFolder, Warehouse
 
-CUSTOMERS_FILE = "customers_master.csv"
-PRODUCTS_FILE = "products_master.csv"
-TRANSACTIONS_GLOB = "sales_transactions_*.csv"
+REMOVALS_CHECK = "no_unexpected_removals"
+USER_ERROR_METADATA = "crm/user_error"  # marks a Failure caused by bad input: `crm run` exits 2, not 1
 
 RAW_DDL = """
 CREATE SCHEMA IF NOT EXISTS raw;
@@ -71,6 +76,12 @@ CREATE TABLE IF NOT EXISTS raw.file_loads (
     rows_read BIGINT, rows_valid BIGINT, rows_rejected BIGINT, blank_lines BIGINT,
     loaded_at TIMESTAMP
 );
+ALTER TABLE raw.file_loads ADD COLUMN IF NOT EXISTS file_digest VARCHAR;
+CREATE TABLE IF NOT EXISTS raw.file_profiles (
+    source_file VARCHAR NOT NULL, file_digest VARCHAR NOT NULL,
+    rows_read BIGINT NOT NULL, rows_valid BIGINT NOT NULL, rows_rejected BIGINT NOT NULL,
+    invoice_month DATE, lines BIGINT, content_hash HUGEINT
+);
 """
 
 
@@ -85,16 +96,6 @@ def _master_path(input_dir: Path, name: str) -> Path:
     if not path.is_file():
         raise InputFileError(f"{path}: file not found")
     return path
-
-
-def transaction_files(input_dir: Path) -> list[Path]:
-    """Every ``sales_transactions_*.csv`` of the folder, sorted by name."""
-    if not input_dir.is_dir():
-        raise InputFileError(f"{input_dir}: input folder not found")
-    files = sorted(p for p in input_dir.glob(TRANSACTIONS_GLOB) if p.is_file())
-    if not files:
-        raise InputFileError(f"{input_dir}: no {TRANSACTIONS_GLOB} file found")
-    return files
 
 
 def _check_unique_key(con: duckdb.DuckDBPyConnection, staged: StagedFile, key: str) -> None:
@@ -145,9 +146,11 @@ def _record_file_load(con: duckdb.DuckDBPyConnection, kind: str, staged: StagedF
         "DELETE FROM raw.file_loads WHERE file_kind = ? AND source_file = ?", [kind, staged.path.name]
     )
     con.execute(
-        "INSERT INTO raw.file_loads VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
+        "INSERT INTO raw.file_loads BY NAME SELECT ? AS file_kind, ? AS source_file, ? AS file_bytes, ? AS rows_read, "
+        "? AS rows_valid, ? AS rows_rejected, ? AS blank_lines, current_timestamp::TIMESTAMP AS loaded_at, "
+        "? AS file_digest",
         [kind, staged.path.name, staged.path.stat().st_size, staged.rows_read, staged.rows_valid,
-         staged.rows_rejected, staged.blank_lines],
+         staged.rows_rejected, staged.blank_lines, staged.sha256],
     )
 
 
@@ -258,6 +261,48 @@ def _record_file_months(
     con.execute("DROP TABLE file_months_new")
 
 
+def _check_removals(
+    con: duckdb.DuckDBPyConnection, profiles: list[FileProfile], digests: dict[str, str], unchanged: set[str],
+    first_month: date, window_start: date, allowed: bool,
+) -> None:
+    """Stop before writing when rows would disappear, unless allowed and the window covers every month that loses rows."""
+    state = read_state(con)
+    current = profiles + [
+        FileProfile(name, "", 0, state.files[name].rows_valid if name in state.files else 0, 0)
+        for name in unchanged
+    ]
+    removals = find_removals(state, current, first_month)
+    if not removals:
+        return
+    if not allowed:
+        raise InputFileError(removal_message(removals), check=REMOVALS_CHECK)
+    earliest = min((m for r in removals for m in r.months), default=None)
+    if earliest is not None and earliest < window_start:
+        raise InputFileError(
+            f"{'; '.join(r.describe() for r in removals)}: the run must start at {earliest:%Y-%m} or earlier "
+            f"to remove those rows (it starts at {window_start:%Y-%m})",
+            check=REMOVALS_CHECK,
+        )
+
+
+def _record_profiles(con: duckdb.DuckDBPyConnection, profiles: list[FileProfile], present: list[str]) -> None:
+    """The profile of each version just read replaces the file's; files no longer in the folder lose theirs."""
+    names = [p.name for p in profiles]
+    con.execute(
+        "DELETE FROM raw.file_profiles WHERE source_file IN (SELECT unnest($n::VARCHAR[])) "
+        "OR source_file NOT IN (SELECT unnest($p::VARCHAR[]))",
+        {"n": names, "p": present},
+    )
+    # one row per file and month (a file without a valid line keeps one row with no month): metadata, not data
+    rows = [
+        (p.name, p.sha256, p.rows_read, p.rows_valid, p.rows_rejected, month, n, None if h is None else str(h))
+        for p in profiles
+        for month, (n, h) in (sorted(p.months.items()) or [(None, (None, None))])
+    ]
+    if rows:
+        con.executemany("INSERT INTO raw.file_profiles VALUES (?, ?, ?, ?, ?, ?, ?, ?::HUGEINT)", rows)
+
+
 def load_transactions(
     con: duckdb.DuckDBPyConnection,
     input_dir: Path,
@@ -266,6 +311,7 @@ def load_transactions(
     first_month: date,
     last_month: date,
     reread: bool = False,
+    allow_removals: bool = False,
 ) -> TransactionLoad:
     """Replace the rows of invoice months ``window_start`` .. ``window_end`` (inclusive).
 
@@ -276,6 +322,11 @@ def load_transactions(
     run that loaded its rows of these months is not read again
     (``raw.file_months``): a monthly refresh reads the files that changed.
     ``reread`` reads every file all the same.
+
+    A file gone since its last load, or holding fewer than half of the rows
+    loaded from it, stops the load (``InputFileError``) unless
+    ``allow_removals``; then the window must start at or before the first
+    month that loses rows.
     """
     ensure_raw_schema(con)
     paths = transaction_files(input_dir)
@@ -285,6 +336,8 @@ def load_transactions(
     staged = [
         stage_file(con, path, TRANSACTIONS, f"tx_{tag_for(path.stem)}") for path in paths if path.name not in unchanged
     ]
+    profiles = [profile_of_staged(con, s) for s in staged]
+    _check_removals(con, profiles, digests, unchanged, first_month, window_start, allow_removals)
     con.execute("DROP TABLE IF EXISTS stg_transactions")
     if staged:
         union = " UNION ALL ".join(
@@ -327,6 +380,7 @@ def load_transactions(
         )
         for s in staged:
             _record_file_load(con, TRANSACTIONS.kind, s)
+        _record_profiles(con, profiles, present)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -355,7 +409,10 @@ def _rejected_rows_check(asset_name: str, kind: str) -> Check:
     )
 
 
-READABLE = "Every file is present and readable, with a UTF-8 header holding every required column once."
+READABLE = (
+    "Every file is present and readable, valid text in CRM_INPUT_ENCODING (default UTF-8), with a header holding "
+    "every required column once."
+)
 PRODUCT_CHECKS = [
     _loader_check("raw/products", "readable_with_required_columns", READABLE),
     _loader_check("raw/products", "unique_key", "product_id is unique (after trimming)."),
@@ -389,6 +446,11 @@ CUSTOMER_CHECKS = [
 ]
 TRANSACTION_CHECKS = [
     _loader_check("raw/sales_transactions", "readable_with_required_columns", READABLE),
+    _loader_check(
+        "raw/sales_transactions", REMOVALS_CHECK,
+        "No transactions file disappeared or lost more than half of its loaded rows since the last load, "
+        "unless the run allows removals (crm run --allow-removals, run tag crm/allow_removals=true).",
+    ),
     _rejected_rows_check("raw/sales_transactions", TRANSACTIONS.kind),
     Check(
         "raw/sales_transactions", "exact_duplicate_lines", WARN,
@@ -455,7 +517,7 @@ class LoadStopped(Exception):
     def failure(self):
         from dagster import Failure
 
-        return Failure(description=str(self.error), allow_retries=False)
+        return Failure(description=str(self.error), metadata={USER_ERROR_METADATA: True}, allow_retries=False)
 
 
 def _file_table(files: list[StagedFile]) -> str:
@@ -535,7 +597,10 @@ def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, inp
     try:
         result, outcomes = checked_load(
             context, warehouse, TRANSACTION_CHECKS,
-            lambda con: load_transactions(con, Path(input_folder.path), start, end, first, last),
+            lambda con: load_transactions(
+                con, Path(input_folder.path), start, end, first, last,
+                allow_removals=context.run.tags.get(ALLOW_REMOVALS_TAG, "").lower() == "true",
+            ),
             start, end, context.partition_keys,
         )
     except LoadStopped as stop:
@@ -557,35 +622,3 @@ def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, inp
 
 
 raw_assets = [products, customers, sales_transactions]
-
-
-def transaction_month_span(input_dir: Path) -> tuple[date, date] | None:
-    """First and last invoice month over every transactions file (valid dates only).
-
-    A light scan with a throw-away in-memory DuckDB: only the date column is
-    read, malformed lines are skipped, the warehouse is not touched. None when
-    no line has a valid date.
-    """
-    from crm_assets.csv_input import read_header, resolve_columns
-
-    con = duckdb.connect()
-    try:
-        con.execute("SET enable_progress_bar = false")
-        parts: list[str] = []
-        params: list[str] = []
-        for path in transaction_files(input_dir):
-            position = resolve_columns(path, read_header(path), TRANSACTIONS)["invoice_date"]
-            columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(position + 1))
-            parts.append(
-                f"SELECT try_cast(trim(c{position}) AS DATE) AS d FROM read_csv(?, header = false, skip = 1, "
-                f"columns = {{{columns}}}, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
-                "ignore_errors = true, null_padding = true, strict_mode = false)"
-            )
-            params.append(str(path))
-        low, high = con.execute(
-            f"SELECT date_trunc('month', min(d))::DATE, date_trunc('month', max(d))::DATE FROM ({' UNION ALL '.join(parts)})",
-            params,
-        ).fetchone()
-    finally:
-        con.close()
-    return None if low is None else (low, high)

@@ -7,7 +7,9 @@ connection only for the length of one transaction, readers open read-only.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,25 @@ class WarehouseLockedError(CrmError):
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+_log = logging.getLogger("crm")
+
+
+def _holder(exc: Exception) -> str:
+    """``PID 1234`` of the process holding a DuckDB file, when DuckDB says it."""
+    found = re.search(r"PID (\d+)", str(exc))
+    return f" (process {found.group(1)})" if found else ""
+
+
+def _open_error(path: Path, exc: BaseException) -> CrmError:
+    """One line for a warehouse path that cannot be opened: a folder, unwritable, not a database."""
+    if path.is_dir():
+        return CrmError(f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})")
+    if isinstance(exc, OSError):
+        return CrmError(f"{path}: cannot create the warehouse here ({exc.strerror or exc})")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CrmError(f"{path}: cannot open the warehouse ({first})")
 
 
 # DuckDB's memory limit unless CRM_DUCKDB_MEMORY_LIMIT says otherwise: the layers work in parts of a few
@@ -90,16 +111,28 @@ class Warehouse(ConfigurableResource):
         path = Path(self.path)
         if read_only and not path.exists():
             raise CrmError(f"{path}: warehouse not found; run `crm run` first")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise _open_error(path, IsADirectoryError())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _open_error(path, exc) from None
         deadline = time.monotonic() + self.lock_timeout_seconds
         delay = 0.05
+        waiting = False
         while True:
             try:
                 con = duckdb.connect(str(path), read_only=read_only, config=self._config(read_only))
                 break
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
-                    raise
+                    raise _open_error(path, exc) from None
+                if not waiting and self.lock_timeout_seconds > 0:
+                    waiting = True
+                    _log.warning(
+                        f"waiting for {path}: the warehouse is open in another process{_holder(exc)}; "
+                        f"up to {self.lock_timeout_seconds:.0f} s (CRM_LOCK_TIMEOUT_SECONDS)"
+                    )
                 if time.monotonic() >= deadline:
                     raise WarehouseLockedError(
                         f"{path}: warehouse is locked by another process "
@@ -131,14 +164,24 @@ class RunLock:
     def acquire(self) -> None:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")
+        except OSError as exc:
+            raise CrmError(f"{self.path}: cannot create the run lock next to the warehouse ({exc.strerror})") from None
         deadline = time.monotonic() + self.timeout_seconds
+        waiting = False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waiting:
+                    waiting = True
+                    _log.warning(
+                        f"waiting for another run on this warehouse to finish ({self.path} is held); "
+                        f"up to {self.timeout_seconds:.0f} s"
+                    )
                 if time.monotonic() >= deadline:
                     handle.close()
                     raise WarehouseLockedError(

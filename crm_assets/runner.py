@@ -26,68 +26,96 @@ class RunOutcome:
     months: int
     assets: int
     failures: list[str] = field(default_factory=list)
+    user_error: bool = False  # every failure is bad input (exit 2), not an internal or check failure
 
 
-def resolve_months(from_month: str | None, to_month: str | None, input_dir: Path) -> tuple[str, str, list[str]]:
+@dataclass
+class RunMonths:
+    first: str
+    last: str
+    keys: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def _key(day) -> str:
+    return f"{day.year:04d}-{day.month:02d}-01"
+
+
+def resolve_months(
+    from_month: str | None, to_month: str | None, input_dir: Path, allow_removals: bool = False
+) -> RunMonths:
     """The partition keys to run: the options, else the months of the data, clamped to the partition set.
 
-    A range that starts after the first month of the data needs the earlier
-    months in the warehouse already (history counts): otherwise it is refused.
+    The folder is compared with the warehouse first (``landing.plan_folder``):
+    a removal stops here unless allowed; when lines of built months changed,
+    the range widens to start at the first changed month and to end at the
+    newest built month, so the warehouse equals a clean build of the files;
+    a changed master carries the range through the newest built month. A range
+    that starts after the first month of the data needs the earlier months in
+    the warehouse already (history counts): otherwise it is refused.
     """
-    from crm_assets.partitions import monthly_partitions
-    from crm_assets.raw import transaction_month_span
+    from crm_assets.landing import RemovalNotAllowed, first_partition, month_ranges, plan_folder, read_state
+    from crm_assets.landing import WarehouseState
+    from crm_assets.partitions import key_to_date, monthly_partitions
+    from crm_assets.resources import Warehouse
 
     keys = monthly_partitions.get_partition_keys()
     if not keys:
         raise CrmError(f"no complete month since {settings.ENV_FIRST_MONTH}={settings.first_month()[:7]}")
-    span = transaction_month_span(input_dir)
-    if span is None:
+    warehouse = Warehouse()
+    path = Path(warehouse.path)
+    if path.is_dir():
+        raise CrmError(f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})")
+    if path.exists():
+        with warehouse.connect(read_only=True) as con:
+            plan = plan_folder(input_dir, read_state(con), first_partition())
+    else:
+        plan = plan_folder(input_dir, WarehouseState(), first_partition())
+    if plan.removals and not allow_removals:
+        from crm_assets.landing import removal_message
+
+        raise RemovalNotAllowed(removal_message(plan.removals))
+    if plan.span is None:
         raise CrmError(f"{input_dir}: no transaction line with a valid invoice_date")
-    data_first = max(span[0].strftime("%Y-%m-01"), keys[0])
-    from_month = from_month or data_first
-    to_month = to_month or span[1].strftime("%Y-%m-01")
-    if from_month > to_month:
-        raise CrmError(f"--from {from_month[:7]} is after --to {to_month[:7]}")
-    first, last = max(from_month, keys[0]), min(to_month, keys[-1])
+    data_first = max(_key(plan.span[0]), keys[0])
+    first = from_month or data_first
+    last = to_month or _key(plan.span[1])
     if first > last:
+        raise CrmError(f"--from {first[:7]} is after --to {last[:7]}" if from_month or to_month else
+                       f"the data ends in {last[:7]}, before the first partition {first[:7]}")
+    notes = []
+    built = [_key(m) for m in plan.built]
+    changed = [_key(m) for m in plan.changed]
+    if changed and (min(changed) < first or max(built) > last):
+        wider = min(first, min(changed)), max(last, max(built))
+        notes.append(
+            f"lines of {month_ranges([key_to_date(k) for k in changed])} changed since they were built: "
+            f"running {wider[0][:7]}..{wider[1][:7]} (not {first[:7]}..{last[:7]}) so that every later month follows"
+        )
+        first, last = wider
+    elif plan.masters_changed and built and max(built) > last:
+        notes.append(
+            f"{' and '.join(plan.masters_changed)} changed since the last load: running through "
+            f"{max(built)[:7]}, the newest month built, so that later months use it too"
+        )
+        last = max(built)
+    if plan.removals:
+        notes.append("removing the rows of " + "; ".join(r.describe() for r in plan.removals) + " (--allow-removals)")
+    clamped_first, clamped_last = max(first, keys[0]), min(last, keys[-1])
+    if clamped_first > clamped_last:
         raise CrmError(
-            f"months {from_month[:7]}..{to_month[:7]} are outside the partitions "
+            f"months {first[:7]}..{last[:7]} are outside the partitions "
             f"{keys[0][:7]}..{keys[-1][:7]} (set {settings.ENV_FIRST_MONTH} for older data)"
         )
+    first, last = clamped_first, clamped_last
     history = [k for k in keys if data_first <= k < first]
-    missing = _months_not_built(history)
+    missing = [k for k in history if k not in set(built)]
     if missing:
         raise CrmError(
             f"months {missing[0][:7]}..{missing[-1][:7]} before --from {first[:7]} are not in the warehouse yet "
             f"and count as history; run with --from {missing[0][:7]} (or without --from) first"
         )
-    return first, last, [k for k in keys if first <= k <= last]
-
-
-def _months_not_built(keys: list[str]) -> list[str]:
-    """The keys whose snapshot month is not in the warehouse's manifest."""
-    if not keys:
-        return []
-    import duckdb
-
-    path = settings.warehouse_path()
-    built: set[str] = set()
-    if path.exists():
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-        except duckdb.Error:
-            return []  # locked by a writer: the run itself will wait for it
-        try:
-            built = {
-                m for (m,) in con.execute(
-                    "SELECT DISTINCT strftime(report_month, '%Y-%m-%d') FROM reporting.snapshot_manifest"
-                ).fetchall()
-            }
-        except duckdb.Error:
-            built = set()
-        finally:
-            con.close()
-    return [k for k in keys if k not in built]
+    return RunMonths(first, last, [k for k in keys if first <= k <= last], notes)
 
 
 def _wait_for_warehouse() -> None:
@@ -98,27 +126,53 @@ def _wait_for_warehouse() -> None:
         pass
 
 
-def _failure_lines(result) -> list[str]:
+def _is_user_error(error) -> bool:
+    """A step that raised one of the project's user errors (bad input, unwritable or locked path)."""
+    from crm_assets.quality import BlockingCheckError
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    names = {CrmError.__name__} | {c.__name__ for c in subclasses(CrmError)} - {BlockingCheckError.__name__}
+    while error is not None:
+        if getattr(error, "cls_name", None) in names:
+            return True
+        error = error.cause
+    return False
+
+
+def _failure_lines(result) -> tuple[list[str], bool]:
+    """One line per failed step, and whether every failure was bad input (a Failure marked as a user error)."""
     lines = []
+    user = []
     for event in result.all_events:
         if not event.is_step_failure:
             continue
+        data = event.step_failure_data.user_failure_data
         error = event.step_failure_data.error
+        from crm_assets.raw import USER_ERROR_METADATA
+
+        user.append(bool(data and USER_ERROR_METADATA in (data.metadata or {})) or _is_user_error(error))
         while error is not None and error.cause is not None:
             error = error.cause
         message = (error.message if error is not None else "failed").strip().splitlines()[0]
         if ": " in message and message.split(": ", 1)[0].rsplit(".", 1)[-1][:1].isupper():
             message = message.split(": ", 1)[1]
         lines.append(f"{event.step_key}: {message}")
-    return lines
+    return lines, bool(user) and all(user)
 
 
-def run_pipeline(from_month: str | None, to_month: str | None, verbose: bool = False) -> RunOutcome:
+def run_pipeline(
+    months: RunMonths, verbose: bool = False, allow_removals: bool = False
+) -> RunOutcome:
     from dagster import DagsterInstance
 
     from crm_assets.definitions import build_definitions, crm_pipeline_job
+    from crm_assets.landing import ALLOW_REMOVALS_TAG
 
-    first, last, keys = resolve_months(from_month, to_month, settings.input_dir())
+    first, last, keys = months.first, months.last, months.keys
     _wait_for_warehouse()
     job = build_definitions().resolve_job_def(crm_pipeline_job.name)
     if not verbose:
@@ -128,8 +182,12 @@ def run_pipeline(from_month: str | None, to_month: str | None, verbose: bool = F
         result = job.execute_in_process(
             instance=instance,
             run_config=run_config,
-            tags={**range_tags(first, last), "crm/trigger": "crm run"},
+            tags={
+                **range_tags(first, last), "crm/trigger": "crm run",
+                **({ALLOW_REMOVALS_TAG: "true"} if allow_removals else {}),
+            },
             raise_on_error=False,
         )
     assets = len({e.asset_key for e in result.all_events if e.is_step_materialization})
-    return RunOutcome(result.success, result.run_id, first, last, len(keys), assets, _failure_lines(result))
+    failures, user_error = _failure_lines(result)
+    return RunOutcome(result.success, result.run_id, first, last, len(keys), assets, failures, user_error)

@@ -55,12 +55,12 @@ def monthly_refresh(context: ScheduleEvaluationContext):
     if not materialized:
         from crm_assets import settings
         from crm_assets.errors import CrmError
-        from crm_assets.raw import transaction_month_span
+        from crm_assets.landing import data_span, profile_folder
 
         try:
-            span = transaction_month_span(settings.input_dir())
+            span = data_span(profile_folder(settings.input_dir()))
         except CrmError as exc:
             return SkipReason(str(exc))
-        data_first = span[0].strftime("%Y-%m-01") if span else None
+        data_first = f"{span[0].year:04d}-{span[0].month:02d}-01" if span else None
     first, last = refresh_range(newest, materialized, keys, data_first)
     return RunRequest(run_key=f"monthly-{newest}", tags={**range_tags(first, last), "crm/trigger": "schedule"})

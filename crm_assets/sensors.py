@@ -1,18 +1,25 @@
-"""The new-file sensor: refresh the affected months when input files land or change.
+"""The new-file sensor: refresh the affected months when input files land, change or go.
 
-Every 30 s it looks at ``CRM_INPUT_DIR``. Its cursor remembers, per file,
-the size, modification time and SHA-256 of the content, and for transaction
-files a digest per invoice month (line count and an order-independent hash).
-Then:
+Every 30 s it looks at ``CRM_INPUT_DIR``. Its baseline is the warehouse
+itself: the file versions the raw layer recorded and the lines it holds per
+month (``landing.plan_folder``, the same reading the load does). So starting
+the daemon after a ``crm run`` requests nothing, and a change requests
+exactly the months it affects:
 
-- a new or replaced transactions file requests one run of every month from
-  its earliest changed invoice month through the newest month (later months
-  depend on history);
-- a changed or new master requests every month of the data;
-- an unchanged folder requests nothing;
+- lines of built months changed (a corrected or replaced file): one run from
+  the first changed month through the newest month built or with data;
+- months with data after the newest built month (a new year's file): one run
+  of those months;
+- a changed master: every month of the data;
+- a transactions file that changed without changing any month's lines (only
+  rejected lines differ): the newest built month, so the raw bookkeeping follows;
+- a file that disappeared or lost more than half of its rows: no run; the
+  sensor skips with the reason until ``crm run --allow-removals`` is run;
 - a file modified in the last ``CRM_SENSOR_SETTLE_SECONDS`` (default 30) may
-  still be being written: the sensor waits for the next tick, leaving its
-  cursor unchanged.
+  still be being written: the sensor waits for the next tick.
+
+The cursor holds only the folder's signature (names, sizes, modification
+times) and the last decision in words, shown in the UI.
 """
 
 import hashlib
@@ -21,146 +28,108 @@ import os
 import time
 from pathlib import Path
 
-import duckdb
-from dagster import AssetKey, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from crm_assets import settings
-from crm_assets.csv_input import TRANSACTIONS, read_header, resolve_columns
 from crm_assets.errors import CrmError
 from crm_assets.jobs import crm_pipeline_job, range_tags
+from crm_assets.landing import (
+    MASTER_FILES, TRANSACTIONS_GLOB, Plan, first_partition, month_ranges, plan_folder, read_state, removal_message,
+)
 from crm_assets.partitions import monthly_partitions
-from crm_assets.raw import CUSTOMERS_FILE, PRODUCTS_FILE, TRANSACTIONS_GLOB
-
-UNDATED = "undated"
-SNAPSHOT = AssetKey(["reporting", "customer_snapshot"])
 
 
 def settle_seconds() -> float:
     return float(os.environ.get("CRM_SENSOR_SETTLE_SECONDS", "30"))
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def month_digests(path: Path) -> dict[str, str]:
-    """``{YYYY-MM-01 or 'undated': 'lines:hash'}`` of a transactions file, in one DuckDB scan.
-
-    The month is taken from the invoice_date field of each line (lines whose
-    date cannot be read count as ``undated``, which means "every month").
-    """
-    position = resolve_columns(path, read_header(path), TRANSACTIONS)["invoice_date"]
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            f"""
-            SELECT coalesce(strftime(date_trunc('month', try_cast(trim(string_split(line, ',')[{position + 1}]) AS DATE)), '%Y-%m-%d'), '{UNDATED}'),
-                count(*), bit_xor(hash(line))
-            FROM read_csv(?, columns = {{'line': 'VARCHAR'}}, header = false, skip = 1, auto_detect = false,
-                delim = '\x1f\x1e\x1d', quote = '', escape = '', strict_mode = false, ignore_errors = true)
-            WHERE line IS NOT NULL
-            GROUP BY 1
-            """,
-            [str(path)],
-        ).fetchall()
-    finally:
-        con.close()
-    return {month: f"{count}:{digest}" for month, count, digest in rows}
-
-
-def scan(folder: Path, previous: dict) -> tuple[dict, list[str]]:
-    """The folder's state as a cursor dict, reusing hashes of files whose size and mtime did not change.
-
-    Returns (state, files still being written).
-    """
-    state: dict = {}
-    unsettled = []
+def folder_signature(folder: Path) -> tuple[str, list[str]]:
+    """(a short hash of the names, sizes and modification times of the input files, the files still being written)."""
     now = time.time()
-    names = [PRODUCTS_FILE, CUSTOMERS_FILE] + sorted(p.name for p in folder.glob(TRANSACTIONS_GLOB))
-    for name in names:
-        path = folder / name
+    entries, unsettled = [], []
+    for path in sorted([*(folder / n for n in MASTER_FILES), *folder.glob(TRANSACTIONS_GLOB)]):
         if not path.is_file():
             continue
         stat = path.stat()
         if now - stat.st_mtime < settle_seconds():
-            unsettled.append(name)
-            continue
-        old = previous.get(name)
-        if old and old["size"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
-            state[name] = old
-            continue
-        entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_hash(path)}
-        if old and old["sha256"] == entry["sha256"]:
-            entry["months"] = old.get("months")
-        elif name not in (PRODUCTS_FILE, CUSTOMERS_FILE):
-            entry["months"] = month_digests(path)
-        state[name] = entry
-    return state, unsettled
+            unsettled.append(path.name)
+        entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
 
 
-def changed_months(previous: dict, current: dict) -> tuple[str | None, bool]:
-    """(earliest changed invoice month or 'undated', whether a master changed)."""
-    master_changed = any(
-        previous.get(name, {}).get("sha256") != current.get(name, {}).get("sha256")
-        for name in (PRODUCTS_FILE, CUSTOMERS_FILE)
-    )
-    months: set[str] = set()
-    for name in set(previous) | set(current):
-        if name in (PRODUCTS_FILE, CUSTOMERS_FILE):
-            continue
-        old, new = previous.get(name, {}), current.get(name, {})
-        if old.get("sha256") == new.get("sha256"):
-            continue
-        old_months, new_months = old.get("months") or {}, new.get("months") or {}
-        months |= {m for m in set(old_months) | set(new_months) if old_months.get(m) != new_months.get(m)}
-    if UNDATED in months:
-        return UNDATED, master_changed
-    return (min(months) if months else None), master_changed
+def _key(day) -> str:
+    return f"{day.year:04d}-{day.month:02d}-01"
 
 
-def first_data_month(state: dict) -> str | None:
-    months = [m for entry in state.values() for m in (entry.get("months") or {}) if m != UNDATED]
-    return min(months) if months else None
+def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None, str]:
+    """The range of months to run for the plan (or None) and a sentence saying why."""
+    if plan.removals:
+        return None, removal_message(plan.removals)
+    if plan.span is None:
+        return None, "no transaction line with a valid invoice_date in the folder"
+    data_first, data_last = _key(plan.span[0]), _key(plan.span[1])
+    built = [_key(m) for m in plan.built]
+    newest = max([data_last, *built])
+    if not built:
+        first, last, why = data_first, data_last, "nothing built yet"
+    elif plan.masters_changed:
+        first, last = data_first, newest
+        why = f"{' and '.join(plan.masters_changed)} changed: every month"
+    elif plan.changed:
+        first, last = _key(plan.changed[0]), newest
+        why = f"lines of {month_ranges(plan.changed)} changed"
+    elif [m for m in plan.new_months if _key(m) > max(built)]:
+        first = min(_key(m) for m in plan.new_months if _key(m) > max(built))
+        last = newest
+        why = "new months of data"
+    elif plan.files_changed:
+        first = last = max(built)
+        why = "a transactions file changed without changing any month's lines (rejected lines only)"
+    else:
+        return None, "the warehouse holds every input file as it is"
+    first, last = max(first, keys[0]), min(last, keys[-1])
+    if first > last:
+        return None, f"{why}, but those months are not partitions yet"
+    return (first, last), f"{why}: {first[:7]}..{last[:7]}"
 
 
 @sensor(
     job=crm_pipeline_job,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Refreshes the affected months when files in CRM_INPUT_DIR are added or replaced.",
+    description="Refreshes the affected months when files in CRM_INPUT_DIR are added, replaced or removed.",
 )
 def input_files_sensor(context: SensorEvaluationContext):
     folder = settings.input_dir()
     if not folder.is_dir():
         return SkipReason(f"{folder}: input folder not found")
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    previous = cursor.get("files", {})
-    try:
-        current, unsettled = scan(folder, previous)
-    except CrmError as exc:
-        return SkipReason(str(exc))
+    signature, unsettled = folder_signature(folder)
     if unsettled:
         return SkipReason(f"waiting for {', '.join(unsettled)} to finish writing")
-    earliest, master_changed = changed_months(previous, current)
-    if earliest is None and not master_changed:
-        return SkipReason("no new or changed input file")
-    keys = monthly_partitions.get_partition_keys()
-    data_first = first_data_month(current)
-    if master_changed or earliest == UNDATED or earliest is None:
-        earliest = data_first or keys[0]
-    first = max(earliest, keys[0])
-    # through the newest month: of the data, or of what was already built, whichever is later
-    newest = [m for e in current.values() for m in (e.get("months") or {}) if m != UNDATED]
-    newest += list(context.instance.get_materialized_partitions(SNAPSHOT))
-    last = min(keys[-1], max(newest)) if newest else keys[-1]
-    if first > last:
-        context.update_cursor(json.dumps({"files": current}))
-        return SkipReason("the changed months are not partitions yet")
-    new_cursor = json.dumps({"files": current}, sort_keys=True)
-    run_key = hashlib.sha256(new_cursor.encode()).hexdigest()[:16]
-    context.update_cursor(new_cursor)
-    return RunRequest(run_key=run_key, tags={**range_tags(first, last), "crm/trigger": "input_files_sensor"})
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    if cursor.get("signature") == signature:
+        return SkipReason(f"no change in the folder since: {cursor.get('decision', 'the last look')}")
+    from crm_assets.resources import Warehouse
+
+    warehouse = Warehouse(lock_timeout_seconds=0)
+    try:
+        if Path(warehouse.path).exists():
+            with warehouse.connect(read_only=True) as con:
+                plan = plan_folder(folder, read_state(con), first_partition())
+        else:
+            from crm_assets.landing import WarehouseState
+
+            plan = plan_folder(folder, WarehouseState(), first_partition())
+    except CrmError as exc:
+        if "open in another process" in str(exc) or "locked" in str(exc):
+            return SkipReason("the warehouse is in use by a run; looking again at the next tick")
+        context.update_cursor(json.dumps({"signature": signature, "decision": str(exc)}))
+        return SkipReason(str(exc))
+    span, why = refresh_request(plan, monthly_partitions.get_partition_keys())
+    context.update_cursor(json.dumps({"signature": signature, "decision": why}))
+    if span is None:
+        return SkipReason(why)
+    return RunRequest(
+        run_key=f"files-{signature}",
+        tags={**range_tags(*span), "crm/trigger": "input_files_sensor", "crm/reason": why[:200]},
+    )

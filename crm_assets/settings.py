@@ -70,3 +70,20 @@ def prepare_dagster_home() -> Path:
     if not target.exists() and source.exists():
         target.write_text(source.read_text())
     return home
+
+
+ENV_INPUT_ENCODING = "CRM_INPUT_ENCODING"
+DEFAULT_INPUT_ENCODING = "utf-8"
+
+
+def input_encoding() -> str:
+    """The codec of the input CSV files (``CRM_INPUT_ENCODING``), normalized; a CrmError names an unknown one."""
+    import codecs
+
+    from crm_assets.errors import CrmError
+
+    value = os.environ.get(ENV_INPUT_ENCODING, "").strip() or DEFAULT_INPUT_ENCODING
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise CrmError(f"{ENV_INPUT_ENCODING}={value} is not a known encoding (e.g. utf-8, cp1252, latin-1)") from None

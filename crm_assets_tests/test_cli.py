@@ -79,7 +79,7 @@ def test_missing_required_column_fails_the_run_with_one_line(input_dir, warehous
     write(input_dir / "products_master.csv", lines("product_id,product_name,brand,unit_size", "P1,a,b,1"))
     result = run_cli("run", "--input", str(input_dir), "--warehouse", str(warehouse_path))
     one_line_error(result, "products_master.csv: missing required column 'category'")
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input found inside the run is still a user error
 
 
 def test_help_for_every_command():
@@ -101,7 +101,9 @@ def test_locked_warehouse_is_one_clear_line(input_dir, warehouse_path):
     finally:
         holder.close()
     one_line_error(result, "warehouse is locked by another process")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    err = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(err) == 2
+    assert err[0].startswith(f"crm: waiting for {warehouse_path}: the warehouse is open in another process")
 
 
 def test_duplicate_key_is_one_clear_line(input_dir, warehouse_path):

@@ -117,56 +117,107 @@ def span(request) -> tuple[str, str]:
     return request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
 
 
-def test_sensor_first_tick_requests_every_month_of_the_data(landing):
+def skipped(result) -> str:
+    assert isinstance(result, SkipReason), result
+    return result.skip_message
+
+
+def build_warehouse(folder: Path, first: str, last: str, allow_removals: bool = False) -> None:
+    """What a `crm run` of first..last leaves in the warehouse the sensor looks at (CRM_WAREHOUSE)."""
+    path = Path(os.environ["CRM_WAREHOUSE"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        build_all(con, folder, window(first, last), date(2020, 1, 1), date(2026, 10, 1), allow_removals=allow_removals)
+    finally:
+        con.close()
+
+
+def test_sensor_with_nothing_built_requests_every_month_of_the_data(landing):
     with instance_for_test() as instance:
         request, cursor = tick(instance, None)
     assert span(request) == ("2023-01-01", "2023-09-01")
-    state = json.loads(cursor)["files"]
-    assert {"size", "mtime_ns", "sha256"} <= set(state["sales_transactions_2023.csv"])
+    assert set(json.loads(cursor)) == {"signature", "decision"}
 
 
-def test_sensor_unchanged_folder_requests_nothing(landing):
+def test_sensor_after_a_run_requests_nothing(landing):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
     with instance_for_test() as instance:
-        _, cursor = tick(instance, None)
+        result, cursor = tick(instance, None)
+        assert skipped(result) == "the warehouse holds every input file as it is"
         result, cursor2 = tick(instance, cursor)
-    assert isinstance(result, SkipReason) and "no new or changed" in result.skip_message
+    assert skipped(result).startswith("no change in the folder since: the warehouse holds")
     assert cursor2 == cursor
 
 
 def test_sensor_replaced_file_requests_from_its_earliest_changed_month(landing):
+    build_warehouse(landing, "2023-01-01", "2023-12-01")
     with instance_for_test() as instance:
-        materialize_months(instance, months("2023-01-01", "2023-12-01"))
-        _, cursor = tick(instance, None)
         write(landing / "sales_transactions_2023.csv",
               lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-05-20,P1,4,5,S1", "C,C1,2023-09-01,P1,1,1,S1"))
-        request, _ = tick(instance, cursor)
+        request, cursor = tick(instance, None)
     # May changed; the refresh runs through the newest built month, as one run
     assert span(request) == ("2023-05-01", "2023-12-01")
+    assert json.loads(cursor)["decision"] == "lines of 2023-05 changed: 2023-05..2023-12"
 
 
-def test_sensor_new_year_file_requests_from_its_first_month(landing):
+def test_sensor_new_year_file_requests_its_months(landing):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
     with instance_for_test() as instance:
-        _, cursor = tick(instance, None)
         write(landing / "sales_transactions_2024.csv", lines(TX_HEADER, "D,C1,2024-03-01,P1,1,1,S1", "E,C1,2024-04-01,P1,1,1,S1"))
-        request, _ = tick(instance, cursor)
+        request, _ = tick(instance, None)
     assert span(request) == ("2024-03-01", "2024-04-01")
 
 
-def test_sensor_changed_master_requests_every_month(landing):
+def test_sensor_months_come_from_the_valid_lines_despite_an_open_quote(landing):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
     with instance_for_test() as instance:
-        _, cursor = tick(instance, None)
+        write(landing / "sales_transactions_2024.csv", lines(
+            TX_HEADER, "D,C1,2024-03-01,P1,1,1,S1", 'X,"C1,2024-04-01,P1,1,1,S1', "E,C1,2024-06-01,P1,1,1,S1",
+            'Y,"multi', 'line",2024-07-01,P1,1,1,S1',
+        ))
+        request, _ = tick(instance, None)
+    assert span(request) == ("2024-03-01", "2024-06-01")
+
+
+def test_sensor_changed_master_requests_every_month(landing):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
+    with instance_for_test() as instance:
         write(landing / "customers_master.csv", (landing / "customers_master.csv").read_text().replace("Paris", "Lyon"))
-        request, _ = tick(instance, cursor)
+        request, _ = tick(instance, None)
     assert span(request) == ("2023-01-01", "2023-09-01")
 
 
+def test_sensor_skips_a_removal_with_its_reason(landing):
+    write(landing / "sales_transactions_2022.csv", lines(TX_HEADER, "Z,C1,2022-11-15,P1,1,1,S1"))
+    build_warehouse(landing, "2022-11-01", "2023-09-01")
+    with instance_for_test() as instance:
+        (landing / "sales_transactions_2022.csv").unlink()
+        result, cursor = tick(instance, None)
+        message = skipped(result)
+        assert message.startswith("sales_transactions_2022.csv is gone from the folder; 2022-11 would lose 1 rows.")
+        assert "--allow-removals" in message
+        result, _ = tick(instance, cursor)
+    assert message in skipped(result)  # the reason stays visible on later ticks
+
+
+def test_sensor_rejected_lines_only_refresh_the_newest_month(landing):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
+    with instance_for_test() as instance:
+        text = (landing / "sales_transactions_2023.csv").read_text()
+        write(landing / "sales_transactions_2023.csv", text + "broken line\n")
+        request, _ = tick(instance, None)
+    assert span(request) == ("2023-09-01", "2023-09-01")
+
+
 def test_sensor_waits_for_a_file_still_being_written(landing, monkeypatch):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
     with instance_for_test() as instance:
         _, cursor = tick(instance, None)
         monkeypatch.setenv("CRM_SENSOR_SETTLE_SECONDS", "3600")
         write(landing / "sales_transactions_2024.csv", lines(TX_HEADER, "D,C1,2024-03-01,P1,1,1,S1"))
         result, cursor2 = tick(instance, cursor)
-        assert isinstance(result, SkipReason) and "waiting for" in result.skip_message
+        assert "waiting for" in skipped(result) and "sales_transactions_2024.csv" in skipped(result)
         assert cursor2 == cursor  # nothing remembered: the next tick sees the file as new
         monkeypatch.setenv("CRM_SENSOR_SETTLE_SECONDS", "0")
         request, _ = tick(instance, cursor2)

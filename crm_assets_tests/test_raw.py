@@ -12,8 +12,8 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, materialize
 
-from crm_assets.csv_input import CUSTOMERS, PRODUCTS, TRANSACTIONS, stage_file
-from crm_assets.errors import InputFileError
+from crm_assets.csv_input import CUSTOMERS, MALFORMED_QUOTING, PRODUCTS, TRANSACTIONS, stage_file
+from crm_assets.errors import CrmError, InputFileError
 from crm_assets.raw import load_master, load_transactions, raw_assets
 from crm_assets.resources import InputFolder, Warehouse
 from crm_assets.runner import RANGE_END_TAG, RANGE_START_TAG
@@ -73,8 +73,13 @@ def test_valid_line_is_typed_and_traceable(tmp_path):
         ("A,C1,2023-01-15,P1,,1,S1", "missing quantity"),
         ("A,C1,2023-01-15", "expected 7 fields, found 3"),
         ("A,C1,2023-01-15,P1,1,1,S1,extra", "expected 7 fields, found 8"),
-        ('A,"C1,2023-01-15,P1,1,1,S1', "malformed quoting"),
-        ('A,C"1,2023-01-15,P1,1,1,S1', "malformed quoting"),
+        ('A,"C1,2023-01-15,P1,1,1,S1', MALFORMED_QUOTING),
+        ('A,C"1,2023-01-15,P1,1,1,S1', MALFORMED_QUOTING),
+        ("A,C1,2023-01-15,P1,4006381333931,1,S1", "quantity 4006381333931 is outside the bound -100000..100000"),
+        ("A,C1,2023-01-15,P1,1e20,1,S1", "quantity 1e20 is outside the bound -100000..100000"),
+        ("A,C1,2023-01-15,P1,-100001,1,S1", "quantity -100001 is outside the bound -100000..100000"),
+        ("A,C1,0024-06-18,P1,1,1,S1", "invoice_date 0024-06-18 is before the bound 1970-01-01"),
+        ("A,C1,1969-12-31,P1,1,1,S1", "invoice_date 1969-12-31 is before the bound 1970-01-01"),
         (",,bad,,x,,", "missing invoice_id; missing customer_id; invoice_date is not a valid YYYY-MM-DD date; "
          "missing product_id; quantity is not a number"),
     ],
@@ -87,13 +92,56 @@ def test_bad_transaction_line_is_rejected_with_reason(tmp_path, line, reason):
     assert staged.rows_read == staged.rows_valid + staged.rows_rejected == 3
 
 
-def test_invalid_utf8_line_is_rejected_and_others_keep_their_line_numbers(tmp_path):
-    text = (TX_HEADER + "\nA,C1,2023-01-15,P1,1,1,S1\nB,C\xff1,2023-01-15,P1,1,1,S1\nC,C1,2023-01-16,P1,2,1,S1\n").encode(
+def test_quantity_and_date_at_their_bounds_load(tmp_path):
+    staged, valid, rejected = stage(tmp_path, lines(
+        TX_HEADER, "A,C1,1970-01-01,P1,100000,1,S1", "B,C1,2023-01-15,P1,-100000,1,S1", "C,C1,2023-01-15,P1,0.000001,1,S1"
+    ))
+    assert [(v[0], v[3], v[5]) for v in valid] == [
+        (2, date(1970, 1, 1), 100000.0), (3, date(2023, 1, 15), -100000.0), (4, date(2023, 1, 15), 0.000001)
+    ]
+    assert rejected == []
+
+
+def test_invalid_utf8_file_is_refused_naming_the_first_bad_line_and_the_setting(tmp_path):
+    text = (TX_HEADER + "\nA,C1,2023-01-15,P1,1,1,S1\nB,C\xff1,2023-01-15,P1,1,1,S1\nC,C\xe91,2023-01-16,P1,2,1,S1\n").encode(
         "latin-1"
     )
-    staged, valid, rejected = stage(tmp_path, text)
-    assert [(v[0], v[1]) for v in valid] == [(2, "A"), (4, "C")]
-    assert [(r[0], r[2]) for r in rejected] == [(3, "not UTF-8 text")]
+    with pytest.raises(InputFileError) as error:
+        stage(tmp_path, text)
+    message = str(error.value)
+    assert message == (
+        f"{tmp_path / 'sales_transactions_2023.csv'}: line 3 is not valid utf-8 text (CRM_INPUT_ENCODING=utf-8); "
+        "set CRM_INPUT_ENCODING to the file's encoding (Excel on Windows writes cp1252) or save it as UTF-8"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1"])
+def test_a_file_in_the_configured_encoding_loads_with_its_accents(tmp_path, monkeypatch, encoding):
+    monkeypatch.setenv("CRM_INPUT_ENCODING", encoding)
+    text = lines(CUSTOMER_HEADER, "C1,René Müller,Loyalty,Besançon,2023-01-10,,,1,0,", "C2,Zoë,Loyalty,Köln,,,,,,")
+    staged, valid, rejected = stage(tmp_path, text.encode(encoding), CUSTOMERS)
+    assert [(v[1], v[2], v[4]) for v in valid] == [("C1", "René Müller", "Besançon"), ("C2", "Zoë", "Köln")]
+    assert rejected == []
+
+
+def test_cp1252_bytes_undefined_in_cp1252_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRM_INPUT_ENCODING", "cp1252")
+    text = (CUSTOMER_HEADER + "\nC1,Ann,Loyalty,Paris,,,,,,\nC2,A\x81n,Loyalty,Paris,,,,,,\n").encode("latin-1")
+    with pytest.raises(InputFileError, match=r"line 3 is not valid cp1252 text \(CRM_INPUT_ENCODING=cp1252\)"):
+        stage(tmp_path, text, CUSTOMERS)
+
+
+def test_a_utf8_bom_makes_a_file_utf8_whatever_the_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRM_INPUT_ENCODING", "cp1252")
+    text = "\ufeff" + lines(CUSTOMER_HEADER, "C1,René,Loyalty,Paris,,,,,,")
+    staged, valid, _ = stage(tmp_path, text.encode("utf-8"), CUSTOMERS)
+    assert [v[2] for v in valid] == ["René"]
+
+
+def test_unknown_encoding_setting_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRM_INPUT_ENCODING", "klingon")
+    with pytest.raises(CrmError, match=r"^CRM_INPUT_ENCODING=klingon is not a known encoding"):
+        stage(tmp_path, lines(TX_HEADER, "A,C1,2023-01-15,P1,1,1,S1"))
 
 
 def test_quoted_fields_commas_and_quotes(tmp_path):
@@ -105,7 +153,7 @@ def test_quoted_fields_commas_and_quotes(tmp_path):
 def test_field_spanning_lines_rejects_each_physical_line(tmp_path):
     staged, valid, rejected = stage(tmp_path, lines(TX_HEADER, '"A', 'B",C1,2023-01-15,P1,1,1,S1', "C,C1,2023-01-15,P1,1,1,S1"))
     assert [v[0] for v in valid] == [4]
-    assert [(r[0], r[2]) for r in rejected] == [(2, "malformed quoting"), (3, "malformed quoting")]
+    assert [(r[0], r[2]) for r in rejected] == [(2, MALFORMED_QUOTING), (3, MALFORMED_QUOTING)]
     assert staged.rows_read == 3
 
 

@@ -12,9 +12,11 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm_assets.errors import InputFileError
 from crm_assets.raw import load_transactions
 
 from .conftest import TX_HEADER, lines, write
@@ -96,15 +98,58 @@ def test_a_month_emptied_by_a_new_version_is_emptied_when_it_runs(tmp_path):
     assert con.execute("SELECT invoice_id FROM raw.sales_transactions").fetchall() == [("I1",)]
 
 
-def test_a_removed_file_loses_its_rows_of_the_months_run(tmp_path):
+def test_a_removed_file_stops_the_load_until_removals_are_allowed(tmp_path):
     write(tmp_path / "sales_transactions_a.csv", tx("I1,C1,2023-01-10,P1,1,1,S1"))
-    b = write(tmp_path / "sales_transactions_b.csv", tx("I2,C1,2023-01-11,P1,1,1,S1"))
+    b = write(tmp_path / "sales_transactions_b.csv", tx("I2,C1,2023-01-11,P1,1,1,S1", "I3,C1,2023-03-11,P1,1,1,S1"))
     con = duckdb.connect()
-    read_files(con, tmp_path, 1, 1)
+    read_files(con, tmp_path, 1, 3)
+    before = dump(con)
     b.unlink()
-    assert read_files(con, tmp_path, 1, 1) == []
+    with pytest.raises(InputFileError) as error:
+        read_files(con, tmp_path, 1, 3)
+    assert str(error.value) == (
+        "sales_transactions_b.csv is gone from the folder; 2023-01, 2023-03 would lose 2 rows. Nothing was changed: "
+        "run again with --allow-removals to remove those rows and recompute every month from 2023-01"
+    )
+    assert dump(con) == before
+    # allowed, but the window starts after the first month that loses rows: still refused
+    with pytest.raises(InputFileError, match="the run must start at 2023-01 or earlier"):
+        load_transactions(con, tmp_path, month(3), month(3), FIRST, LAST, allow_removals=True)
+    assert dump(con) == before
+    load_transactions(con, tmp_path, month(1), month(3), FIRST, LAST, allow_removals=True)
     assert con.execute("SELECT invoice_id FROM raw.sales_transactions").fetchall() == [("I1",)]
     assert con.execute("SELECT source_file FROM raw.file_loads").fetchall() == [("sales_transactions_a.csv",)]
+    assert con.execute("SELECT DISTINCT source_file FROM raw.file_profiles").fetchall() == [("sales_transactions_a.csv",)]
+
+
+@pytest.mark.parametrize(
+    "new_rows, stops",
+    [
+        ([], True),  # header only
+        (["I1,C1,2023-01-10,P1,1,1,S1"], True),  # 1 of 3 rows left
+        (["I1,C1,2023-01-10,P1,1,1,S1", "I2,C1,2023-02-10,P1,1,1,S1"], False),  # 2 of 3: not more than half lost
+        (["I1,C1,2023-01-10,P1,1,1,S1", "bad line", "worse line"], True),  # rejected lines are not rows kept
+    ],
+)
+def test_a_file_that_lost_more_than_half_of_its_rows_stops_the_load(tmp_path, new_rows, stops):
+    a = write(tmp_path / "sales_transactions_a.csv",
+              tx("I1,C1,2023-01-10,P1,1,1,S1", "I2,C1,2023-02-10,P1,1,1,S1", "I3,C1,2023-03-10,P1,1,1,S1"))
+    con = duckdb.connect()
+    read_files(con, tmp_path, 1, 3)
+    before = dump(con)
+    write(a, tx(*new_rows))
+    if not stops:
+        read_files(con, tmp_path, 1, 3)
+        assert con.execute("SELECT count(*) FROM raw.sales_transactions").fetchone() == (2,)
+        return
+    with pytest.raises(InputFileError, match=r"^sales_transactions_a.csv has \d valid rows, fewer than half of the 3 "
+                                             r"loaded; .* would lose \d rows\. Nothing was changed"):
+        read_files(con, tmp_path, 1, 3)
+    assert dump(con) == before
+    load_transactions(con, tmp_path, month(1), month(3), FIRST, LAST, allow_removals=True)
+    valid = len([r for r in new_rows if r.startswith("I")])
+    assert con.execute("SELECT count(*) FROM raw.sales_transactions").fetchone() == (valid,)
+    assert con.execute("SELECT rows_valid FROM raw.file_loads").fetchone() == (valid,)
 
 
 # --- property: skipping never changes the result ----------------------------------------------------
@@ -139,6 +184,12 @@ def test_skipping_unchanged_files_gives_the_tables_of_reading_every_file(tmp_pat
             path.unlink(missing_ok=True)
         else:
             start, end = month(a), month(min(6, a + b))
-            load_transactions(skipping, folder, start, end, FIRST, LAST)
-            load_transactions(reading, folder, start, end, FIRST, LAST, reread=True)
+            errors = []
+            for con, reread in ((skipping, False), (reading, True)):
+                try:
+                    load_transactions(con, folder, start, end, FIRST, LAST, reread=reread, allow_removals=True)
+                    errors.append(None)
+                except InputFileError as exc:
+                    errors.append(str(exc))
+            assert errors[0] == errors[1]
             assert dump(skipping) == dump(reading)
