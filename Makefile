@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # one "planned" event per asset for a backfill run, not one per month (see crm_assets/instance.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 
-.PHONY: run test dev bench install install-dev sample clean
+.PHONY: run test lint dev bench install install-dev sample clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ run: sample
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check crm_assets crm_assets_tests benchmarks
 
 dev: install
 	mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/

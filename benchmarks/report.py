@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.scales import GIB, SCALES, TARGETS
+from benchmarks.scales import GIB, TARGETS
 
 BEGIN = "<!-- BEGIN GENERATED BENCHMARK RESULTS (python -m benchmarks rewrites this part) -->"
 END = "<!-- END GENERATED BENCHMARK RESULTS -->"

@@ -109,9 +109,23 @@ def _apply_path_options(args: argparse.Namespace) -> None:
     os.environ["DAGSTER_HOME"] = str(settings.prepare_dagster_home())
 
 
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """A folder the run will write to exists or can be made, and takes a file: else a user error now, not mid-run."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".crm-write-test-"):
+            pass
+    except OSError as exc:
+        raise CrmError(f"{folder}: cannot write {what} there ({exc.strerror or exc})") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _apply_path_options(args)
     from crm_assets import runner
+
+    _check_writable_folder(settings.output_dir(), f"the outputs (${settings.ENV_OUTPUT_DIR})")
 
     started = time.perf_counter()
     months = runner.resolve_months(args.from_month, args.to_month, settings.input_dir(), args.allow_removals)

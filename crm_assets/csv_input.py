@@ -28,7 +28,6 @@ import codecs
 import csv
 import hashlib
 import io
-import os
 import re
 import shutil
 import tempfile
@@ -152,12 +151,36 @@ _CHUNK = 4 << 20
 
 @dataclass(frozen=True)
 class TextSource:
-    """A file as DuckDB reads it: ``path`` is UTF-8 (the file itself, or a transcoded copy)."""
+    """A file as DuckDB reads it: ``path`` is UTF-8 (the file itself, or a transcoded copy).
+
+    ``sha256`` is the file's *version*: the SHA-256 of its bytes, plus the
+    encoding it was read with when that is not UTF-8, plus the DuckDB version
+    whose ``hash()`` the content hashes of its profile use, so that changing
+    either reads the file again.
+    """
 
     original: Path
     path: Path
     encoding: str
     sha256: str
+
+
+def file_version(sha256_hex: str, encoding: str) -> str:
+    """The version id of a file's bytes read in ``encoding`` (see ``TextSource``)."""
+    major_minor = ".".join(duckdb.__version__.split(".")[:2])
+    suffix = "" if codecs.lookup(encoding).name == "utf-8" else f";{codecs.lookup(encoding).name}"
+    return f"{sha256_hex}{suffix};duckdb{major_minor}"
+
+
+def version_of(path: Path, encoding: str | None = None) -> str:
+    """The version id of a file without decoding it (a UTF-8 byte-order mark makes it UTF-8)."""
+    encoding = encoding or settings.input_encoding()
+    with open(path, "rb") as handle:
+        if handle.read(3) == codecs.BOM_UTF8:
+            encoding = "utf-8"
+        handle.seek(0)
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return file_version(digest, encoding)
 
 
 def _first_bad_line(path: Path, encoding: str) -> int:
@@ -194,16 +217,17 @@ def text_source(path: Path, encoding: str | None = None) -> Iterator[TextSource]
     with handle:
         head = handle.read(3)
         handle.seek(0)
+        setting = encoding
         if head == codecs.BOM_UTF8:
             encoding = "utf-8"
         utf8 = codecs.lookup(encoding).name == "utf-8"
         decoder = codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)("strict")
         digest = hashlib.sha256()
         out = None
-        if not utf8:
-            tmp_dir = tempfile.mkdtemp(prefix="crm-input-")
-            out = open(Path(tmp_dir) / path.name, "wb")
         try:
+            if not utf8:
+                tmp_dir = tempfile.mkdtemp(prefix="crm-input-")
+                out = open(Path(tmp_dir) / path.name, "wb")
             try:
                 for block in iter(lambda: handle.read(_CHUNK), b""):
                     digest.update(block)
@@ -213,8 +237,9 @@ def text_source(path: Path, encoding: str | None = None) -> Iterator[TextSource]
                 decoder.decode(b"", final=True)
             except UnicodeDecodeError:
                 line = _first_bad_line(path, encoding)
+                bom = " (it starts with a UTF-8 byte-order mark)" if encoding != setting else ""
                 raise InputFileError(
-                    f"{path}: line {line} is not valid {encoding} text ({settings.ENV_INPUT_ENCODING}={encoding}); "
+                    f"{path}: line {line} is not valid {encoding} text{bom} ({settings.ENV_INPUT_ENCODING}={setting}); "
                     f"set {settings.ENV_INPUT_ENCODING} to the file's encoding (Excel on Windows writes cp1252) "
                     "or save it as UTF-8",
                     check=READABLE_CHECK,
@@ -222,7 +247,9 @@ def text_source(path: Path, encoding: str | None = None) -> Iterator[TextSource]
             finally:
                 if out is not None:
                     out.close()
-            source = TextSource(path, Path(tmp_dir) / path.name if tmp_dir else path, encoding, digest.hexdigest())
+            source = TextSource(
+                path, Path(tmp_dir) / path.name if tmp_dir else path, encoding, file_version(digest.hexdigest(), encoding)
+            )
         except BaseException:
             if tmp_dir:
                 shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -7,8 +7,8 @@ reading, so a defect that the loader rejects line by line cannot make the
 month span or the change detection see less.
 
 A *profile* of a file is its SHA-256, its row counts and, per invoice month,
-the valid lines and a content hash (the sum of the row hashes, so duplicate
-lines count twice and the order of lines does not matter). The loader keeps
+the valid lines and a content hash (the sum of the hashes of the lines with
+their file and line number, so duplicate lines count twice). The loader keeps
 the profile of each version it read in ``raw.file_profiles``, so an unchanged
 file is never read twice. :func:`plan_run` compares the profiles of the folder
 with the rows of ``raw.sales_transactions`` month by month:
@@ -23,6 +23,8 @@ with the rows of ``raw.sales_transactions`` month by month:
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,8 +32,8 @@ from pathlib import Path
 import duckdb
 
 from crm_assets import settings
-from crm_assets.csv_input import TRANSACTIONS, stage_file, tag_for, text_source
-from crm_assets.errors import CrmError
+from crm_assets.csv_input import TRANSACTIONS, stage_file, tag_for, text_source, version_of
+from crm_assets.errors import CrmError, InputFileError
 
 CUSTOMERS_FILE = "customers_master.csv"
 PRODUCTS_FILE = "products_master.csv"
@@ -39,10 +41,15 @@ MASTER_FILES = (PRODUCTS_FILE, CUSTOMERS_FILE)
 TRANSACTIONS_GLOB = "sales_transactions_*.csv"
 TRANSACTIONS_KIND = TRANSACTIONS.kind
 ALLOW_REMOVALS_TAG = "crm/allow_removals"
+# set by `crm run` and the sensor: the folder was compared with the warehouse just before the run was launched
+PREFLIGHT_TAG = "crm/preflight"
 
-# The content of a loaded line, as the analytics see it (file and line number excluded: moving a line
-# between files or positions changes no figure).
-CONTENT_COLUMNS = "invoice_id, customer_id, invoice_date, product_id, quantity, revenue, store_id, extra_columns"
+# A loaded line as the warehouse keeps it, its place included: a line that moves (a line inserted above it, a
+# line moved to another file) changes its month too, since raw and enriched trace every line to its file and line.
+CONTENT_COLUMNS = (
+    "source_file, line_number, invoice_id, customer_id, invoice_date, product_id, quantity, revenue, store_id, "
+    "extra_columns"
+)
 CONTENT_HASH = f"sum(hash({CONTENT_COLUMNS})::HUGEINT)"
 
 Digest = tuple[int, int]  # (lines, content hash)
@@ -64,8 +71,6 @@ class FileProfile:
 
 def transaction_files(input_dir: Path) -> list[Path]:
     """Every ``sales_transactions_*.csv`` of the folder, sorted by name."""
-    from crm_assets.errors import InputFileError
-
     if not input_dir.is_dir():
         raise InputFileError(f"{input_dir}: input folder not found")
     files = sorted(p for p in input_dir.glob(TRANSACTIONS_GLOB) if p.is_file())
@@ -105,17 +110,10 @@ def profile_folder(input_dir: Path, known: dict[tuple[str, str], FileProfile] | 
     """Profiles of every transactions file; a file whose SHA-256 is in ``known`` is not read again."""
     profiles = []
     for path in transaction_files(input_dir):
-        sha = file_sha256(path)
+        sha = version_of(path)
         cached = (known or {}).get((path.name, sha))
         profiles.append(cached if cached is not None else profile_file(path))
     return profiles
-
-
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def data_span(profiles: list[FileProfile]) -> tuple[date, date] | None:
@@ -153,24 +151,27 @@ class WarehouseState:
     profiles: dict[tuple[str, str], FileProfile] = field(default_factory=dict)
     built: list[date] = field(default_factory=list)
     all_loaded: bool = True  # every month of every file version read is in raw (raw.file_months)
-    con: duckdb.DuckDBPyConnection | None = None  # open while the state is used, for on-demand queries
+    # how to reach the warehouse for the on-demand queries: a connection held by the caller (the loader), or a
+    # way to open one briefly (readers must not hold the file while they read input files)
+    connect: Callable[[], AbstractContextManager] | None = None
+
+    def _query(self, sql: str, params: list | None = None) -> list[tuple]:
+        if self.connect is None:
+            return []
+        with self.connect() as con:
+            if not _has_table(con, "raw", "sales_transactions"):
+                return []
+            return con.execute(sql, params or []).fetchall()
 
     def raw_digests(self) -> dict[date, Digest]:
-        if self.con is None or not _has_table(self.con, "raw", "sales_transactions"):
-            return {}
-        rows = self.con.execute(
-            f"SELECT partition_month, count(*), {CONTENT_HASH} FROM raw.sales_transactions GROUP BY 1"
-        ).fetchall()
+        rows = self._query(f"SELECT partition_month, count(*), {CONTENT_HASH} FROM raw.sales_transactions GROUP BY 1")
         return {m: (int(n), int(h)) for m, n, h in rows}
 
     def rows_by_month(self, source_file: str) -> dict[date, int]:
-        if self.con is None or not _has_table(self.con, "raw", "sales_transactions"):
-            return {}
-        rows = self.con.execute(
+        return dict(self._query(
             "SELECT partition_month, count(*) FROM raw.sales_transactions WHERE source_file = ? GROUP BY 1",
             [source_file],
-        ).fetchall()
-        return dict(rows)
+        ))
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -191,9 +192,14 @@ def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column:
     )
 
 
-def read_state(con: duckdb.DuckDBPyConnection) -> WarehouseState:
-    """The state of the warehouse open on ``con`` (read-only is enough)."""
-    state = WarehouseState(con=con)
+def read_state(
+    con: duckdb.DuckDBPyConnection, connect: Callable[[], AbstractContextManager] | None = None
+) -> WarehouseState:
+    """The state of the warehouse open on ``con`` (read-only is enough).
+
+    Later queries use ``connect`` (open the warehouse briefly), or ``con`` itself when it is not given.
+    """
+    state = WarehouseState(connect=connect or (lambda: nullcontext(con)))
     if _has_table(con, "raw", "file_loads"):
         digest = "file_digest" if _has_column(con, "raw", "file_loads", "file_digest") else "NULL"
         for kind, name, sha, valid in con.execute(
@@ -336,17 +342,12 @@ def plan_folder(input_dir: Path, state: WarehouseState, first_partition: date) -
     return Plan(profiles, span, changed, new_months, masters_changed, files_changed, removals, sorted(built))
 
 
-def open_state(warehouse: Path):
-    """A read-only connection to the warehouse and its state, or (None, empty state) when there is none yet."""
-    if not warehouse.exists():
-        return None, WarehouseState()
-    if warehouse.is_dir():
-        raise CrmError(f"{warehouse}: is a folder; the warehouse must be a file path (--warehouse or CRM_WAREHOUSE)")
-    try:
-        con = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.Error as exc:
-        raise CrmError(f"{warehouse}: cannot open the warehouse ({str(exc).splitlines()[0]})") from None
-    return con, read_state(con)
+def read_warehouse_state(warehouse) -> WarehouseState:
+    """The state of the ``Warehouse`` resource's file, read in one short read-only connection (empty if none)."""
+    if not Path(warehouse.path).exists():
+        return WarehouseState()
+    with warehouse.connect(read_only=True) as con:
+        return read_state(con, connect=lambda: warehouse.connect(read_only=True))
 
 
 def first_partition() -> date:

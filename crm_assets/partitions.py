@@ -12,10 +12,10 @@ from datetime import date, datetime
 
 from dagster import MonthlyPartitionsDefinition
 
+from crm_assets import settings
+
 # Single-run backfill policies are marked beta in Dagster 1.13; the project relies on them on purpose.
 warnings.filterwarnings("ignore", message=r".*backfill_policy.*beta.*")
-
-from crm_assets import settings
 
 monthly_partitions = MonthlyPartitionsDefinition(start_date=settings.first_month(), end_offset=0)
 

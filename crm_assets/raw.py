@@ -14,7 +14,6 @@ positive ``unit_size`` stops the load before anything is written.
 """
 
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,18 +29,19 @@ from dagster import (
 
 from crm_assets import quality, rules
 from crm_assets.csv_input import (
-    CUSTOMERS, PRODUCTS, READABLE_CHECK, TRANSACTIONS, FileSpec, StagedFile, stage_file, tag_for,
+    CUSTOMERS, PRODUCTS, TRANSACTIONS, FileSpec, StagedFile, stage_file, tag_for, version_of,
 )
 from crm_assets.errors import InputFileError
-from crm_assets.landing import (
-    ALLOW_REMOVALS_TAG, CUSTOMERS_FILE, PRODUCTS_FILE, TRANSACTIONS_GLOB, FileProfile, find_removals, month_ranges, profile_of_staged,
-    read_state, removal_message, transaction_files,
+from crm_assets.landing import (  # noqa: F401  (file names re-exported for the layers above)
+    ALLOW_REMOVALS_TAG, CONTENT_COLUMNS, CONTENT_HASH, CUSTOMERS_FILE, PREFLIGHT_TAG, PRODUCTS_FILE, TRANSACTIONS_GLOB, FileProfile,
+    find_removals, month_ranges, profile_folder, profile_of_staged, read_state, removal_message, transaction_files,
 )
 from crm_assets.partitions import key_to_date, monthly_partitions
 from crm_assets.quality import ERROR, WARN, Check, Outcome, check_results, check_specs
 from crm_assets.resources import InputFolder, Warehouse
 
 REMOVALS_CHECK = "no_unexpected_removals"
+LATER_MONTHS_CHECK = "later_months_follow"
 USER_ERROR_METADATA = "crm/user_error"  # marks a Failure caused by bad input: `crm run` exits 2, not 1
 
 RAW_DDL = """
@@ -199,33 +199,37 @@ class TransactionLoad:
 
 
 def file_digest(path: Path, first_month: date) -> str:
-    """SHA-256 of the file's bytes, with the first partition (it decides ``partition_month``)."""
-    with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return f"{digest}:{first_month:%Y-%m}"
+    """The file's version (``csv_input.version_of``), with the first partition (it decides ``partition_month``)."""
+    return f"{version_of(path)}:{first_month:%Y-%m}"
 
 
-# The rows a load replaces: its months, and every row dated after the newest partition ($last).
+# The rows a load owns: its months, and every row dated after the newest partition ($last).
 OWNED = "(partition_month BETWEEN $start::DATE AND $end::DATE OR partition_month > $last::DATE)"
 
 
-def _unchanged_files(con: duckdb.DuckDBPyConnection, digests: dict[str, str], owned: dict) -> list[str]:
+def _unchanged_files(
+    con: duckdb.DuckDBPyConnection, digests: dict[str, str], owned: dict, first_month: date
+) -> list[str]:
     """The files whose rows of the window (and after the newest partition) are in the warehouse from this very version.
 
     ``raw.file_months`` lists, per file, the version (digest) last read, every
     month that version has rows in, and every month still holding rows of an
     older version; ``loaded`` says whether the month's rows are this
     version's. A file is skipped only when all its months of the window and
-    after ``last_month`` are loaded.
+    after ``last_month`` are loaded, and its load and profile are recorded
+    for that version (a warehouse of an earlier release reads it once more).
     """
     if not digests:
         return []
     known = con.execute(
         f"""
         SELECT source_file, any_value(file_digest), bool_and(loaded) FILTER (WHERE {OWNED})
-        FROM raw.file_months WHERE source_file IN (SELECT unnest($names::VARCHAR[])) GROUP BY source_file
+        FROM raw.file_months m WHERE source_file IN (SELECT unnest($names::VARCHAR[]))
+          AND EXISTS (SELECT 1 FROM raw.file_loads l JOIN raw.file_profiles p USING (source_file, file_digest)
+                      WHERE l.source_file = m.source_file AND m.file_digest = l.file_digest || ':' || $first)
+        GROUP BY source_file
         """,
-        {**owned, "names": list(digests)},
+        {**owned, "names": list(digests), "first": f"{first_month:%Y-%m}"},
     ).fetchall()
     return sorted(name for name, digest, loaded in known if digest == digests[name] and loaded is not False)
 
@@ -263,7 +267,7 @@ def _record_file_months(
 
 def _check_removals(
     con: duckdb.DuckDBPyConnection, profiles: list[FileProfile], digests: dict[str, str], unchanged: set[str],
-    first_month: date, window_start: date, allowed: bool,
+    first_month: date, window_start: date, window_end: date, last_month: date, allowed: bool,
 ) -> None:
     """Stop before writing when rows would disappear, unless allowed and the window covers every month that loses rows."""
     state = read_state(con)
@@ -276,13 +280,72 @@ def _check_removals(
         return
     if not allowed:
         raise InputFileError(removal_message(removals), check=REMOVALS_CHECK)
-    earliest = min((m for r in removals for m in r.months), default=None)
-    if earliest is not None and earliest < window_start:
+    months = [m for r in removals for m in r.months if m <= last_month]
+    if months and (min(months) < window_start or max(months) > window_end):
         raise InputFileError(
-            f"{'; '.join(r.describe() for r in removals)}: the run must start at {earliest:%Y-%m} or earlier "
-            f"to remove those rows (it starts at {window_start:%Y-%m})",
+            f"{'; '.join(r.describe() for r in removals)}: the run must cover {min(months):%Y-%m}..{max(months):%Y-%m} "
+            f"to remove those rows (it covers {window_start:%Y-%m}..{window_end:%Y-%m})",
             check=REMOVALS_CHECK,
         )
+
+
+def _compare_months(con: duckdb.DuckDBPyConnection, kept: list[str]) -> None:
+    """``load_months``: every month the files just read (or the rows of files not kept) touch, and whether its lines
+    (of every file, with their places) are the same as the warehouse holds."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE load_months AS
+        WITH touched AS (
+            SELECT DISTINCT partition_month FROM stg_transactions
+            UNION
+            SELECT DISTINCT partition_month FROM raw.sales_transactions
+            WHERE source_file NOT IN (SELECT unnest($kept::VARCHAR[]))
+        ),
+        new AS (
+            SELECT partition_month, count(*) AS n, {CONTENT_HASH} AS h FROM (
+                SELECT {CONTENT_COLUMNS}, partition_month FROM stg_transactions
+                UNION ALL
+                SELECT {CONTENT_COLUMNS}, partition_month FROM raw.sales_transactions
+                WHERE source_file IN (SELECT unnest($kept::VARCHAR[]))
+                  AND partition_month IN (SELECT partition_month FROM touched)
+            ) GROUP BY 1
+        ),
+        old AS (
+            SELECT partition_month, count(*) AS n, {CONTENT_HASH} AS h FROM raw.sales_transactions
+            WHERE partition_month IN (SELECT partition_month FROM touched) GROUP BY 1
+        )
+        SELECT t.partition_month, new.n IS NOT DISTINCT FROM old.n AND new.h IS NOT DISTINCT FROM old.h AS same
+        FROM touched t LEFT JOIN new USING (partition_month) LEFT JOIN old USING (partition_month)
+        """,
+        {"kept": kept},
+    )
+
+
+def _check_later_months_follow(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
+    """Stop when the lines of a month of the window changed while months after the window are built on the old ones.
+
+    A run that ends at (or after) the newest built month needs no look. `crm run` and the sensor widen their
+    ranges so that this never stops them; a narrower run from the UI stops here, before anything is written.
+    """
+    built = con.execute("SELECT max(report_month) FROM reporting.snapshot_manifest").fetchone()[0] if has_manifest(con) else None
+    if built is None or end >= built:
+        return
+    changed = [m for (m,) in con.execute(
+        "SELECT partition_month FROM load_months WHERE NOT same AND partition_month BETWEEN ? AND ? ORDER BY 1",
+        [start, end],
+    ).fetchall()]
+    if changed:
+        raise InputFileError(
+            f"lines of {month_ranges(changed)} changed, and the months after {end:%Y-%m} through {built:%Y-%m} are "
+            f"built on the old lines: run through {built:%Y-%m} (crm run widens its range by itself); nothing was changed",
+            check=LATER_MONTHS_CHECK,
+        )
+
+
+def has_manifest(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'reporting' AND table_name = 'snapshot_manifest'"
+    ).fetchone()[0])
 
 
 def _record_profiles(con: duckdb.DuckDBPyConnection, profiles: list[FileProfile], present: list[str]) -> None:
@@ -332,12 +395,13 @@ def load_transactions(
     paths = transaction_files(input_dir)
     digests = {path.name: file_digest(path, first_month) for path in paths}
     owned = {"start": window_start, "end": window_end, "last": last_month}
-    unchanged = set() if reread else set(_unchanged_files(con, digests, owned))
+    unchanged = set() if reread else set(_unchanged_files(con, digests, owned, first_month))
     staged = [
-        stage_file(con, path, TRANSACTIONS, f"tx_{tag_for(path.stem)}") for path in paths if path.name not in unchanged
+        stage_file(con, path, TRANSACTIONS, f"tx{i}_{tag_for(path.stem)}")  # the position keeps tags unique
+        for i, path in enumerate(paths) if path.name not in unchanged
     ]
     profiles = [profile_of_staged(con, s) for s in staged]
-    _check_removals(con, profiles, digests, unchanged, first_month, window_start, allow_removals)
+    _check_removals(con, profiles, digests, unchanged, first_month, window_start, window_end, last_month, allow_removals)
     con.execute("DROP TABLE IF EXISTS stg_transactions")
     if staged:
         union = " UNION ALL ".join(
@@ -355,6 +419,8 @@ def load_transactions(
     else:
         con.execute("CREATE TEMP TABLE stg_transactions AS SELECT * FROM raw.sales_transactions WHERE false")
     kept = sorted(unchanged)
+    _compare_months(con, kept)
+    _check_later_months_follow(con, window_start, window_end)
     con.execute("BEGIN TRANSACTION")
     try:
         # the window's rows of every file but the unchanged ones (a file gone from the folder loses its rows too)
@@ -451,6 +517,10 @@ TRANSACTION_CHECKS = [
         "No transactions file disappeared or lost more than half of its loaded rows since the last load, "
         "unless the run allows removals (crm run --allow-removals, run tag crm/allow_removals=true).",
     ),
+    _loader_check(
+        "raw/sales_transactions", LATER_MONTHS_CHECK,
+        "A run whose months' lines changed reaches the newest built month, so no later month stays on older lines.",
+    ),
     _rejected_rows_check("raw/sales_transactions", TRANSACTIONS.kind),
     Check(
         "raw/sales_transactions", "exact_duplicate_lines", WARN,
@@ -527,9 +597,31 @@ def _file_table(files: list[StagedFile]) -> str:
     return "\n".join(lines)
 
 
+def guard_removals(con: duckdb.DuckDBPyConnection, input_dir: Path, first_month: date, allowed: bool) -> None:
+    """The removal rule of the transactions load, applied before a master is replaced.
+
+    In a run launched from the UI or the schedule the masters load before the
+    transactions: a removal must stop the run before they change too.
+    """
+    ensure_raw_schema(con)
+    state = read_state(con)
+    removals = find_removals(state, profile_folder(input_dir, state.profiles), first_month)
+    if removals and not allowed:
+        raise InputFileError(removal_message(removals), check=REMOVALS_CHECK)
+
+
 def _load_master_asset(context, warehouse: Warehouse, input_folder: InputFolder, spec: FileSpec, checks: list[Check]):
+    tags = context.run.tags
+    input_dir = Path(input_folder.path)
+
+    def load(con):
+        if tags.get(PREFLIGHT_TAG) != "done":  # crm run and the sensor compared the folder just before launching
+            first = key_to_date(monthly_partitions.get_partition_keys()[0])
+            guard_removals(con, input_dir, first, tags.get(ALLOW_REMOVALS_TAG, "").lower() == "true")
+        return load_master(con, input_dir, spec)
+
     try:
-        staged, outcomes = checked_load(context, warehouse, checks, lambda con: load_master(con, Path(input_folder.path), spec))
+        staged, outcomes = checked_load(context, warehouse, checks, load)
     except LoadStopped as stop:
         yield from check_results(stop.outcomes)
         raise stop.failure() from None

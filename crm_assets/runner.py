@@ -54,8 +54,9 @@ def resolve_months(
     that starts after the first month of the data needs the earlier months in
     the warehouse already (history counts): otherwise it is refused.
     """
-    from crm_assets.landing import RemovalNotAllowed, first_partition, month_ranges, plan_folder, read_state
-    from crm_assets.landing import WarehouseState
+    from crm_assets.landing import (
+        RemovalNotAllowed, first_partition, month_ranges, plan_folder, read_warehouse_state, removal_message,
+    )
     from crm_assets.partitions import key_to_date, monthly_partitions
     from crm_assets.resources import Warehouse
 
@@ -66,14 +67,8 @@ def resolve_months(
     path = Path(warehouse.path)
     if path.is_dir():
         raise CrmError(f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})")
-    if path.exists():
-        with warehouse.connect(read_only=True) as con:
-            plan = plan_folder(input_dir, read_state(con), first_partition())
-    else:
-        plan = plan_folder(input_dir, WarehouseState(), first_partition())
+    plan = plan_folder(input_dir, read_warehouse_state(warehouse), first_partition())
     if plan.removals and not allow_removals:
-        from crm_assets.landing import removal_message
-
         raise RemovalNotAllowed(removal_message(plan.removals))
     if plan.span is None:
         raise CrmError(f"{input_dir}: no transaction line with a valid invoice_date")
@@ -136,6 +131,7 @@ def _is_user_error(error) -> bool:
             yield from subclasses(sub)
 
     names = {CrmError.__name__} | {c.__name__ for c in subclasses(CrmError)} - {BlockingCheckError.__name__}
+    names |= {"PermissionError", "IsADirectoryError", "NotADirectoryError"}  # a path the user gave is not writable
     while error is not None:
         if getattr(error, "cls_name", None) in names:
             return True
@@ -145,6 +141,8 @@ def _is_user_error(error) -> bool:
 
 def _failure_lines(result) -> tuple[list[str], bool]:
     """One line per failed step, and whether every failure was bad input (a Failure marked as a user error)."""
+    from crm_assets.raw import USER_ERROR_METADATA
+
     lines = []
     user = []
     for event in result.all_events:
@@ -152,8 +150,6 @@ def _failure_lines(result) -> tuple[list[str], bool]:
             continue
         data = event.step_failure_data.user_failure_data
         error = event.step_failure_data.error
-        from crm_assets.raw import USER_ERROR_METADATA
-
         user.append(bool(data and USER_ERROR_METADATA in (data.metadata or {})) or _is_user_error(error))
         while error is not None and error.cause is not None:
             error = error.cause
@@ -170,7 +166,7 @@ def run_pipeline(
     from dagster import DagsterInstance
 
     from crm_assets.definitions import build_definitions, crm_pipeline_job
-    from crm_assets.landing import ALLOW_REMOVALS_TAG
+    from crm_assets.landing import ALLOW_REMOVALS_TAG, PREFLIGHT_TAG
 
     first, last, keys = months.first, months.last, months.keys
     _wait_for_warehouse()
@@ -183,7 +179,7 @@ def run_pipeline(
             instance=instance,
             run_config=run_config,
             tags={
-                **range_tags(first, last), "crm/trigger": "crm run",
+                **range_tags(first, last), "crm/trigger": "crm run", PREFLIGHT_TAG: "done",
                 **({ALLOW_REMOVALS_TAG: "true"} if allow_removals else {}),
             },
             raise_on_error=False,

@@ -34,7 +34,8 @@ from crm_assets import settings
 from crm_assets.errors import CrmError
 from crm_assets.jobs import crm_pipeline_job, range_tags
 from crm_assets.landing import (
-    MASTER_FILES, TRANSACTIONS_GLOB, Plan, first_partition, month_ranges, plan_folder, read_state, removal_message,
+    MASTER_FILES, PREFLIGHT_TAG, TRANSACTIONS_GLOB, Plan, first_partition, month_ranges, plan_folder,
+    read_warehouse_state, removal_message,
 )
 from crm_assets.partitions import monthly_partitions
 
@@ -54,6 +55,7 @@ def folder_signature(folder: Path) -> tuple[str, list[str]]:
         if now - stat.st_mtime < settle_seconds():
             unsettled.append(path.name)
         entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    entries.append(f"encoding:{os.environ.get(settings.ENV_INPUT_ENCODING, '')}")  # a new setting: a new look
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
 
 
@@ -109,27 +111,22 @@ def input_files_sensor(context: SensorEvaluationContext):
     cursor = json.loads(context.cursor) if context.cursor else {}
     if cursor.get("signature") == signature:
         return SkipReason(f"no change in the folder since: {cursor.get('decision', 'the last look')}")
-    from crm_assets.resources import Warehouse
+    from crm_assets.resources import Warehouse, WarehouseLockedError
 
     warehouse = Warehouse(lock_timeout_seconds=0)
     try:
-        if Path(warehouse.path).exists():
-            with warehouse.connect(read_only=True) as con:
-                plan = plan_folder(folder, read_state(con), first_partition())
-        else:
-            from crm_assets.landing import WarehouseState
-
-            plan = plan_folder(folder, WarehouseState(), first_partition())
-    except CrmError as exc:
-        if "open in another process" in str(exc) or "locked" in str(exc):
-            return SkipReason("the warehouse is in use by a run; looking again at the next tick")
-        context.update_cursor(json.dumps({"signature": signature, "decision": str(exc)}))
-        return SkipReason(str(exc))
+        plan = plan_folder(folder, read_warehouse_state(warehouse), first_partition())
+    except WarehouseLockedError:
+        return SkipReason("the warehouse is in use by a run; looking again at the next tick")
+    except (CrmError, OSError) as exc:
+        decision = str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}"
+        context.update_cursor(json.dumps({"signature": signature, "decision": decision}))
+        return SkipReason(decision)
     span, why = refresh_request(plan, monthly_partitions.get_partition_keys())
     context.update_cursor(json.dumps({"signature": signature, "decision": why}))
     if span is None:
         return SkipReason(why)
     return RunRequest(
         run_key=f"files-{signature}",
-        tags={**range_tags(*span), "crm/trigger": "input_files_sensor", "crm/reason": why[:200]},
+        tags={**range_tags(*span), "crm/trigger": "input_files_sensor", "crm/reason": why[:200], PREFLIGHT_TAG: "done"},
     )

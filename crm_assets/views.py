@@ -42,7 +42,7 @@ def order_sql(expr: str, values: tuple[str, ...]) -> str:
     return f"(CASE {expr} {whens} ELSE {len(values) + 1} END)"
 
 
-VIEWS_DDL = f"""
+VIEWS_DDL = """
 CREATE SCHEMA IF NOT EXISTS reporting;
 CREATE TABLE IF NOT EXISTS reporting.segment_summary (
     report_month DATE NOT NULL, activity_status VARCHAR NOT NULL, value_tier VARCHAR,

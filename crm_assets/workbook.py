@@ -396,7 +396,7 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
     s.note("Changes of shares are in percentage points (pt); Change % is relative to the earlier month.")
 
 
-TIER_MIX_SQL = f"""
+TIER_MIX_SQL = """
 SELECT coalesce(value_tier, 'Not Active') AS tier,
     sum(customers) FILTER (report_month = ?) AS customers,
     sum(customers) FILTER (report_month = ?) AS customers_prev,
@@ -571,7 +571,7 @@ def _migration_sheet(wb: Workbook, con, month: date) -> None:
     s = Sheet(wb, "Migration", [14] + [11] * (len(order) + 1))
     s.title(f"Value tier migration {prev:%b %Y} -> {month:%b %Y}",
             f"Rows: tier in {prev:%b %Y} (M-1); columns: tier in {month:%b %Y} (M). {NO_TIER} = Not Active, or not yet entered in M-1.")
-    header = s.header([f"M-1 \\ M", *order, "Total M-1"])
+    header = s.header(["M-1 \\ M", *order, "Total M-1"])
     first = header + 1
     for f in order:
         values = [cells.get((f, t), 0) for t in order]

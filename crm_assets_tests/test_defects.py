@@ -276,3 +276,12 @@ def test_an_unknown_encoding_setting_is_one_line(capsys, folder, warehouse, monk
     code, _, err = run(capsys, folder, warehouse)
     assert code == 2
     assert err.strip() == "crm run: CRM_INPUT_ENCODING=klingon is not a known encoding (e.g. utf-8, cp1252, latin-1)"
+
+
+def test_an_unwritable_output_folder_stops_before_the_run(capsys, folder, warehouse, tmp_path, monkeypatch):
+    blocker = write(tmp_path / "plain.txt", "x")
+    monkeypatch.setenv("CRM_OUTPUT_DIR", str(blocker / "out"))
+    code, _, err = run(capsys, folder, warehouse)
+    assert code == 2
+    assert err.strip().startswith(f"crm run: {blocker / 'out'}: cannot write the outputs ($CRM_OUTPUT_DIR) there")
+    assert not warehouse.exists()

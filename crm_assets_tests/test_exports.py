@@ -27,11 +27,10 @@ import csv
 import io
 import json
 
-import duckdb
 import openpyxl
 import pytest
 
-from crm_assets import exports, workbook
+from crm_assets import workbook
 from crm_assets.cli import main
 from crm_assets.errors import CrmError
 from crm_assets.exports import EXPORT_COLUMNS, export_customers, export_query

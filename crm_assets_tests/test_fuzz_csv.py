@@ -49,13 +49,38 @@ def physical_rows(body: bytes) -> int:
     return sum(1 for segment in LINE_BREAK.split(body) if segment.strip(b" "))
 
 
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def first_bad_line(data: bytes) -> int:
+    """1-based number of the first line (split at LF) that is not UTF-8, counted independently of the loader."""
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not is_utf8(line):
+            return number
+    raise AssertionError("all lines are UTF-8")
+
+
 def stage_bytes(header: str, body: bytes, spec=TRANSACTIONS):
+    """The staged file, or None when the file is refused for its encoding (checked here to be exactly right)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sales_transactions_2023.csv"
-        path.write_bytes(header.encode() + b"\n" + body)
+        data = header.encode() + b"\n" + body
+        path.write_bytes(data)
         con = duckdb.connect()
         try:
-            staged = stage_file(con, path, spec, "f")
+            try:
+                staged = stage_file(con, path, spec, "f")
+            except InputFileError as exc:
+                assert not is_utf8(data), exc
+                assert str(exc).startswith(f"{path}: line {first_bad_line(data)} is not valid utf-8 text"), exc
+                assert "\n" not in str(exc)
+                return None, [], [], []
+            assert is_utf8(data)
             valid = [r[0] for r in con.execute(f"SELECT line_number FROM {staged.valid_table}").fetchall()]
             rejected = [r[0] for r in con.execute(f"SELECT line_number FROM {staged.rejected_table}").fetchall()]
             reasons = [r[0] for r in con.execute(f"SELECT reason FROM {staged.rejected_table}").fetchall()]
@@ -65,6 +90,8 @@ def stage_bytes(header: str, body: bytes, spec=TRANSACTIONS):
 
 
 def assert_nothing_lost(staged, valid, rejected, reasons):
+    if staged is None:  # refused whole for its encoding: nothing loaded, nothing half-read
+        return
     assert staged.rows_read == staged.rows_valid + staged.rows_rejected
     assert len(valid) == staged.rows_valid and len(rejected) == staged.rows_rejected
     assert len(set(valid) | set(rejected)) == len(valid) + len(rejected), "a line counted twice"
@@ -78,7 +105,7 @@ def test_transaction_file_fuzz_never_crashes_and_never_loses_a_line(lines):
     body = b"".join(text + end for text, end in lines)
     staged, valid, rejected, reasons = stage_bytes(TX_HEADER, body)
     assert_nothing_lost(staged, valid, rejected, reasons)
-    if b"\r\n" not in body or b"\n" not in body.replace(b"\r\n", b""):
+    if staged is not None and (b"\r\n" not in body or b"\n" not in body.replace(b"\r\n", b"")):
         # with one kind of line ending throughout, every non-blank line is a row read
         assert staged.rows_read == physical_rows(body)
 
