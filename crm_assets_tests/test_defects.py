@@ -200,15 +200,50 @@ def test_a_change_before_the_range_starts_the_run_at_the_changed_month(capsys, f
     assert analytics(warehouse) == analytics(clean_build(capsys, folder, tmp_path))
 
 
-def test_a_month_left_on_old_history_fails_the_boundary_check(folder, warehouse, tmp_path):
-    """A run that does not follow the change (as a run of one month from the UI) is stopped by a blocking check."""
+def test_a_narrow_run_from_the_ui_cannot_leave_later_months_on_old_lines(folder, warehouse):
+    """A run that does not follow the change (as a run of a few months from the UI) stops before writing anything."""
     from .pipeline import run_pipeline
 
     run_pipeline(folder, warehouse, "2023-10", "2024-03")
+    before = analytics(warehouse)
     write(folder / "sales_transactions_2023.csv", lines(TX_HEADER, *TX_2023[:2], "C,C1,2023-12-30,P1,7,1,S1"))
-    with pytest.raises(Exception, match="m_total_never_decreases: 1 violation.* in 2024-01"):
+    with pytest.raises(Exception, match=r"lines of 2023-12 changed, and the months after 2023-12 through 2024-03 are "
+                                        r"built on the old lines: run through 2024-03"):
         run_pipeline(folder, warehouse, "2023-10", "2023-12")
-    assert m_total(warehouse, "C1", "2023-12") == 80  # rolled back: the month keeps its last good state
+    assert analytics(warehouse) == before
+    run_pipeline(folder, warehouse, "2023-12", "2024-03")
+    assert (m_total(warehouse, "C1", "2023-12"), m_total(warehouse, "C1", "2024-01")) == (100, 110)
+
+
+def test_the_month_after_a_run_is_compared_with_the_runs_last_month(tmp_path):
+    """The cross-month checks look across the run's end too: a later month on older history is a violation."""
+    import duckdb
+
+    from crm_assets import quality
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE snap (report_month DATE, customer_id VARCHAR, m_total DOUBLE)")
+    con.execute("INSERT INTO snap VALUES ('2024-01-01', 'C1', 10), ('2024-02-01', 'C1', 50), ('2024-03-01', 'C1', 40)")
+    check = quality.m_total_never_decreases("t", "snap")
+    from datetime import date
+
+    (outcome,) = quality.evaluate(con, [check], date(2024, 2, 1), date(2024, 2, 1), ["2024-02-01"])
+    assert outcome.by_month == {"2024-02-01": (0, None), "2024-03-01": (1, "C1")}
+    (outcome,) = quality.evaluate(con, [check], date(2024, 3, 1), date(2024, 3, 1), ["2024-03-01"])
+    assert outcome.failing_months == ["2024-03-01"]  # and the run's first month with the month before it
+
+
+def test_a_refused_removal_in_a_ui_run_leaves_the_masters_as_they_were(folder, warehouse):
+    from .pipeline import run_pipeline
+
+    run_pipeline(folder, warehouse, "2023-10", "2024-03")
+    before = analytics(warehouse)
+    write(folder / "products_master.csv", lines(PRODUCT_HEADER, "P1,Renamed pods,B,consumable,10", "D1,Machine,B,device,"))
+    (folder / "sales_transactions_2024.csv").unlink()
+    with pytest.raises(Exception, match="sales_transactions_2024.csv is gone from the folder"):
+        run_pipeline(folder, warehouse, "2023-10", "2024-03")
+    assert analytics(warehouse) == before
+    assert query(warehouse, "SELECT product_name FROM raw.products WHERE product_id = 'P1'") == [("Pods",)]
 
 
 # --- encodings -----------------------------------------------------------------------------------
