@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
     run.add_argument("--from", dest="from_month", type=_month_arg, default=None, help="first month YYYY-MM (default: earliest transaction)")
     run.add_argument("--to", dest="to_month", type=_month_arg, default=None, help="last month YYYY-MM (default: latest transaction)")
+    run.add_argument("--quiet", action="store_true", help="print nothing but errors (for scripts)")
     run.add_argument(
         "--allow-removals", action="store_true",
         help="accept that a transactions file disappeared or lost more than half of its rows: remove those rows "
@@ -129,17 +130,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     months = runner.resolve_months(args.from_month, args.to_month, settings.input_dir(), args.allow_removals)
+    say = (lambda *_: None) if args.quiet else print
     for note in months.notes:
-        print(f"crm run: {note}")
-    outcome = runner.run_pipeline(months, verbose=args.verbose, allow_removals=args.allow_removals)
+        say(f"crm run: {note}")
+    say(f"crm run: {months.first[:7]}..{months.last[:7]} ({len(months.keys)} months) from {settings.input_dir()} "
+        f"into {settings.warehouse_path()}")
+    outcome = runner.run_pipeline(months, verbose=args.verbose, allow_removals=args.allow_removals, quiet=args.quiet)
     elapsed = time.perf_counter() - started
     span = f"{outcome.first_month[:7]}..{outcome.last_month[:7]} ({outcome.months} months)"
     if outcome.success:
-        print(f"crm run: materialized {outcome.assets} assets for {span} in {elapsed:.1f} s (run {outcome.run_id})")
+        say(f"crm run: materialized {outcome.assets} assets for {span} in {elapsed:.1f} s (run {outcome.run_id})")
+        if not args.quiet:
+            _print_summary(outcome)
         return 0
     for failure in outcome.failures or ["failed"]:
         print(f"crm run: {failure} (run {outcome.run_id[:8]}, {span})", file=sys.stderr)
     return EXIT_USER_ERROR if outcome.user_error else EXIT_RUN_FAILED
+
+
+def _print_summary(outcome) -> None:
+    from crm_assets.progress import summary_lines
+    from crm_assets.resources import Warehouse
+
+    with Warehouse().connect(read_only=True) as con:
+        lines = summary_lines(con, outcome.run_id, outcome.first_month, outcome.last_month, settings.output_dir())
+    for line in lines:
+        print(f"  {line}")
 
 
 def _commands() -> dict:

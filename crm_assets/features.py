@@ -330,8 +330,8 @@ def customer_month_activity(context: AssetExecutionContext, warehouse: Warehouse
     window = month_window(context)
     with warehouse.connect() as con:
         activity_rows, repeat_rows = build_activity(con, window)
-    yield MaterializeResult(asset_key=AssetKey(["features", "customer_month_activity"]), metadata={"rows": activity_rows})
-    yield MaterializeResult(asset_key=AssetKey(["features", "repeated_orders"]), metadata={"rows": repeat_rows})
+    yield MaterializeResult(asset_key=AssetKey(["features", "customer_month_activity"]), metadata={"rows_in_run": activity_rows})
+    yield MaterializeResult(asset_key=AssetKey(["features", "repeated_orders"]), metadata={"rows_in_run": repeat_rows})
 
 
 @asset(
@@ -382,7 +382,7 @@ def customer_features(context: AssetExecutionContext, warehouse: Warehouse):
         },
     )
     yield MaterializeResult(
-        metadata={"months": window.months, "rows": written.rows}, check_results=check_results(written.outcomes)
+        metadata={"months": window.months, "rows_in_run": written.rows}, check_results=check_results(written.outcomes)
     )
 
 

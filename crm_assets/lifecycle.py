@@ -100,7 +100,7 @@ def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse):
         yield from check_results(exc.outcomes)
         raise exc.failure() from None
     yield MaterializeResult(
-        metadata={"months": window.months, "rows": written.rows}, check_results=check_results(written.outcomes)
+        metadata={"months": window.months, "rows_in_run": written.rows}, check_results=check_results(written.outcomes)
     )
 
 

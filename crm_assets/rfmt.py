@@ -126,7 +126,7 @@ def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rule
         yield from check_results(exc.outcomes)
         raise exc.failure() from None
     yield MaterializeResult(
-        metadata={"months": window.months, "rows": written.rows, "rules_version": crm_rules.version()},
+        metadata={"months": window.months, "rows_in_run": written.rows, "rules_version": crm_rules.version()},
         check_results=check_results(written.outcomes),
     )
 

@@ -161,19 +161,26 @@ def _failure_lines(result) -> tuple[list[str], bool]:
 
 
 def run_pipeline(
-    months: RunMonths, verbose: bool = False, allow_removals: bool = False
+    months: RunMonths, verbose: bool = False, allow_removals: bool = False, quiet: bool = False
 ) -> RunOutcome:
+    """One in-process run of the job for the months; unless ``quiet``, a line as each asset starts and ends."""
     from dagster import DagsterInstance
+    from dagster._loggers import colored_console_logger
 
     from crm_assets.definitions import build_definitions, crm_pipeline_job
     from crm_assets.landing import ALLOW_REMOVALS_TAG, PREFLIGHT_TAG
+    from crm_assets.progress import progress_logger_def
 
     first, last, keys = months.first, months.last, months.keys
     _wait_for_warehouse()
-    job = build_definitions().resolve_job_def(crm_pipeline_job.name)
+    job = build_definitions().resolve_job_def(crm_pipeline_job.name).with_logger_defs(
+        {"console": colored_console_logger, "crm_progress": progress_logger_def(len(keys))}
+    )
     if not verbose:
         logging.getLogger("dagster").setLevel(logging.ERROR)
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
+    if not quiet and not verbose:
+        run_config["loggers"]["crm_progress"] = {}
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,

@@ -203,7 +203,7 @@ def _materialize(context: AssetExecutionContext, warehouse: Warehouse, name: str
     totals = {key: total for key, _, total in stats}
     add_month_metadata(context, window, rows, {}, extra={k: {view.count_column: totals.get(k, 0)} for k in window.keys})
     return MaterializeResult(
-        metadata={"months": window.months, "rows": sum(rows.values()), view.count_column: sum(totals.values())}
+        metadata={"months": window.months, "rows_in_run": sum(rows.values()), view.count_column: sum(totals.values())}
     )
 
 

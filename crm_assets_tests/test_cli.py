@@ -110,3 +110,26 @@ def test_duplicate_key_is_one_clear_line(input_dir, warehouse_path):
     write(input_dir / "customers_master.csv", lines(CUSTOMER_HEADER, "C1,A,G,X,,,,,,", "C1,B,G,X,,,,,,"))
     result = run_cli("run", "--input", str(input_dir), "--warehouse", str(warehouse_path))
     one_line_error(result, "customers_master.csv: duplicate customer_id 'C1' (2 rows, lines 2, 3)")
+
+
+def test_run_prints_each_asset_and_a_summary_with_the_rejects(input_dir, warehouse_path, capsys):
+    write(input_dir / "sales_transactions_2023.csv", lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-01-16,P1,x,1,S1"))
+    assert main(["run", "--input", str(input_dir), "--warehouse", str(warehouse_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    raw = [line.split() for line in out if line.split()[:1] == ["raw/sales_transactions"]]
+    assert raw[0] == ["raw/sales_transactions", "started"]
+    assert raw[1][:4] == ["raw/sales_transactions", "done", "1", "rows"] and raw[1][-1] == "s"
+    done = [line.split()[0] for line in out if " done " in line]
+    assert len(done) == 17 and "reporting/customer_snapshot" in done  # every step, the features' two assets as one
+    assert "  months built: 2023-01..2023-01 (1 months), 1 snapshot rows" in out
+    assert "  rejected rows: 1 (sales_transactions_2023.csv 1); list them with" in out
+    assert "    SELECT source_file, line_number, reason, raw_line FROM raw.rejected_rows ORDER BY 1, 2" in out
+    assert any(line.startswith("  warning checks that failed: ") and "raw/sales_transactions rejected_rows (1)" in line
+               for line in out)
+    assert any(line.startswith("  workbook: ") and line.endswith("crm_summary_2023-01.xlsx") for line in out)
+
+
+def test_run_quiet_prints_nothing_on_success(input_dir, warehouse_path, capsys):
+    assert main(["run", "--quiet", "--input", str(input_dir), "--warehouse", str(warehouse_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""

@@ -1,0 +1,117 @@
+"""What `crm run` prints while it runs and when it ends.
+
+During the run, a Dagster logger (added to the job by ``crm run`` only) turns
+the step events into one line as each asset starts and one as it ends, with
+the rows it wrote and its seconds. After the run, :func:`summary_lines`
+reads the warehouse (read-only) for the summary: months, snapshot rows,
+rejected rows per file, warning checks that failed, where the outputs are.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from dagster import logger
+
+REJECTED_QUERY = "SELECT source_file, line_number, reason, raw_line FROM raw.rejected_rows ORDER BY 1, 2"
+
+
+def asset_label(step_key: str) -> str:
+    """``raw__sales_transactions`` -> ``raw/sales_transactions``."""
+    return step_key.replace("__", "/")
+
+
+class ProgressHandler(logging.Handler):
+    """Prints a line when a step starts and when it ends; counts the rows of its materializations."""
+
+    def __init__(self, months: int):
+        super().__init__()
+        self.months = months
+        self.started: dict[str, float] = {}
+        self.rows: dict[str, int] = {}
+        self.assets: dict[str, dict[str, None]] = {}
+        self.run_rows: dict[str, dict[str, int]] = {}
+        self.width = 44
+
+    def _print(self, text: str) -> None:
+        print(text, file=sys.stdout, flush=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is None or not event.step_key:
+            return
+        kind, step = event.event_type_value, event.step_key
+        label = asset_label(step)
+        if kind == "STEP_START":
+            self.started[step] = time.perf_counter()
+            self._print(f"  {label:<{self.width}} started")
+        elif kind == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            self.assets.setdefault(step, {})[materialization.asset_key.to_user_string()] = None
+            metadata = {k: v.value for k, v in materialization.metadata.items() if isinstance(v.value, int)}
+            key = materialization.asset_key.to_user_string()
+            per_run = metadata.get("rows_in_run", metadata.get("rows_loaded"))
+            if per_run is not None:  # a run's total, attached alike to each of its months: count it once per asset
+                self.run_rows.setdefault(step, {})[key] = per_run
+            elif "rows" in metadata:  # a month's (or an unpartitioned asset's) rows: they add up
+                self.rows[step] = self.rows.get(step, 0) + metadata["rows"]
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            seconds = time.perf_counter() - self.started.get(step, time.perf_counter())
+            total = sum(self.run_rows[step].values()) if step in self.run_rows else self.rows.get(step)
+            rows = f"{total:>12,} rows" if total is not None else " " * 17
+            state = "done  " if kind == "STEP_SUCCESS" else "FAILED"
+            label = " + ".join(self.assets.get(step, {})) or label  # a multi-asset step names its assets
+            self._print(f"  {label:<{self.width}} {state} {rows} {seconds:7.1f} s")
+
+
+def progress_logger_def(months: int):
+    """A Dagster logger definition printing the progress of a run of ``months`` months."""
+
+    @logger(description="one line as each asset starts and ends (crm run)")
+    def crm_progress(_init_context):
+        log = logging.Logger("crm.progress", level=logging.DEBUG)
+        log.addHandler(ProgressHandler(months))
+        return log
+
+    return crm_progress
+
+
+def summary_lines(con, run_id: str, first: str, last: str, output_dir: Path) -> list[str]:
+    """The end-of-run summary, read from the warehouse open (read-only) on ``con``."""
+    lines = []
+    months, rows = con.execute(
+        "SELECT count(DISTINCT report_month), count(*) FROM reporting.customer_snapshot WHERE report_month BETWEEN ? AND ?",
+        [first, last],
+    ).fetchone()
+    lines.append(f"months built: {first[:7]}..{last[:7]} ({months} months), {rows:,} snapshot rows")
+    rejected = con.execute(
+        "SELECT source_file, count(*) FROM raw.rejected_rows GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    if rejected:
+        total = sum(n for _, n in rejected)
+        lines.append(f"rejected rows: {total:,} ({', '.join(f'{f} {n:,}' for f, n in rejected)}); list them with")
+        lines.append(f"  {REJECTED_QUERY}")
+    else:
+        lines.append("rejected rows: none")
+    warnings = con.execute(
+        """
+        SELECT asset_key, check_name, sum(violations) FROM quality.check_results
+        WHERE run_id = ? AND NOT passed AND severity = 'WARN' GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        [run_id],
+    ).fetchall()
+    if warnings:
+        lines.append("warning checks that failed: " + "; ".join(f"{a} {c} ({n:,})" for a, c, n in warnings))
+    else:
+        lines.append("warning checks that failed: none")
+    workbook = output_dir / "reports" / f"crm_summary_{last[:7]}.xlsx"
+    if workbook.exists():
+        lines.append(f"workbook: {workbook}")
+    powerbi = output_dir / "powerbi"
+    if powerbi.exists():
+        lines.append(f"Power BI files: {powerbi}")
+    return lines
