@@ -95,12 +95,12 @@ class ScaleRun:
         return env
 
     def fresh(self, name: str) -> Path:
-        """An empty folder for a warehouse, its outputs and its DAGSTER_HOME (with the project's dagster.yaml)."""
+        """An empty folder for a warehouse, its outputs and its DAGSTER_HOME (with the project's dagster_instance.yaml)."""
         base = self.root / name
         shutil.rmtree(base, ignore_errors=True)
         (base / "dagster_home").mkdir(parents=True)
-        if (REPO / "dagster.yaml").exists():
-            shutil.copy(REPO / "dagster.yaml", base / "dagster_home" / "dagster.yaml")
+        if (REPO / "dagster_instance.yaml").exists():
+            shutil.copy(REPO / "dagster_instance.yaml", base / "dagster_home" / "dagster.yaml")
         return base
 
     def measure(self, step: str, command: list[str], env: dict, info: dict | None = None) -> Measurement:

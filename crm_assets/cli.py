@@ -50,14 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--verbose", action="store_true", help="show tracebacks and Dagster's log")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    gen = sub.add_parser("generate", parents=[common], help="write a deterministic synthetic data set in the input format")
+    gen = sub.add_parser(
+        "generate", parents=[common], help="write a deterministic synthetic data set in the input format",
+        description="Write a synthetic data set (customer and product masters, one transactions file per year) in the "
+                    "input format of docs/input_files.md: the same options always give the same bytes.",
+    )
     gen.add_argument("--out", required=True, type=Path, help="folder to write the CSV files to")
     gen.add_argument("--customers", type=_positive_int, default=None, help="number of customers (default 2000)")
     gen.add_argument("--seed", type=int, default=None, help="random seed (default 42)")
     gen.add_argument("--start", type=_month_arg, default=None, help="first month YYYY-MM (default 2021-01)")
     gen.add_argument("--end", type=_month_arg, default=None, help="last month YYYY-MM (default 2025-12)")
 
-    run = sub.add_parser("run", parents=[common], help="materialize every asset for a range of months through Dagster")
+    run = sub.add_parser(
+        "run", parents=[common], help="materialize every asset for a range of months through Dagster",
+        description="Load the files of the input folder and build every layer, the workbooks and the Power BI files "
+                    "for a range of months, as one Dagster run recorded in DAGSTER_HOME (the UI shows it). Default "
+                    "range: every month of the data. Prints a line per asset and a summary; exit codes in "
+                    "docs/configuration.md.",
+    )
     run.add_argument("--input", type=Path, default=None, help=f"input folder (default ${settings.ENV_INPUT_DIR} or data/input)")
     run.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
     run.add_argument("--from", dest="from_month", type=_month_arg, default=None, help="first month YYYY-MM (default: earliest transaction)")

@@ -58,6 +58,17 @@ def add_output_commands(sub: argparse._SubParsersAction, common: argparse.Argume
     export.add_argument("--out", required=True, type=Path, help="output file, .csv (UTF-8 with BOM) or .xlsx")
     export.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
 
+    sql = sub.add_parser(
+        "sql", parents=[common], help="run a read-only SQL query on the warehouse and print the result",
+        description="Run one SQL query on the warehouse, read-only (docs/warehouse.md lists the tables), "
+                    "and print the result as a table; --csv prints CSV instead.",
+    )
+    sql.add_argument("query", help="the SQL query, e.g. \"SELECT value_tier, count(*) FROM reporting.customer_snapshot "
+                                   "WHERE report_month = '2025-12-01' GROUP BY 1\"")
+    sql.add_argument("--csv", action="store_true", help="print CSV (with a header row) instead of a table")
+    sql.add_argument("--max-rows", type=int, default=40, help="rows shown in the table (default 40; --csv prints all)")
+    sql.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
+
 
 def _warehouse(args: argparse.Namespace):
     from crm_assets.resources import Warehouse
@@ -103,4 +114,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-OUTPUT_COMMANDS: dict = {"report": cmd_report, "export": cmd_export}
+def cmd_sql(args: argparse.Namespace) -> int:
+    import csv
+    import sys
+
+    import duckdb
+
+    with _warehouse(args).connect(read_only=True) as con:
+        try:
+            relation = con.sql(args.query)
+        except duckdb.Error as exc:
+            raise CrmError(str(exc).strip().splitlines()[0]) from None
+        if relation is None:
+            return 0
+        if args.csv:
+            writer = csv.writer(sys.stdout)
+            writer.writerow(relation.columns)
+            writer.writerows(relation.fetchall())
+        else:
+            relation.show(max_rows=args.max_rows, max_width=200)
+    return 0
+
+
+OUTPUT_COMMANDS: dict = {"report": cmd_report, "export": cmd_export, "sql": cmd_sql}

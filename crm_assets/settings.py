@@ -62,11 +62,11 @@ def first_month() -> str:
 
 
 def prepare_dagster_home() -> Path:
-    """Create ``DAGSTER_HOME`` with the project's ``dagster.yaml`` if it has none."""
+    """Create ``DAGSTER_HOME`` with the project's instance settings (``dagster_instance.yaml``) if it has none."""
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
-    source = project_root() / "dagster.yaml"
+    source = project_root() / "dagster_instance.yaml"
     if not target.exists() and source.exists():
         target.write_text(source.read_text())
     return home

@@ -133,3 +133,16 @@ def test_run_quiet_prints_nothing_on_success(input_dir, warehouse_path, capsys):
     assert main(["run", "--quiet", "--input", str(input_dir), "--warehouse", str(warehouse_path)]) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_sql_prints_a_read_only_query_and_a_bad_one_is_one_line(input_dir, warehouse_path, capsys):
+    assert main(["run", "--quiet", "--input", str(input_dir), "--warehouse", str(warehouse_path)]) == 0
+    sql = ["sql", "--warehouse", str(warehouse_path)]
+    assert main([*sql, "--csv", "SELECT customer_id, m_total FROM reporting.customer_snapshot"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["customer_id,m_total", "C1,30.0"]
+    assert main([*sql, "SELECT count(*) AS customers FROM reporting.customer_snapshot"]) == 0
+    assert "customers" in capsys.readouterr().out
+    assert main([*sql, "DELETE FROM reporting.customer_snapshot"]) == 2  # read-only
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("crm sql: ")
+    assert query(warehouse_path, "SELECT count(*) FROM reporting.customer_snapshot") == [(1,)]

@@ -52,7 +52,7 @@ def dagster_services(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     home = root / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(ROOT / "dagster_instance.yaml", home / "dagster.yaml")
     generate.generate(root / "input", customers=200, start="2025-01", end="2025-06")
     env = dict(
         os.environ, DAGSTER_HOME=str(home), CRM_INPUT_DIR=str(root / "input"),
