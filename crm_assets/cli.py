@@ -26,7 +26,7 @@ EXIT_RUN_FAILED = 1
 
 
 def _month_arg(value: str) -> str:
-    from crm_assets.partitions import month_key
+    from crm_assets.months import month_key
 
     try:
         return month_key(value)

@@ -79,7 +79,7 @@ def _warehouse(args: argparse.Namespace):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from crm_assets.partitions import key_to_date
+    from crm_assets.months import key_to_date
     from crm_assets.workbook import build_workbook, workbook_path
 
     month = key_to_date(args.month)
@@ -99,7 +99,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from crm_assets.exports import export_customers
-    from crm_assets.partitions import key_to_date
+    from crm_assets.months import key_to_date
 
     started = time.perf_counter()
     filters = {name: getattr(args, name) for name in FILTER_HELP if getattr(args, name)}

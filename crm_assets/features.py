@@ -33,10 +33,10 @@ from crm_assets.partitioned import (
     MonthWindow,
     WriteResult,
     add_month_metadata,
-    add_months,
     month_window,
     replace_months,
 )
+from crm_assets.months import add_months
 from crm_assets.partitions import monthly_partitions
 from crm_assets.quality import (
     WARN,

@@ -22,12 +22,15 @@ with the rows of ``raw.sales_transactions`` month by month:
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 
@@ -67,6 +70,11 @@ class FileProfile:
     rows_valid: int
     rows_rejected: int
     months: dict[date, Digest] = field(default_factory=dict)  # invoice month -> digest
+    last_dates: dict[date, date] = field(default_factory=dict)  # invoice month -> its newest invoice date
+
+    @property
+    def newest_date(self) -> date | None:
+        return max(self.last_dates.values(), default=None)
 
 
 def transaction_files(input_dir: Path) -> list[Path]:
@@ -83,13 +91,13 @@ def profile_of_staged(con: duckdb.DuckDBPyConnection, staged) -> FileProfile:
     """The profile of a file staged on ``con`` (its valid table)."""
     rows = con.execute(
         f"""
-        SELECT date_trunc('month', invoice_date)::DATE, count(*), {CONTENT_HASH}
+        SELECT date_trunc('month', invoice_date)::DATE, count(*), {CONTENT_HASH}, max(invoice_date)::DATE
         FROM {staged.valid_table} GROUP BY 1
         """
     ).fetchall()
     return FileProfile(
         staged.path.name, staged.sha256, staged.rows_read, staged.rows_valid, staged.rows_rejected,
-        {month: (int(n), int(h)) for month, n, h in rows},
+        {month: (int(n), int(h)) for month, n, h, _ in rows}, {month: last for month, _, _, last in rows},
     )
 
 
@@ -107,13 +115,109 @@ def profile_file(path: Path) -> FileProfile:
 
 
 def profile_folder(input_dir: Path, known: dict[tuple[str, str], FileProfile] | None = None) -> list[FileProfile]:
-    """Profiles of every transactions file; a file whose SHA-256 is in ``known`` is not read again."""
+    """Profiles of every transactions file; a file whose version is in ``known`` or in the cache is not read again."""
+    cache = ProfileCache(input_dir)
     profiles = []
     for path in transaction_files(input_dir):
         sha = version_of(path)
-        cached = (known or {}).get((path.name, sha))
-        profiles.append(cached if cached is not None else profile_file(path))
+        profile = (known or {}).get((path.name, sha)) or cache.by_version(path.name, sha)
+        if profile is None:
+            profile = profile_file(path)
+        cache.keep(path, profile)
+        profiles.append(profile)
+    cache.save()
     return profiles
+
+
+def quick_profiles(input_dir: Path) -> list[FileProfile]:
+    """Profiles of every transactions file, trusting the cache for a file whose size and time did not change.
+
+    For the calendar, which every Dagster process computes when it imports the definitions: no file is
+    hashed or read unless it changed since a process last profiled it.
+    """
+    cache = ProfileCache(input_dir)
+    profiles = []
+    for path in transaction_files(input_dir):
+        profile = cache.by_stat(path) or profile_file(path)
+        cache.keep(path, profile)
+        profiles.append(profile)
+    cache.save()
+    return profiles
+
+
+class ProfileCache:
+    """Profiles of the folder's files kept in ``$DAGSTER_HOME/crm_profiles.json``, so that no process reads a file
+    another one already read: the definitions' import (the calendar), the sensor, the schedule and ``crm run``.
+
+    A cache only: unreadable or unwritable, it is ignored; the loader never trusts it (it hashes what it loads).
+    """
+
+    def __init__(self, input_dir: Path):
+        self.path = settings.dagster_home() / "crm_profiles.json"
+        self.folder = str(input_dir.resolve())
+        self.encoding = settings.input_encoding()
+        try:
+            data = json.loads(self.path.read_text())
+            self.entries = data.get(self.folder, {}) if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            self.entries = {}
+        self.kept: dict[str, dict] = {}
+
+    def by_stat(self, path: Path) -> FileProfile | None:
+        entry = self.entries.get(path.name)
+        stat = path.stat()
+        if entry and [entry.get("size"), entry.get("mtime_ns"), entry.get("encoding")] == [
+            stat.st_size, stat.st_mtime_ns, self.encoding
+        ]:
+            return _profile_from_json(entry.get("profile"))
+        return None
+
+    def by_version(self, name: str, version: str) -> FileProfile | None:
+        entry = self.entries.get(name)
+        return _profile_from_json(entry.get("profile")) if entry and entry.get("version") == version else None
+
+    def keep(self, path: Path, profile: FileProfile) -> None:
+        stat = path.stat()
+        self.kept[path.name] = {
+            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "encoding": self.encoding,
+            "version": profile.sha256, "profile": _profile_to_json(profile),
+        }
+
+    def save(self) -> None:
+        if self.kept == self.entries:
+            return
+        try:
+            data = json.loads(self.path.read_text()) if self.path.exists() else {}
+            data = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            data = {}
+        data[self.folder] = self.kept  # the folder's files as they are now: a removed file leaves the cache
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=".crm_profiles-", delete=False) as tmp:
+                json.dump(data, tmp)
+            os.replace(tmp.name, self.path)
+        except OSError:
+            pass
+
+
+def _profile_to_json(profile: FileProfile) -> dict:
+    return {
+        "name": profile.name, "version": profile.sha256, "rows": [profile.rows_read, profile.rows_valid,
+                                                                  profile.rows_rejected],
+        "months": [[m.isoformat(), n, str(h), profile.last_dates[m].isoformat()] for m, (n, h) in profile.months.items()],
+    }
+
+
+def _profile_from_json(data) -> FileProfile | None:
+    try:
+        profile = FileProfile(data["name"], data["version"], *(int(x) for x in data["rows"]))
+        for month, n, h, last in data["months"]:
+            profile.months[date.fromisoformat(month)] = (int(n), int(h))
+            profile.last_dates[date.fromisoformat(month)] = date.fromisoformat(last)
+        return profile
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def data_span(profiles: list[FileProfile]) -> tuple[date, date] | None:
@@ -207,13 +311,21 @@ def read_state(
         ).fetchall():
             state.files[name] = LoadedFile(kind, sha, int(valid or 0))
     if _has_table(con, "raw", "file_profiles"):
-        for name, sha, read, valid, rejected, month, n, h in con.execute(
-            "SELECT source_file, file_digest, rows_read, rows_valid, rows_rejected, invoice_month, lines, content_hash "
-            "FROM raw.file_profiles"
+        # a profile stored before the newest dates were kept is read again (its row has no last_invoice_date)
+        last = "last_invoice_date" if _has_column(con, "raw", "file_profiles", "last_invoice_date") else "NULL::DATE"
+        incomplete = set()
+        for name, sha, read, valid, rejected, month, n, h, newest in con.execute(
+            "SELECT source_file, file_digest, rows_read, rows_valid, rows_rejected, invoice_month, lines, content_hash, "
+            f"{last} FROM raw.file_profiles"
         ).fetchall():
             profile = state.profiles.setdefault((name, sha), FileProfile(name, sha, read, valid, rejected))
             if month is not None:
                 profile.months[month] = (int(n), int(h))
+                profile.last_dates[month] = newest
+                if newest is None:
+                    incomplete.add((name, sha))
+        for key in incomplete:
+            del state.profiles[key]
     if _has_table(con, "raw", "file_months"):
         state.all_loaded = con.execute("SELECT coalesce(bool_and(loaded), true) FROM raw.file_months").fetchone()[0]
     if _has_table(con, "reporting", "snapshot_manifest"):
@@ -350,5 +462,48 @@ def read_warehouse_state(warehouse) -> WarehouseState:
         return read_state(con, connect=lambda: warehouse.connect(read_only=True))
 
 
-def first_partition() -> date:
-    return date.fromisoformat(settings.first_month())
+# --- coverage: which months the landed files hold completely ----------------------------------------------------
+
+
+@dataclass
+class Coverage:
+    """How far the data reaches, and the newest month it covers completely.
+
+    A month is *covered* when a valid line is dated after it, or when a file holding lines of it was written on or
+    after the first day of the next month (in ``CRM_SCHEDULE_TIMEZONE``): the extract was taken once the month had
+    ended. The month of the newest line is covered only in the second way.
+    """
+
+    newest_date: date | None = None
+    newest_file: str | None = None
+    written: datetime | None = None  # when the newest file holding the newest month's lines was written
+    covered_through: date | None = None
+
+    def describe(self) -> str:
+        if self.newest_date is None:
+            return "no transaction line is valid"
+        return (
+            f"the newest transaction is dated {self.newest_date:%Y-%m-%d} ({self.newest_file}, written "
+            f"{self.written:%Y-%m-%d %H:%M})"
+        )
+
+
+def coverage(input_dir: Path, profiles: list[FileProfile]) -> Coverage:
+    dated = [(p.newest_date, p.name) for p in profiles if p.newest_date is not None]
+    if not dated:
+        return Coverage()
+    newest_date = max(d for d, _ in dated)
+    last_month = newest_date.replace(day=1)
+    zone = ZoneInfo(settings.schedule_timezone())
+    written, newest_file = max(
+        (datetime.fromtimestamp((input_dir / p.name).stat().st_mtime, zone), p.name)
+        for p in profiles if last_month in p.months
+    )
+    ended = datetime(last_month.year + last_month.month // 12, last_month.month % 12 + 1, 1, tzinfo=zone)
+    if written >= ended:
+        covered = last_month
+    else:
+        covered = date(last_month.year - (last_month.month == 1), (last_month.month - 2) % 12 + 1, 1)
+        first = min(m for p in profiles for m in p.months)
+        covered = covered if covered >= first else None
+    return Coverage(newest_date, newest_file, written, covered)

@@ -11,7 +11,7 @@ from datetime import date
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, MetadataValue
 
-from crm_assets.partitions import key_to_date
+from crm_assets.months import add_months, key_to_date
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,6 @@ class MonthWindow:
 def month_window(context: AssetExecutionContext) -> MonthWindow:
     keys = tuple(context.partition_keys)
     return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys)
-
-
-def add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
 
 
 # A window whose months hold more rows than this is written in parts of whole months (see month_parts),

@@ -1,38 +1,66 @@
-"""The monthly partition set shared by every partitioned asset.
+"""The monthly partition set shared by every partitioned asset: the calendar.
 
-Keys are ``YYYY-MM-01``. The set starts at ``CRM_FIRST_MONTH`` (default
-2020-01) and ends with the last complete month: the current month becomes a
-partition once it has ended (``end_offset=0``).
+Keys are ``YYYY-MM-01``. The calendar starts at the first month of the data
+(the earliest valid invoice date of the transactions files of
+``CRM_INPUT_DIR``), or at ``CRM_FIRST_MONTH`` when it is set, and ends with the
+last complete month: the current month becomes a partition once it has ended
+(``end_offset=0``). It is fixed when a process imports the definitions; the
+files are profiled once and the profiles cached (``landing.quick_profiles``),
+so an import reads no file that did not change.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from datetime import date, datetime
 
 from dagster import MonthlyPartitionsDefinition
 
 from crm_assets import settings
+from crm_assets.errors import CrmError
 
 # Single-run backfill policies are marked beta in Dagster 1.13; the project relies on them on purpose.
 warnings.filterwarnings("ignore", message=r".*backfill_policy.*beta.*")
 
-monthly_partitions = MonthlyPartitionsDefinition(start_date=settings.first_month(), end_offset=0)
 
+def data_first_month(input_dir) -> date | None:
+    """The first invoice month of the valid lines of the folder; None without a readable transactions file."""
+    from crm_assets.landing import data_span, quick_profiles
 
-def month_key(value: str) -> str:
-    """``YYYY-MM`` or ``YYYY-MM-DD`` -> partition key ``YYYY-MM-01``; ValueError otherwise."""
-    text = value.strip()
     try:
-        parsed = datetime.strptime(text[:7], "%Y-%m") if len(text) in (7, 10) else None
-        if len(text) == 10:
-            datetime.strptime(text, "%Y-%m-%d")
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise ValueError(f"'{value}' is not a month (YYYY-MM)")
-    return parsed.strftime("%Y-%m-01")
+        span = data_span(quick_profiles(input_dir))
+    except (CrmError, OSError):  # no folder, no file, a bad encoding: the run itself says so, in one line
+        return None
+    return span[0] if span else None
 
 
-def key_to_date(key: str) -> date:
-    return datetime.strptime(key, "%Y-%m-%d").date()
+def _calendar_start() -> tuple[str, str]:
+    """The first partition key and where it comes from (for the docs of the UI and the error messages)."""
+    override = os.environ.get(settings.ENV_FIRST_MONTH, "").strip()
+    if override:
+        return settings.first_month(), f"{settings.ENV_FIRST_MONTH}={override}"
+    first = data_first_month(settings.input_dir())
+    if first is None:
+        return settings.first_month(), f"no transactions in {settings.input_dir()} when the definitions were loaded"
+    return f"{first:%Y-%m}-01", "the first month of the data"
+
+
+CALENDAR_START, CALENDAR_SOURCE = _calendar_start()
+monthly_partitions = MonthlyPartitionsDefinition(start_date=CALENDAR_START, end_offset=0)
+
+
+def first_partition() -> date:
+    """The first month of the calendar: older lines count as history of it."""
+    return date.fromisoformat(CALENDAR_START)
+
+
+def calendar_keys(current_time: datetime | None = None) -> list[str]:
+    """The months of the calendar that have ended (at ``current_time``, default now)."""
+    return monthly_partitions.get_partition_keys(current_time=current_time)
+
+
+def describe_calendar() -> str:
+    keys = calendar_keys()
+    span = f"{keys[0][:7]}..{keys[-1][:7]}" if keys else f"from {CALENDAR_START[:7]}, no complete month yet"
+    return f"the calendar {span} (starting at {CALENDAR_SOURCE}; set {settings.ENV_FIRST_MONTH}=YYYY-MM to widen it)"

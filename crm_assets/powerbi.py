@@ -75,7 +75,13 @@ ORDER BY seen.customer_id
 
 DIM_MONTH_SQL = f"""
 WITH months AS (SELECT DISTINCT report_month FROM {SNAPSHOT}),
-latest AS (SELECT max(report_month) AS latest FROM months)
+-- the newest month with data: a month built past the newest transaction (by an older release) is not latest
+latest AS (
+    SELECT coalesce(
+        max(report_month) FILTER (WHERE report_month <= (SELECT max(partition_month) FROM raw.sales_transactions)),
+        max(report_month)
+    ) AS latest FROM months
+)
 SELECT report_month,
     year(report_month)::INTEGER AS year,
     quarter(report_month)::INTEGER AS quarter,

@@ -36,12 +36,14 @@ from crm_assets.landing import (  # noqa: F401  (file names re-exported for the 
     ALLOW_REMOVALS_TAG, CONTENT_COLUMNS, CONTENT_HASH, CUSTOMERS_FILE, PREFLIGHT_TAG, PRODUCTS_FILE, TRANSACTIONS_GLOB, FileProfile,
     find_removals, month_ranges, profile_folder, profile_of_staged, read_state, removal_message, transaction_files,
 )
-from crm_assets.partitions import key_to_date, monthly_partitions
+from crm_assets.months import key_to_date
+from crm_assets.partitions import first_partition, monthly_partitions
 from crm_assets.quality import ERROR, WARN, Check, Outcome, check_results, check_specs
 from crm_assets.resources import InputFolder, Warehouse
 
 REMOVALS_CHECK = "no_unexpected_removals"
 LATER_MONTHS_CHECK = "later_months_follow"
+PAST_DATA_CHECK = "no_month_past_the_data"
 USER_ERROR_METADATA = "crm/user_error"  # marks a Failure caused by bad input: `crm run` exits 2, not 1
 
 RAW_DDL = """
@@ -82,6 +84,7 @@ CREATE TABLE IF NOT EXISTS raw.file_profiles (
     rows_read BIGINT NOT NULL, rows_valid BIGINT NOT NULL, rows_rejected BIGINT NOT NULL,
     invoice_month DATE, lines BIGINT, content_hash HUGEINT
 );
+ALTER TABLE raw.file_profiles ADD COLUMN IF NOT EXISTS last_invoice_date DATE;
 """
 
 
@@ -227,6 +230,9 @@ def _unchanged_files(
         FROM raw.file_months m WHERE source_file IN (SELECT unnest($names::VARCHAR[]))
           AND EXISTS (SELECT 1 FROM raw.file_loads l JOIN raw.file_profiles p USING (source_file, file_digest)
                       WHERE l.source_file = m.source_file AND m.file_digest = l.file_digest || ':' || $first)
+          AND NOT EXISTS (SELECT 1 FROM raw.file_profiles p  -- a profile without its newest dates: read it again
+                          WHERE p.source_file = m.source_file AND p.invoice_month IS NOT NULL
+                            AND p.last_invoice_date IS NULL)
         GROUP BY source_file
         """,
         {**owned, "names": list(digests), "first": f"{first_month:%Y-%m}"},
@@ -321,7 +327,7 @@ def _compare_months(con: duckdb.DuckDBPyConnection, kept: list[str]) -> None:
     )
 
 
-def _check_later_months_follow(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
+def _check_later_months_follow(con: duckdb.DuckDBPyConnection, kept: list[str], start: date, end: date) -> None:
     """Stop when the lines of a month of the window changed while months after the window are built on the old ones.
 
     A run that ends at (or after) the newest built month needs no look. `crm run` and the sensor widen their
@@ -330,6 +336,7 @@ def _check_later_months_follow(con: duckdb.DuckDBPyConnection, start: date, end:
     built = con.execute("SELECT max(report_month) FROM reporting.snapshot_manifest").fetchone()[0] if has_manifest(con) else None
     if built is None or end >= built:
         return
+    _compare_months(con, kept)
     changed = [m for (m,) in con.execute(
         "SELECT partition_month FROM load_months WHERE NOT same AND partition_month BETWEEN ? AND ? ORDER BY 1",
         [start, end],
@@ -358,12 +365,17 @@ def _record_profiles(con: duckdb.DuckDBPyConnection, profiles: list[FileProfile]
     )
     # one row per file and month (a file without a valid line keeps one row with no month): metadata, not data
     rows = [
-        (p.name, p.sha256, p.rows_read, p.rows_valid, p.rows_rejected, month, n, None if h is None else str(h))
+        (p.name, p.sha256, p.rows_read, p.rows_valid, p.rows_rejected, month, n, None if h is None else str(h),
+         p.last_dates.get(month))
         for p in profiles
         for month, (n, h) in (sorted(p.months.items()) or [(None, (None, None))])
     ]
     if rows:
-        con.executemany("INSERT INTO raw.file_profiles VALUES (?, ?, ?, ?, ?, ?, ?, ?::HUGEINT)", rows)
+        con.executemany(
+            "INSERT INTO raw.file_profiles (source_file, file_digest, rows_read, rows_valid, rows_rejected, "
+            "invoice_month, lines, content_hash, last_invoice_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?::HUGEINT, ?)",
+            rows,
+        )
 
 
 def load_transactions(
@@ -419,8 +431,7 @@ def load_transactions(
     else:
         con.execute("CREATE TEMP TABLE stg_transactions AS SELECT * FROM raw.sales_transactions WHERE false")
     kept = sorted(unchanged)
-    _compare_months(con, kept)
-    _check_later_months_follow(con, window_start, window_end)
+    _check_later_months_follow(con, kept, window_start, window_end)
     con.execute("BEGIN TRANSACTION")
     try:
         # the window's rows of every file but the unchanged ones (a file gone from the folder loses its rows too)
@@ -523,6 +534,17 @@ TRANSACTION_CHECKS = [
     ),
     _rejected_rows_check("raw/sales_transactions", TRANSACTIONS.kind),
     Check(
+        "raw/sales_transactions", PAST_DATA_CHECK, WARN,
+        "Months of the run after the month of the newest transaction: with no line, every customer ages in them "
+        "(crm run, the sensor and the schedule never ask for one unless --to says so).",
+        """
+        SELECT month, 1, 'no transaction after ' || strftime(newest, '%Y-%m')
+        FROM (SELECT max(partition_month) AS newest FROM raw.sales_transactions),
+             (SELECT unnest(generate_series($start::DATE, $end::DATE, INTERVAL 1 MONTH))::DATE AS month)
+        WHERE newest IS NULL OR month > newest
+        """,
+    ),
+    Check(
         "raw/sales_transactions", "exact_duplicate_lines", WARN,
         "Lines identical in every column to another line: loaded, and counted twice.",
         """
@@ -616,8 +638,7 @@ def _load_master_asset(context, warehouse: Warehouse, input_folder: InputFolder,
 
     def load(con):
         if tags.get(PREFLIGHT_TAG) != "done":  # crm run and the sensor compared the folder just before launching
-            first = key_to_date(monthly_partitions.get_partition_keys()[0])
-            guard_removals(con, input_dir, first, tags.get(ALLOW_REMOVALS_TAG, "").lower() == "true")
+            guard_removals(con, input_dir, first_partition(), tags.get(ALLOW_REMOVALS_TAG, "").lower() == "true")
         return load_master(con, input_dir, spec)
 
     try:
@@ -685,7 +706,7 @@ def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, inp
     end_exclusive = window.end.date()
     end = date(end_exclusive.year - (end_exclusive.month == 1), (end_exclusive.month - 2) % 12 + 1, 1)
     keys = monthly_partitions.get_partition_keys(dynamic_partitions_store=context.instance)
-    first, last = key_to_date(keys[0]), key_to_date(keys[-1])
+    first, last = first_partition(), key_to_date(keys[-1])
     try:
         result, outcomes = checked_load(
             context, warehouse, TRANSACTION_CHECKS,

@@ -37,14 +37,10 @@ class RunMonths:
     notes: list[str] = field(default_factory=list)
 
 
-def _key(day) -> str:
-    return f"{day.year:04d}-{day.month:02d}-01"
-
-
 def resolve_months(
     from_month: str | None, to_month: str | None, input_dir: Path, allow_removals: bool = False
 ) -> RunMonths:
-    """The partition keys to run: the options, else the months of the data, clamped to the partition set.
+    """The partition keys to run: the options, else the months of the data, within the calendar.
 
     The folder is compared with the warehouse first (``landing.plan_folder``):
     a removal stops here unless allowed; when lines of built months changed,
@@ -52,17 +48,23 @@ def resolve_months(
     newest built month, so the warehouse equals a clean build of the files;
     a changed master carries the range through the newest built month. A range
     that starts after the first month of the data needs the earlier months in
-    the warehouse already (history counts): otherwise it is refused.
+    the warehouse already (history counts): otherwise it is refused. Only an
+    explicit ``--to`` ends after the month of the newest transaction (with a note).
     """
     from crm_assets.landing import (
-        RemovalNotAllowed, first_partition, month_ranges, plan_folder, read_warehouse_state, removal_message,
+        RemovalNotAllowed, coverage, month_ranges, plan_folder, read_warehouse_state, removal_message,
     )
-    from crm_assets.partitions import key_to_date, monthly_partitions
+    from crm_assets.months import key_of, key_to_date
+    from crm_assets.partitions import calendar_keys, describe_calendar, first_partition
     from crm_assets.resources import Warehouse
 
-    keys = monthly_partitions.get_partition_keys()
+    keys = calendar_keys()
     if not keys:
-        raise CrmError(f"no complete month since {settings.ENV_FIRST_MONTH}={settings.first_month()[:7]}")
+        raise CrmError(f"no month has ended yet in {describe_calendar()}")
+    if from_month and from_month < keys[0]:
+        raise CrmError(f"--from {from_month[:7]} is before {describe_calendar()}")
+    if to_month and to_month > keys[-1]:
+        raise CrmError(f"--to {to_month[:7]} is after {describe_calendar()}; a month is in it once it has ended")
     warehouse = Warehouse()
     path = Path(warehouse.path)
     if path.is_dir():
@@ -72,37 +74,40 @@ def resolve_months(
         raise RemovalNotAllowed(removal_message(plan.removals))
     if plan.span is None:
         raise CrmError(f"{input_dir}: no transaction line with a valid invoice_date")
-    data_first = max(_key(plan.span[0]), keys[0])
+    data_first, data_last = max(key_of(plan.span[0]), keys[0]), max(key_of(plan.span[1]), keys[0])
+    notes = []
+    if to_month and to_month > data_last:
+        notes.append(
+            f"--to {to_month[:7]} is after the data ({coverage(input_dir, plan.profiles).describe()}): no line "
+            f"falls in the months after {data_last[:7]}, so every customer ages in them"
+        )
     first = from_month or data_first
-    last = to_month or _key(plan.span[1])
+    last = to_month or data_last
+    if last > keys[-1]:
+        notes.append(f"{last[:7]} has not ended yet: running through {keys[-1][:7]}")
+        last = keys[-1]
     if first > last:
         raise CrmError(f"--from {first[:7]} is after --to {last[:7]}" if from_month or to_month else
-                       f"the data ends in {last[:7]}, before the first partition {first[:7]}")
-    notes = []
-    built = [_key(m) for m in plan.built]
-    changed = [_key(m) for m in plan.changed]
+                       f"the data ends in {last[:7]}, before {describe_calendar()}")
+    built = [key_of(m) for m in plan.built]
+    changed = [key_of(m) for m in plan.changed]
     if changed and (min(changed) < first or max(built) > last):
-        wider = min(first, min(changed)), max(last, max(built))
-        notes.append(
-            f"lines of {month_ranges([key_to_date(k) for k in changed])} changed since they were built: "
-            f"running {wider[0][:7]}..{wider[1][:7]} (not {first[:7]}..{last[:7]}) so that every later month follows"
-        )
+        wider = max(min(first, min(changed)), keys[0]), max(last, min(max(built), keys[-1]))
+        if wider != (first, last):
+            notes.append(
+                f"lines of {month_ranges([key_to_date(k) for k in changed])} changed since they were built: "
+                f"running {wider[0][:7]}..{wider[1][:7]} (not {first[:7]}..{last[:7]}) so that every later month "
+                "follows"
+            )
         first, last = wider
-    elif plan.masters_changed and built and max(built) > last:
+    elif plan.masters_changed and built and min(max(built), keys[-1]) > last:
+        last = min(max(built), keys[-1])
         notes.append(
             f"{' and '.join(plan.masters_changed)} changed since the last load: running through "
-            f"{max(built)[:7]}, the newest month built, so that later months use it too"
+            f"{last[:7]}, the newest month built, so that later months use it too"
         )
-        last = max(built)
     if plan.removals:
         notes.append("removing the rows of " + "; ".join(r.describe() for r in plan.removals) + " (--allow-removals)")
-    clamped_first, clamped_last = max(first, keys[0]), min(last, keys[-1])
-    if clamped_first > clamped_last:
-        raise CrmError(
-            f"months {first[:7]}..{last[:7]} are outside the partitions "
-            f"{keys[0][:7]}..{keys[-1][:7]} (set {settings.ENV_FIRST_MONTH} for older data)"
-        )
-    first, last = clamped_first, clamped_last
     history = [k for k in keys if data_first <= k < first]
     missing = [k for k in history if k not in set(built)]
     if missing:

@@ -34,10 +34,11 @@ from crm_assets import settings
 from crm_assets.errors import CrmError
 from crm_assets.jobs import crm_pipeline_job, range_tags
 from crm_assets.landing import (
-    MASTER_FILES, PREFLIGHT_TAG, TRANSACTIONS_GLOB, Plan, first_partition, month_ranges, plan_folder,
-    read_warehouse_state, removal_message,
+    MASTER_FILES, PREFLIGHT_TAG, TRANSACTIONS_GLOB, Plan, month_ranges, plan_folder, read_warehouse_state,
+    removal_message,
 )
-from crm_assets.partitions import monthly_partitions
+from crm_assets.months import key_of
+from crm_assets.partitions import calendar_keys, first_partition
 
 
 def settle_seconds() -> float:
@@ -59,29 +60,32 @@ def folder_signature(folder: Path) -> tuple[str, list[str]]:
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
 
 
-def _key(day) -> str:
-    return f"{day.year:04d}-{day.month:02d}-01"
-
-
 def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None, str]:
     """The range of months to run for the plan (or None) and a sentence saying why."""
     if plan.removals:
         return None, removal_message(plan.removals)
     if plan.span is None:
         return None, "no transaction line with a valid invoice_date in the folder"
-    data_first, data_last = _key(plan.span[0]), _key(plan.span[1])
-    built = [_key(m) for m in plan.built]
-    newest = max([data_last, *built])
+    data_first, data_last = key_of(plan.span[0]), key_of(plan.span[1])
+    if not keys:
+        return None, "no month of the calendar has ended yet"
+    if plan.span[0] < first_partition() and not os.environ.get(settings.ENV_FIRST_MONTH, "").strip():
+        return None, (
+            f"the data now starts in {data_first[:7]}, before the calendar ({keys[0][:7]} on): reload the "
+            "definitions (Reload in the UI's Deployment page, or restart dagster dev) so that it starts there"
+        )
+    built = [key_of(m) for m in plan.built]
+    newest = max([data_last, *built])  # months built already follow; no new month past the data
     if not built:
         first, last, why = data_first, data_last, "nothing built yet"
     elif plan.masters_changed:
         first, last = data_first, newest
         why = f"{' and '.join(plan.masters_changed)} changed: every month"
     elif plan.changed:
-        first, last = _key(plan.changed[0]), newest
+        first, last = key_of(plan.changed[0]), newest
         why = f"lines of {month_ranges(plan.changed)} changed"
-    elif [m for m in plan.new_months if _key(m) > max(built)]:
-        first = min(_key(m) for m in plan.new_months if _key(m) > max(built))
+    elif [m for m in plan.new_months if key_of(m) > max(built)]:
+        first = min(key_of(m) for m in plan.new_months if key_of(m) > max(built))
         last = newest
         why = "new months of data"
     elif plan.files_changed:
@@ -122,7 +126,7 @@ def input_files_sensor(context: SensorEvaluationContext):
         decision = str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}"
         context.update_cursor(json.dumps({"signature": signature, "decision": decision}))
         return SkipReason(decision)
-    span, why = refresh_request(plan, monthly_partitions.get_partition_keys())
+    span, why = refresh_request(plan, calendar_keys())
     context.update_cursor(json.dumps({"signature": signature, "decision": why}))
     if span is None:
         return SkipReason(why)

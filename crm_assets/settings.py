@@ -19,10 +19,9 @@ DEFAULT_INPUT_DIR = "data/input"
 DEFAULT_WAREHOUSE = "data/warehouse/crm.duckdb"
 DEFAULT_OUTPUT_DIR = "data/output"
 DEFAULT_DAGSTER_HOME = ".dagster_home"
-# First month of the partition set. Transactions dated earlier still load and
-# count as history (they are owned by the first partition).
+# First month of the calendar when CRM_FIRST_MONTH is unset and no transaction file is there to start it at its
+# first month (see crm_assets/partitions.py).
 DEFAULT_FIRST_MONTH = "2020-01"
-
 
 def project_root() -> Path:
     """The repository root for an editable install, else the working directory."""
@@ -56,9 +55,15 @@ def dagster_home() -> Path:
 
 
 def first_month() -> str:
-    """First partition month as ``YYYY-MM-01``."""
-    value = os.environ.get(ENV_FIRST_MONTH, DEFAULT_FIRST_MONTH).strip()
-    return value[:7] + "-01"
+    """``CRM_FIRST_MONTH`` (else the default) as ``YYYY-MM-01``; a CrmError names a value that is not a month."""
+    from crm_assets.errors import CrmError
+    from crm_assets.months import month_key
+
+    value = os.environ.get(ENV_FIRST_MONTH, "").strip() or DEFAULT_FIRST_MONTH
+    try:
+        return month_key(value)
+    except ValueError:
+        raise CrmError(f"{ENV_FIRST_MONTH}={value} is not a month (YYYY-MM)") from None
 
 
 def prepare_dagster_home() -> Path:
@@ -70,6 +75,14 @@ def prepare_dagster_home() -> Path:
     if not target.exists() and source.exists():
         target.write_text(source.read_text())
     return home
+
+
+ENV_SCHEDULE_TIMEZONE = "CRM_SCHEDULE_TIMEZONE"
+
+
+def schedule_timezone() -> str:
+    """The time zone of the monthly schedule and of the month ends it compares file times with (default UTC)."""
+    return os.environ.get(ENV_SCHEDULE_TIMEZONE, "").strip() or "UTC"
 
 
 ENV_INPUT_ENCODING = "CRM_INPUT_ENCODING"

@@ -49,8 +49,9 @@ from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Materialize
 
 from crm_assets import xlsx_list
 from crm_assets.errors import CrmError
-from crm_assets.partitioned import add_month_metadata, add_months, month_window
-from crm_assets.partitions import key_to_date, monthly_partitions
+from crm_assets.partitioned import add_month_metadata, month_window
+from crm_assets.months import add_months, key_to_date
+from crm_assets.partitions import monthly_partitions
 from crm_assets.resources import OutputFolder, Warehouse, table_names
 from crm_assets.reporting import SNAPSHOT_COLUMNS
 from crm_assets.rules import EVENTS, STAGES, TIERS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,12 @@ import duckdb
 import pytest
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+
+# The calendar of this process is fixed when crm_assets.partitions is imported, before any test sets its own
+# CRM_INPUT_DIR: an empty folder makes it the default (2020-01 on) whatever data/input holds. Subprocesses
+# (crm run) get each test's folder, and their calendar follows its data.
+os.environ["CRM_INPUT_DIR"] = tempfile.mkdtemp(prefix="crm-tests-no-input-")
+os.environ.pop("CRM_FIRST_MONTH", None)
 
 TX_HEADER = "invoice_id,customer_id,invoice_date,product_id,quantity,revenue,store_id"
 CUSTOMER_HEADER = "customer_id,customer_name,customer_group,city,created_date,email,mobile_number,opt_email,opt_sms,opt_phone"

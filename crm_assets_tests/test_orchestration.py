@@ -40,54 +40,7 @@ def materialize_months(instance: DagsterInstance, keys: list[str]) -> None:
         instance.report_runless_asset_event(AssetMaterialization(SNAPSHOT, partition=key))
 
 
-# --- schedule ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "when, expected",
-    [
-        (datetime(2025, 1, 2, 6, 0, tzinfo=timezone.utc), "2024-12-01"),  # January asks for December of the year before
-        (datetime(2025, 7, 2, 6, 0, tzinfo=timezone.utc), "2025-06-01"),
-        (datetime(2024, 3, 2, 6, 0, tzinfo=timezone.utc), "2024-02-01"),
-    ],
-)
-def test_schedule_requests_the_month_that_ended(when, expected):
-    with instance_for_test() as instance:
-        materialize_months(instance, months("2021-01-01", month_before(month_before_date(expected))))
-        with build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
-            request = monthly_refresh(context)
-    assert isinstance(request, RunRequest)
-    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (expected, expected)
-
-
-def month_before_date(key: str) -> date:
-    """The first day of ``key``'s month, as a date (the schedule's view of 'today' for month_before)."""
-    return date(int(key[:4]), int(key[5:7]), 1)
-
-
-def test_month_before_crosses_the_year():
-    assert month_before(date(2025, 1, 2)) == "2024-12-01"
-    assert month_before(date(2025, 12, 31)) == "2025-11-01"
-
-
-def test_schedule_fills_a_gap_before_the_newest_month():
-    with instance_for_test() as instance:
-        materialize_months(instance, months("2021-01-01", "2024-09-01"))  # October and November missing
-        with build_schedule_context(instance=instance, scheduled_execution_time=datetime(2025, 1, 2, 6, tzinfo=timezone.utc)) as context:
-            request = monthly_refresh(context)
-    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2024-10-01", "2024-12-01")
-
-
-def test_refresh_range_with_nothing_built_starts_at_the_data():
-    keys = months("2020-01-01", "2026-10-01")
-    assert refresh_range("2025-12-01", set(), keys, "2021-01-01") == ("2021-01-01", "2025-12-01")
-    assert refresh_range("2025-12-01", set(months("2021-01-01", "2025-11-01")), keys) == ("2025-12-01", "2025-12-01")
-
-
-def test_schedule_skips_a_month_before_the_partitions():
-    with instance_for_test() as instance:
-        with build_schedule_context(instance=instance, scheduled_execution_time=datetime(2019, 5, 2, 6, tzinfo=timezone.utc)) as context:
-            assert isinstance(monthly_refresh(context), SkipReason)
+# --- schedule: see the end of the file (it needs the landing fixture) ---
 
 
 # --- sensor ---------------------------------------------------------------------------------------
@@ -310,3 +263,90 @@ def test_dagster_cli_partition_range_is_one_run(tmp_path):
         ranged = [r for r in records if r.dagster_run.tags.get(RANGE_START_TAG)]
         assert len(ranged) == 1 and ranged[0].dagster_run.is_success
         assert instance.get_materialized_partitions(SNAPSHOT) == {"2025-01-01", "2025-02-01", "2025-03-01"}
+
+
+# --- schedule --------------------------------------------------------------------------------------
+# The landing fixture's lines are dated 2023-01-15, 2023-05-20 and 2023-09-01 (one 2023 file).
+
+
+def utc(*parts) -> datetime:
+    return datetime(*parts, tzinfo=timezone.utc)
+
+
+def written(path: Path, when: datetime) -> None:
+    os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+def schedule_tick(when: datetime):
+    with instance_for_test() as instance:
+        with build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+            return monthly_refresh(context)
+
+
+def test_schedule_before_the_data_ends_builds_the_month_that_ended(landing):
+    build_warehouse(landing, "2023-01-01", "2023-04-01")
+    written(landing / "sales_transactions_2023.csv", utc(2023, 10, 5))
+    assert span(schedule_tick(utc(2023, 6, 2, 6))) == ("2023-05-01", "2023-05-01")
+
+
+def test_schedule_at_the_data_end_waits_for_a_file_written_after_the_month(landing):
+    build_warehouse(landing, "2023-01-01", "2023-08-01")
+    tx = landing / "sales_transactions_2023.csv"
+    written(tx, utc(2023, 9, 30, 18))  # taken before September ended: September may be incomplete
+    message = skipped(schedule_tick(utc(2023, 10, 2, 6)))
+    assert message.startswith("2023-09 is not covered by the files yet: the newest transaction is dated 2023-09-01")
+    assert "sales_transactions_2023.csv, written 2023-09-30 18:00" in message
+    written(tx, utc(2023, 10, 1, 0, 30))  # taken after September ended
+    assert span(schedule_tick(utc(2023, 10, 2, 6))) == ("2023-09-01", "2023-09-01")
+
+
+def test_schedule_after_the_data_ends_skips_naming_the_month_and_the_newest_date(landing):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
+    written(landing / "sales_transactions_2023.csv", utc(2023, 10, 3))
+    message = skipped(schedule_tick(utc(2024, 1, 2, 6)))  # January: December of the year before
+    assert message.startswith("2023-12 is not covered by the files yet: the newest transaction is dated 2023-09-01")
+
+
+def test_schedule_in_january_builds_december_of_the_year_before(landing):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
+    write(landing / "sales_transactions_2024.csv", lines(TX_HEADER, "D,C1,2024-01-01,P1,1,1,S1"))
+    write(landing / "sales_transactions_2023.csv",
+          (landing / "sales_transactions_2023.csv").read_text() + "E,C1,2023-12-15,P1,1,1,S1\n")
+    written(landing / "sales_transactions_2023.csv", utc(2023, 12, 20))  # December incomplete in its own file...
+    written(landing / "sales_transactions_2024.csv", utc(2024, 1, 1, 9))  # ...but a January line follows it
+    # October and November have no line: covered all the same (a later line exists), and built before December
+    assert span(schedule_tick(utc(2024, 1, 2, 6))) == ("2023-10-01", "2023-12-01")
+
+
+def test_schedule_with_nothing_built_starts_at_the_first_month_of_the_data(landing):
+    written(landing / "sales_transactions_2023.csv", utc(2023, 10, 3))
+    assert span(schedule_tick(utc(2023, 10, 2, 6))) == ("2023-01-01", "2023-09-01")
+
+
+def test_schedule_fills_a_gap_before_the_month(landing):
+    build_warehouse(landing, "2023-01-01", "2023-05-01")
+    written(landing / "sales_transactions_2023.csv", utc(2023, 10, 3))
+    assert span(schedule_tick(utc(2023, 9, 2, 6))) == ("2023-06-01", "2023-08-01")
+
+
+def test_schedule_skips_a_month_built_from_the_files_as_they_are(landing):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
+    written(landing / "sales_transactions_2023.csv", utc(2023, 10, 3))
+    assert skipped(schedule_tick(utc(2023, 8, 2, 6))) == "2023-07 is built from the files as they are"
+
+
+def test_schedule_skips_a_month_before_the_calendar(landing):
+    assert "is not in the calendar" in skipped(schedule_tick(utc(2019, 5, 2, 6)))
+
+
+def test_month_before_crosses_the_year():
+    assert month_before(date(2025, 1, 2)) == "2024-12-01"
+    assert month_before(date(2025, 12, 31)) == "2025-11-01"
+
+
+def test_refresh_range_starts_at_the_first_unbuilt_month_or_the_first_changed_one():
+    keys = months("2020-01-01", "2026-10-01")
+    assert refresh_range("2025-12-01", [], "2021-01-01", keys) == ("2021-01-01", "2025-12-01")
+    assert refresh_range("2025-12-01", months("2021-01-01", "2025-11-01"), "2021-01-01", keys) == ("2025-12-01", "2025-12-01")
+    assert refresh_range("2025-12-01", months("2021-01-01", "2025-12-01"), "2021-01-01", keys, ["2024-03-01"]) == (
+        "2024-03-01", "2025-12-01")
