@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,10 +25,66 @@ def asset_label(step_key: str) -> str:
     return step_key.replace("__", "/")
 
 
+def status_line(label: str, seconds: float, done: int, total: int, width: int = 20) -> str:
+    """The line a long step shows on a terminal: the run's progress as a bar, the step and its seconds so far."""
+    filled = round(width * done / total) if total else 0
+    return f"  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} steps  {label} running {seconds:.0f} s"
+
+
+class Ticker:
+    """On a terminal, rewrites one status line every half second while a step runs longer than ``after`` seconds.
+
+    Nothing is written to a pipe or a file (scripts and logs get the plain lines only).
+    """
+
+    def __init__(self, stream, total: int, after: float = 2.0, every: float = 0.5):
+        self.stream, self.total, self.after, self.every = stream, total, after, every
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self.lock = threading.Lock()
+        self.step: tuple[str, float] | None = None
+        self.done = 0
+        self.shown = False
+        if self.enabled:
+            threading.Thread(target=self._loop, daemon=True, name="crm-progress").start()
+
+    def start(self, label: str) -> None:
+        with self.lock:
+            self.step = (label, time.perf_counter())
+
+    def finish(self) -> None:
+        with self.lock:
+            self.step = None
+            self.done += 1
+            self._clear()
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            self._clear()
+            print(text, file=self.stream, flush=True)
+
+    def _clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.shown = False
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.every)
+            with self.lock:
+                if self.step is None:
+                    continue
+                label, since = self.step
+                seconds = time.perf_counter() - since
+                if seconds >= self.after:
+                    self.stream.write("\r\033[K" + status_line(label, seconds, self.done, self.total))
+                    self.stream.flush()
+                    self.shown = True
+
+
 class ProgressHandler(logging.Handler):
     """Prints a line when a step starts and when it ends; counts the rows of its materializations."""
 
-    def __init__(self, months: int):
+    def __init__(self, months: int, steps: int = 0, stream=None):
         super().__init__()
         self.months = months
         self.started: dict[str, float] = {}
@@ -35,9 +92,10 @@ class ProgressHandler(logging.Handler):
         self.assets: dict[str, dict[str, None]] = {}
         self.run_rows: dict[str, dict[str, int]] = {}
         self.width = 44
+        self.ticker = Ticker(stream or sys.stdout, steps)
 
     def _print(self, text: str) -> None:
-        print(text, file=sys.stdout, flush=True)
+        self.ticker.write(text)
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
@@ -49,6 +107,7 @@ class ProgressHandler(logging.Handler):
         if kind == "STEP_START":
             self.started[step] = time.perf_counter()
             self._print(f"  {label:<{self.width}} started")
+            self.ticker.start(label)
         elif kind == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             self.assets.setdefault(step, {})[materialization.asset_key.to_user_string()] = None
@@ -60,6 +119,7 @@ class ProgressHandler(logging.Handler):
             elif "rows" in metadata:  # a month's (or an unpartitioned asset's) rows: they add up
                 self.rows[step] = self.rows.get(step, 0) + metadata["rows"]
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            self.ticker.finish()
             seconds = time.perf_counter() - self.started.get(step, time.perf_counter())
             total = sum(self.run_rows[step].values()) if step in self.run_rows else self.rows.get(step)
             rows = f"{total:>12,} rows" if total is not None else " " * 17
@@ -68,13 +128,13 @@ class ProgressHandler(logging.Handler):
             self._print(f"  {label:<{self.width}} {state} {rows} {seconds:7.1f} s")
 
 
-def progress_logger_def(months: int):
-    """A Dagster logger definition printing the progress of a run of ``months`` months."""
+def progress_logger_def(months: int, steps: int = 0):
+    """A Dagster logger definition printing the progress of a run of ``months`` months and ``steps`` steps."""
 
-    @logger(description="one line as each asset starts and ends (crm run)")
+    @logger(description="one line as each asset starts and ends (crm run); a status bar on a terminal")
     def crm_progress(_init_context):
         log = logging.Logger("crm.progress", level=logging.DEBUG)
-        log.addHandler(ProgressHandler(months))
+        log.addHandler(ProgressHandler(months, steps))
         return log
 
     return crm_progress

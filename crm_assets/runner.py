@@ -178,8 +178,9 @@ def run_pipeline(
 
     first, last, keys = months.first, months.last, months.keys
     _wait_for_warehouse()
-    job = build_definitions().resolve_job_def(crm_pipeline_job.name).with_logger_defs(
-        {"console": colored_console_logger, "crm_progress": progress_logger_def(len(keys))}
+    job = build_definitions().resolve_job_def(crm_pipeline_job.name)
+    job = job.with_logger_defs(
+        {"console": colored_console_logger, "crm_progress": progress_logger_def(len(keys), len(job.graph.nodes))}
     )
     if not verbose:
         logging.getLogger("dagster").setLevel(logging.ERROR)

@@ -146,3 +146,29 @@ def test_sql_prints_a_read_only_query_and_a_bad_one_is_one_line(input_dir, wareh
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("crm sql: ")
     assert query(warehouse_path, "SELECT count(*) FROM reporting.customer_snapshot") == [(1,)]
+
+
+def test_a_long_step_shows_a_status_bar_on_a_terminal_only():
+    import io
+    import time
+
+    from crm_assets.progress import Ticker, status_line
+
+    assert status_line("features/customer_features", 12.4, 5, 10, width=10) == (
+        "  [#####.....] 5/10 steps  features/customer_features running 12 s"
+    )
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        ticker = Ticker(stream, total=4, after=0.05, every=0.02)
+        ticker.start("raw/sales_transactions")
+        time.sleep(0.3)
+        ticker.finish()
+        ticker.write("  raw/sales_transactions done")
+    assert "] 0/4 steps  raw/sales_transactions running 0 s" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r\033[K  raw/sales_transactions done\n")  # the bar is cleared first
+    assert pipe.getvalue() == "  raw/sales_transactions done\n"  # a pipe gets the plain lines only

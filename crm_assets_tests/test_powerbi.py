@@ -99,6 +99,17 @@ def test_dim_month(small):  # noqa: F811
     assert march["month_label"] == "Mar 2024" and march["year_quarter"] == "2024-Q1"
 
 
+def test_is_latest_is_the_newest_month_with_data(small, tmp_path):  # noqa: F811
+    # March built, but without a transaction (as after an explicit crm run --to past the data): February is latest
+    copy = warehouse_copy(small, tmp_path, "DELETE FROM raw.sales_transactions WHERE partition_month = DATE '2024-03-01'")
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        rows = con.execute(f"SELECT report_month, is_latest, months_from_latest FROM ({powerbi.DIM_MONTH_SQL})").fetchall()
+    finally:
+        con.close()
+    assert rows == [(JAN, False, -1), (date(2024, 2, 1), True, 0), (MAR, False, 1)]
+
+
 @pytest.mark.parametrize(
     "name, column, values",
     [
