@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -263,7 +263,7 @@ class WarehouseState:
         if self.connect is None:
             return []
         with self.connect() as con:
-            if not _has_table(con, "raw", "sales_transactions"):
+            if not has_table(con, "raw", "sales_transactions"):
                 return []
             return con.execute(sql, params or []).fetchall()
 
@@ -278,7 +278,7 @@ class WarehouseState:
         ))
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(
         con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
@@ -304,13 +304,13 @@ def read_state(
     Later queries use ``connect`` (open the warehouse briefly), or ``con`` itself when it is not given.
     """
     state = WarehouseState(connect=connect or (lambda: nullcontext(con)))
-    if _has_table(con, "raw", "file_loads"):
+    if has_table(con, "raw", "file_loads"):
         digest = "file_digest" if _has_column(con, "raw", "file_loads", "file_digest") else "NULL"
         for kind, name, sha, valid in con.execute(
             f"SELECT file_kind, source_file, {digest}, rows_valid FROM raw.file_loads"
         ).fetchall():
             state.files[name] = LoadedFile(kind, sha, int(valid or 0))
-    if _has_table(con, "raw", "file_profiles"):
+    if has_table(con, "raw", "file_profiles"):
         # a profile stored before the newest dates were kept is read again (its row has no last_invoice_date)
         last = "last_invoice_date" if _has_column(con, "raw", "file_profiles", "last_invoice_date") else "NULL::DATE"
         incomplete = set()
@@ -326,9 +326,9 @@ def read_state(
                     incomplete.add((name, sha))
         for key in incomplete:
             del state.profiles[key]
-    if _has_table(con, "raw", "file_months"):
+    if has_table(con, "raw", "file_months"):
         state.all_loaded = con.execute("SELECT coalesce(bool_and(loaded), true) FROM raw.file_months").fetchone()[0]
-    if _has_table(con, "reporting", "snapshot_manifest"):
+    if has_table(con, "reporting", "snapshot_manifest"):
         state.built = [m for (m,) in con.execute(
             "SELECT DISTINCT report_month FROM reporting.snapshot_manifest ORDER BY 1"
         ).fetchall()]
@@ -377,13 +377,16 @@ def _range(a: date, b: date) -> str:
 
 
 def find_removals(
-    state: WarehouseState, profiles: list[FileProfile], first_partition: date
+    state: WarehouseState, profiles: list[FileProfile], first_partition: date, unchanged: Iterable[str] = ()
 ) -> list[Removal]:
-    """Transactions files gone since their last load, or holding fewer than half of the rows loaded from them."""
+    """Transactions files gone since their last load, or holding fewer than half of the rows loaded from them.
+
+    ``unchanged`` names files known to be the version loaded (no profile needed: they lost nothing).
+    """
     present = {p.name: p for p in profiles}
     removals = []
     for name, loaded in sorted(state.files.items()):
-        if loaded.kind != TRANSACTIONS_KIND:
+        if loaded.kind != TRANSACTIONS_KIND or name in set(unchanged):
             continue
         profile = present.get(name)
         if profile is not None and 2 * profile.rows_valid >= loaded.rows_valid:

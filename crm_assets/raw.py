@@ -34,7 +34,7 @@ from crm_assets.csv_input import (
 from crm_assets.errors import InputFileError
 from crm_assets.landing import (  # noqa: F401  (file names re-exported for the layers above)
     ALLOW_REMOVALS_TAG, CONTENT_COLUMNS, CONTENT_HASH, CUSTOMERS_FILE, PREFLIGHT_TAG, PRODUCTS_FILE, TRANSACTIONS_GLOB, FileProfile,
-    find_removals, month_ranges, profile_folder, profile_of_staged, read_state, removal_message, transaction_files,
+    find_removals, has_table, month_ranges, profile_folder, profile_of_staged, read_state, removal_message, transaction_files,
 )
 from crm_assets.months import key_to_date
 from crm_assets.partitions import first_partition, monthly_partitions
@@ -276,12 +276,7 @@ def _check_removals(
     first_month: date, window_start: date, window_end: date, last_month: date, allowed: bool,
 ) -> None:
     """Stop before writing when rows would disappear, unless allowed and the window covers every month that loses rows."""
-    state = read_state(con)
-    current = profiles + [
-        FileProfile(name, "", 0, state.files[name].rows_valid if name in state.files else 0, 0)
-        for name in unchanged
-    ]
-    removals = find_removals(state, current, first_month)
+    removals = find_removals(read_state(con), profiles, first_month, unchanged)
     if not removals:
         return
     if not allowed:
@@ -333,7 +328,7 @@ def _check_later_months_follow(con: duckdb.DuckDBPyConnection, kept: list[str], 
     A run that ends at (or after) the newest built month needs no look. `crm run` and the sensor widen their
     ranges so that this never stops them; a narrower run from the UI stops here, before anything is written.
     """
-    built = con.execute("SELECT max(report_month) FROM reporting.snapshot_manifest").fetchone()[0] if has_manifest(con) else None
+    built = con.execute("SELECT max(report_month) FROM reporting.snapshot_manifest").fetchone()[0] if has_table(con, "reporting", "snapshot_manifest") else None
     if built is None or end >= built:
         return
     _compare_months(con, kept)
@@ -347,12 +342,6 @@ def _check_later_months_follow(con: duckdb.DuckDBPyConnection, kept: list[str], 
             f"built on the old lines: run through {built:%Y-%m} (crm run widens its range by itself); nothing was changed",
             check=LATER_MONTHS_CHECK,
         )
-
-
-def has_manifest(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'reporting' AND table_name = 'snapshot_manifest'"
-    ).fetchone()[0])
 
 
 def _record_profiles(con: duckdb.DuckDBPyConnection, profiles: list[FileProfile], present: list[str]) -> None:
