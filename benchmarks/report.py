@@ -21,7 +21,7 @@ STEP_LABELS = {
     "report": "`crm report --month <last>`",
     "export": "`crm export --month <last>` (every customer)",
     "export filtered": "`crm export --month <last>` with filters",
-    "sql only": "the package's SQL alone, no Dagster (`crm_assets.pipeline` build functions)",
+    "sql only": "the package's SQL alone, no Dagster (`crm_assets.layers.pipeline` build functions)",
     "floor": "floor: one plain DuckDB statement, every month",
     "loop": "one DuckDB query per month (straightforward way)",
 }

@@ -8,7 +8,7 @@ For each scale: generate the data, then measure, each as a separate process,
 - ``refresh``: ``crm run --from <last> --to <last>`` on it: the refresh of one newly added month;
 - ``report``: ``crm report --month <last>``;
 - ``export``: ``crm export --month <last>`` of every customer, and with filters;
-- ``sql only``: the package's own SQL without Dagster (``crm_assets.pipeline``'s build functions);
+- ``sql only``: the package's own SQL without Dagster (``crm_assets.layers.pipeline``'s build functions);
 - ``floor``: the same snapshot by one plain DuckDB statement over the CSV files (benchmarks/floor.py);
 - ``loop``: the same snapshot by one query per month (benchmarks/floor.py);
 

@@ -1,6 +1,6 @@
-"""The project's own SQL without Dagster: every ``build_*`` function of ``crm_assets.pipeline``.
+"""The project's own SQL without Dagster: every ``build_*`` function of ``crm_assets.layers.pipeline``.
 
-Runs the same layers as ``crm_assets.pipeline.build_all`` (same order, same
+Runs the same layers as ``crm_assets.layers.pipeline.build_all`` (same order, same
 functions, checks included) on a fresh DuckDB file, timing each layer, so the
 benchmark can tell the SQL's share of ``crm run`` from Dagster's.
 
@@ -49,22 +49,22 @@ def main(argv: list[str] | None = None) -> int:
 
     import duckdb
 
-    from crm_assets.csv_input import CUSTOMERS, PRODUCTS
-    from crm_assets.enriched import build_customers, build_transactions
-    from crm_assets.features import build_activity, build_features
-    from crm_assets.lifecycle import build_lifecycle
-    from crm_assets.partitioned import MonthWindow
-    from crm_assets.partitions import monthly_partitions
-    from crm_assets.raw import load_master, load_transactions
-    from crm_assets.reporting import build_snapshot
-    from crm_assets.rfmt import build_rfmt
-    from crm_assets.rules import CrmRules
+    from crm_assets.core.csv_input import CUSTOMERS, PRODUCTS
+    from crm_assets.core.partitioned import MonthWindow
+    from crm_assets.core.partitions import monthly_partitions
+    from crm_assets.core.rules import CrmRules
+    from crm_assets.layers.enriched import build_customers, build_transactions
+    from crm_assets.layers.features import build_activity, build_features
+    from crm_assets.layers.lifecycle import build_lifecycle
+    from crm_assets.layers.raw import load_master, load_transactions
+    from crm_assets.layers.reporting import build_snapshot
+    from crm_assets.layers.rfmt import build_rfmt
 
     partitions = monthly_partitions.get_partition_keys()
     keys = tuple(k for k in partitions if args.first[:7] <= k[:7] <= args.last[:7])
     window = MonthWindow(date.fromisoformat(keys[0]), date.fromisoformat(keys[-1]), keys)
     first_partition, last_partition = date.fromisoformat(partitions[0]), date.fromisoformat(partitions[-1])
-    from crm_assets.resources import Warehouse
+    from crm_assets.core.resources import Warehouse
 
     config = {"temp_directory": f"{args.db}.tmp"}
     memory_limit = Warehouse(path=str(args.db)).memory_limit if args.memory_limit is None else args.memory_limit

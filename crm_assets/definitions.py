@@ -7,20 +7,19 @@ warehouse's run lock from start to end: runs on one warehouse never overlap.
 
 from dagster import Definitions, in_process_executor
 
-import crm_assets.instance  # noqa: F401  (SQLite tuning of the run history, see instance.py)
-
-from crm_assets.enriched import enriched_assets
-from crm_assets.features import features_assets
-from crm_assets.jobs import crm_pipeline_job
-from crm_assets.lifecycle import lifecycle_assets
-from crm_assets.outputs import output_assets
-from crm_assets.raw import raw_assets
-from crm_assets.reporting import reporting_assets
-from crm_assets.resources import InputFolder, OutputFolder, Warehouse
-from crm_assets.rfmt import rfmt_assets
-from crm_assets.rules import CrmRules
-from crm_assets.schedules import monthly_refresh
-from crm_assets.sensors import input_files_sensor
+import crm_assets.automation.instance  # noqa: F401  (SQLite tuning of the run history, see instance.py)
+from crm_assets.automation.jobs import crm_pipeline_job
+from crm_assets.automation.schedules import monthly_refresh
+from crm_assets.automation.sensors import input_files_sensor
+from crm_assets.core.resources import InputFolder, OutputFolder, Warehouse
+from crm_assets.core.rules import CrmRules
+from crm_assets.layers.enriched import enriched_assets
+from crm_assets.layers.features import features_assets
+from crm_assets.layers.lifecycle import lifecycle_assets
+from crm_assets.layers.raw import raw_assets
+from crm_assets.layers.reporting import reporting_assets
+from crm_assets.layers.rfmt import rfmt_assets
+from crm_assets.outputs.assets import output_assets
 
 all_assets = [*raw_assets, *enriched_assets, *features_assets, *lifecycle_assets, *rfmt_assets, *reporting_assets, *output_assets]
 

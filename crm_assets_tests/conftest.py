@@ -12,7 +12,7 @@ import pytest
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
-# The calendar of this process is fixed when crm_assets.partitions is imported, before any test sets its own
+# The calendar of this process is fixed when crm_assets.core.partitions is imported, before any test sets its own
 # CRM_INPUT_DIR: an empty folder makes it the default (2020-01 on) whatever data/input holds. Subprocesses
 # (crm run) get each test's folder, and their calendar follows its data.
 os.environ["CRM_INPUT_DIR"] = tempfile.mkdtemp(prefix="crm-tests-no-input-")

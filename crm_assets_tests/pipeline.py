@@ -7,10 +7,10 @@ from pathlib import Path
 import duckdb
 from dagster import DagsterInstance, materialize
 
+from crm_assets.cli.runner import RANGE_END_TAG, RANGE_START_TAG
+from crm_assets.core.resources import InputFolder, OutputFolder, Warehouse
+from crm_assets.core.rules import CrmRules
 from crm_assets.definitions import all_assets
-from crm_assets.resources import InputFolder, OutputFolder, Warehouse
-from crm_assets.rules import CrmRules
-from crm_assets.runner import RANGE_END_TAG, RANGE_START_TAG
 
 from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, write
 

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from crm_assets import generate, landing
+from crm_assets.cli import generate
+from crm_assets.core import landing
 
 from .conftest import TX_HEADER, lines, query, write
 from .test_cli import one_line_error, run_cli

@@ -8,7 +8,7 @@ import sys
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from crm_assets.cli import main
+from crm_assets.cli.main import main
 
 from .conftest import CUSTOMER_HEADER, TX_HEADER, lines, query, write
 
@@ -152,7 +152,7 @@ def test_a_long_step_shows_a_status_bar_on_a_terminal_only():
     import io
     import time
 
-    from crm_assets.progress import Ticker, status_line
+    from crm_assets.cli.progress import Ticker, status_line
 
     assert status_line("features/customer_features", 12.4, 5, 10, width=10) == (
         "  [#####.....] 5/10 steps  features/customer_features running 12 s"

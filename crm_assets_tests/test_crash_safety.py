@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_assets import generate
+from crm_assets.cli import generate
 
 from .conftest import table_dump
 

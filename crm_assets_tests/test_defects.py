@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_assets.cli import main
-from crm_assets.csv_input import MALFORMED_QUOTING
+from crm_assets.cli.main import main
+from crm_assets.core.csv_input import MALFORMED_QUOTING
 
 from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, query, table_dump, write
 
@@ -219,7 +219,7 @@ def test_the_month_after_a_run_is_compared_with_the_runs_last_month(tmp_path):
     """The cross-month checks look across the run's end too: a later month on older history is a violation."""
     import duckdb
 
-    from crm_assets import quality
+    from crm_assets.core import quality
 
     con = duckdb.connect()
     con.execute("CREATE TABLE snap (report_month DATE, customer_id VARCHAR, m_total DOUBLE)")

@@ -17,10 +17,10 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_assets.errors import CrmError
-from crm_assets.partitioned import MonthWindow
-from crm_assets.pipeline import build_all
-from crm_assets.runner import resolve_months
+from crm_assets.cli.runner import resolve_months
+from crm_assets.core.errors import CrmError
+from crm_assets.core.partitioned import MonthWindow
+from crm_assets.layers.pipeline import build_all
 
 from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, write
 

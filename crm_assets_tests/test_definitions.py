@@ -2,9 +2,9 @@
 
 from dagster import AssetKey, BackfillPolicy
 
-from crm_assets import settings
+from crm_assets.core import settings
+from crm_assets.core.partitions import monthly_partitions
 from crm_assets.definitions import crm_pipeline_job, defs
-from crm_assets.partitions import monthly_partitions
 
 EXPECTED_ASSETS = {
     AssetKey(["raw", "products"]),
@@ -47,7 +47,7 @@ def test_partition_keys_are_first_of_month():
 def test_every_check_is_documented():
     from pathlib import Path
 
-    from crm_assets.quality import all_checks
+    from crm_assets.layers.checks import all_checks
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "data_quality.md").read_text()
     for check in all_checks():
@@ -55,7 +55,7 @@ def test_every_check_is_documented():
 
 
 def test_every_asset_check_is_declared():
-    from crm_assets.quality import all_checks
+    from crm_assets.layers.checks import all_checks
 
     declared = {(("/".join(k.asset_key.path)), k.name) for k in asset_graph().asset_check_keys}
     assert declared == {(c.asset, c.name) for c in all_checks()}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_assets import generate
+from crm_assets.cli import generate
 
 pytestmark = pytest.mark.e2e
 

@@ -30,12 +30,12 @@ import json
 import openpyxl
 import pytest
 
-from crm_assets import workbook
-from crm_assets.cli import main
-from crm_assets.errors import CrmError
-from crm_assets.exports import EXPORT_COLUMNS, export_customers, export_query
-from crm_assets.reporting import SNAPSHOT_COLUMNS
-from crm_assets.resources import Warehouse
+from crm_assets.cli.main import main
+from crm_assets.core.errors import CrmError
+from crm_assets.core.resources import Warehouse
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
+from crm_assets.outputs import workbook
+from crm_assets.outputs.exports import EXPORT_COLUMNS, export_customers, export_query
 
 from .conftest import query
 from .test_views import FEB, JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture

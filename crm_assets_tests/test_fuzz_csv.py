@@ -17,8 +17,8 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_assets.csv_input import CUSTOMERS, TRANSACTIONS, stage_file
-from crm_assets.errors import InputFileError
+from crm_assets.core.csv_input import CUSTOMERS, TRANSACTIONS, stage_file
+from crm_assets.core.errors import InputFileError
 
 from .conftest import CUSTOMER_HEADER, TX_HEADER
 

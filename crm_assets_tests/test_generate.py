@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_assets import generate as gen
+from crm_assets.cli import generate as gen
 
 TX_COLUMNS = ["invoice_id", "customer_id", "invoice_date", "product_id", "quantity", "revenue", "store_id"]
 CUSTOMER_COLUMNS = [

@@ -11,15 +11,24 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+)
 from dagster._core.instance.ref import InstanceRef
-from dagster import AssetKey, AssetMaterialization, DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context, instance_for_test
 
-from crm_assets import generate
-from crm_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
-from crm_assets.partitioned import MonthWindow
-from crm_assets.pipeline import build_all
-from crm_assets.schedules import month_before, monthly_refresh, refresh_range
-from crm_assets.sensors import input_files_sensor
+from crm_assets.automation.jobs import RANGE_END_TAG, RANGE_START_TAG
+from crm_assets.automation.schedules import month_before, monthly_refresh, refresh_range
+from crm_assets.automation.sensors import input_files_sensor
+from crm_assets.cli import generate
+from crm_assets.core.partitioned import MonthWindow
+from crm_assets.layers.pipeline import build_all
 
 from .conftest import TX_HEADER, lines, table_dump, write
 from .pipeline import write_inputs

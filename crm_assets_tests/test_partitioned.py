@@ -8,8 +8,8 @@ from datetime import date
 
 import duckdb
 
-from crm_assets import partitioned
-from crm_assets.partitioned import MonthWindow, counts_by_month_of, month_parts
+from crm_assets.core import partitioned
+from crm_assets.core.partitioned import MonthWindow, counts_by_month_of, month_parts
 
 JAN, FEB, MAR, APR = date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1), date(2024, 4, 1)
 WINDOW = MonthWindow(FEB, APR, ("2024-02-01", "2024-03-01", "2024-04-01"))

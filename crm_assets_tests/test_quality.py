@@ -14,10 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crm_assets import generate
-from crm_assets.partitioned import MonthWindow
-from crm_assets.pipeline import build_all
-from crm_assets.quality import ERROR, WARN, all_checks, evaluate
+from crm_assets.cli import generate
+from crm_assets.core.partitioned import MonthWindow
+from crm_assets.core.quality import ERROR, WARN, evaluate
+from crm_assets.layers.checks import all_checks
+from crm_assets.layers.pipeline import build_all
 
 from .pipeline import write_inputs
 
@@ -154,6 +155,8 @@ def test_error_check_passes_on_good_data_and_fails_when_broken(check, sample_db,
 WARN_PLANTS = {
     ("raw/sales_transactions", "future_dated_lines"):
         "INSERT INTO raw.sales_transactions SELECT * REPLACE (DATE '2099-01-01' AS invoice_date) FROM raw.sales_transactions LIMIT 1",
+    ("raw/sales_transactions", "no_month_past_the_data"):  # the window's last month loses its lines
+        "DELETE FROM raw.sales_transactions WHERE partition_month = (SELECT max(partition_month) FROM raw.sales_transactions)",
     ("raw/products", "rejected_rows"):
         "INSERT INTO raw.rejected_rows VALUES ('products', 'products_master.csv', 9, 'P9,x', 'expected 5 fields, found 2')",
     ("raw/customers", "rejected_rows"):

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterEventType, DagsterInstance, materialize
 
-from crm_assets import lifecycle
+from crm_assets.cli.runner import RANGE_END_TAG, RANGE_START_TAG
+from crm_assets.core.quality import ERROR
+from crm_assets.core.resources import InputFolder, OutputFolder, Warehouse
+from crm_assets.core.rules import CrmRules
 from crm_assets.definitions import all_assets
-from crm_assets.quality import ERROR, all_checks
-from crm_assets.resources import InputFolder, OutputFolder, Warehouse
-from crm_assets.rules import CrmRules
-from crm_assets.runner import RANGE_END_TAG, RANGE_START_TAG
+from crm_assets.layers import lifecycle
+from crm_assets.layers.checks import all_checks
 
 from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, lines, query, table_dump, write
 from .pipeline import write_inputs

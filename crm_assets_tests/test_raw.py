@@ -12,11 +12,11 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, materialize
 
-from crm_assets.csv_input import CUSTOMERS, MALFORMED_QUOTING, PRODUCTS, TRANSACTIONS, stage_file
-from crm_assets.errors import CrmError, InputFileError
-from crm_assets.raw import load_master, load_transactions, raw_assets
-from crm_assets.resources import InputFolder, Warehouse
-from crm_assets.runner import RANGE_END_TAG, RANGE_START_TAG
+from crm_assets.cli.runner import RANGE_END_TAG, RANGE_START_TAG
+from crm_assets.core.csv_input import CUSTOMERS, MALFORMED_QUOTING, PRODUCTS, TRANSACTIONS, stage_file
+from crm_assets.core.errors import CrmError, InputFileError
+from crm_assets.core.resources import InputFolder, Warehouse
+from crm_assets.layers.raw import load_master, load_transactions, raw_assets
 
 from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, query, table_dump, write
 

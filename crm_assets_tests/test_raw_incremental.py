@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_assets.errors import InputFileError
-from crm_assets.raw import load_transactions
+from crm_assets.core.errors import InputFileError
+from crm_assets.layers.raw import load_transactions
 
 from .conftest import TX_HEADER, lines, write
 

@@ -17,7 +17,7 @@ from datetime import date
 
 import pytest
 
-from crm_assets.rules import CrmRules
+from crm_assets.core.rules import CrmRules
 
 from .pipeline import build, row
 

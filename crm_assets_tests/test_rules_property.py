@@ -16,9 +16,9 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_assets.partitioned import MonthWindow
-from crm_assets.pipeline import build_all
-from crm_assets.reporting import SNAPSHOT_COLUMNS
+from crm_assets.core.partitioned import MonthWindow
+from crm_assets.layers.pipeline import build_all
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 
 from . import reference
 from .pipeline import write_inputs
@@ -183,7 +183,8 @@ def test_layers_computed_in_parts_equal_one_pass(dataset):
     lifecycle, RFMT and the snapshot in ranges of months (partitioned.ROWS_PER_PART)."""
     from unittest import mock
 
-    from crm_assets import features, partitioned
+    from crm_assets.core import partitioned
+    from crm_assets.layers import features
 
     with landed(dataset) as (folder, _, _):
         one, bucketed = duckdb.connect(), duckdb.connect()

@@ -13,9 +13,9 @@ import math
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from crm_assets import generate
-from crm_assets.cli import main
-from crm_assets.rules import EVENTS, STAGES, TIERS
+from crm_assets.cli import generate
+from crm_assets.cli.main import main
+from crm_assets.core.rules import EVENTS, STAGES, TIERS
 
 from .conftest import query
 from .test_generate import snapshots as oracle_snapshots

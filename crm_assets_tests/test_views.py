@@ -224,8 +224,8 @@ def test_views_are_replaced_not_appended(small, tmp_path):
     """Re-running a month gives the same rows (delete + insert of the window)."""
     import duckdb
 
-    from crm_assets.partitioned import MonthWindow
-    from crm_assets.views import VIEWS, build_views
+    from crm_assets.core.partitioned import MonthWindow
+    from crm_assets.outputs.views import VIEWS, build_views
 
     copy = warehouse_copy(small, tmp_path)
     before = {name: query(copy, f"SELECT * FROM reporting.{name} ORDER BY ALL") for name in VIEWS}

@@ -14,11 +14,11 @@ import openpyxl
 import pytest
 from openpyxl.chart import BarChart, LineChart
 
-from crm_assets import workbook
-from crm_assets.cli import main
-from crm_assets.errors import CrmError
-from crm_assets.reporting import SNAPSHOT_COLUMNS
-from crm_assets.rules import TIERS
+from crm_assets.cli.main import main
+from crm_assets.core.errors import CrmError
+from crm_assets.core.rules import TIERS
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
+from crm_assets.outputs import workbook
 
 from .conftest import query
 from .test_views import FEB, JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
@@ -244,8 +244,8 @@ def test_missing_views_are_a_user_error(small, tmp_path):  # noqa: F811
 
 def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path):
     """January has only an anonymous customer's line: the month is computed, with no snapshot row."""
-    from crm_assets.exports import export_customers
-    from crm_assets.resources import Warehouse
+    from crm_assets.core.resources import Warehouse
+    from crm_assets.outputs.exports import export_customers
 
     from .pipeline import build
 
@@ -268,7 +268,7 @@ def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path)
 
 
 def test_workbooks_of_several_months_in_worker_processes_equal_the_serial_ones(small, tmp_path, monkeypatch):  # noqa: F811
-    from crm_assets.resources import Warehouse
+    from crm_assets.core.resources import Warehouse
 
     monkeypatch.setattr(workbook, "PARALLEL_MIN_ROWS", 0)
     monkeypatch.setattr(workbook, "MAX_WORKBOOK_PROCESSES", 2)
@@ -297,7 +297,7 @@ def test_lists_within_budget(rows, budget, listed):
 
 
 def test_a_long_run_leaves_the_older_lists_out_and_says_how_to_get_them(small, tmp_path):  # noqa: F811
-    from crm_assets.resources import Warehouse
+    from crm_assets.core.resources import Warehouse
 
     summaries = workbook.build_workbooks(Warehouse(path=str(small.warehouse)), tmp_path, [JAN, FEB, MAR], list_rows=10)
     assert [(s.month, s.customers, [n for _, n in s.customer_sheets]) for s in summaries] == [

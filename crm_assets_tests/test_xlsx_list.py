@@ -16,7 +16,7 @@ import duckdb
 import openpyxl
 import pytest
 
-from crm_assets import workbook, xlsx_list
+from crm_assets.outputs import workbook, xlsx_list
 
 # (column name, SQL type, values of the rows); the names pick the formats of workbook.LIST_COLUMNS
 EDGE_ROWS = 5

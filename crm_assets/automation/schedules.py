@@ -1,0 +1,93 @@
+"""The monthly schedule: build the month that ended, once the landed files cover it.
+
+Runs on the 2nd of each month at 06:00 in ``CRM_SCHEDULE_TIMEZONE`` (default
+UTC) and looks at the month before the tick, with the folder compared to the
+warehouse (``landing.plan_folder``, the reading the load does):
+
+- the files do not cover the month yet (``landing.Coverage``: a line dated
+  after it, or a file holding its lines written after it ended): it skips,
+  naming the month and the newest transaction date, and the sensor builds the
+  month when its file lands;
+- the month is built and no line of it or of an earlier month changed: it skips;
+- otherwise one run, from the first month of the data that is not built yet
+  (or the first changed month) through the month.
+
+It never asks for a month past the data.
+"""
+
+from __future__ import annotations
+
+from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
+
+from crm_assets.automation.jobs import crm_pipeline_job, range_tags
+from crm_assets.core import settings
+from crm_assets.core.months import add_months, key_of
+from crm_assets.core.partitions import calendar_keys, first_partition
+
+CRON = "0 6 2 * *"
+TIMEZONE = settings.schedule_timezone()
+
+
+def month_before(day) -> str:
+    """Partition key of the calendar month before ``day``'s month."""
+    return key_of(add_months(day, -1))
+
+
+def refresh_range(month: str, built: list[str], data_first: str, keys: list[str], changed: list[str] = ()) -> tuple[str, str]:
+    """From the first month of the data not built yet (or the first changed month) through ``month``."""
+    missing = [k for k in keys if data_first <= k <= month and k not in set(built)]
+    starts = [*missing[:1], *[c for c in changed if c <= month][:1]] or [month]
+    return min(starts), month
+
+
+def decide(month: str, plan, cover, keys: list[str]) -> tuple[tuple[str, str] | None, str]:
+    """The range to run for the tick's month (or None), and a sentence saying why."""
+    from crm_assets.core.landing import removal_message
+
+    if month not in keys:
+        return None, f"{month[:7]} is not in the calendar ({keys[0][:7] if keys else '-'} on)"
+    if plan.removals:
+        return None, removal_message(plan.removals)
+    if cover.covered_through is None or key_of(cover.covered_through) < month:
+        return None, (
+            f"{month[:7]} is not covered by the files yet: {cover.describe()}; it is built once a file holding "
+            f"lines of a later month, or written after {month[:7]} ended, lands"
+        )
+    built = [key_of(m) for m in plan.built]
+    changed = [key_of(m) for m in plan.changed]
+    if month in built and not [c for c in changed if c <= month] and not plan.masters_changed:
+        return None, f"{month[:7]} is built from the files as they are"
+    data_first = max(key_of(plan.span[0]), keys[0])
+    first, last = refresh_range(month, built, data_first, keys, changed)
+    return (first, last), f"{month[:7]} is covered ({cover.describe()}): {first[:7]}..{last[:7]}"
+
+
+@schedule(
+    job=crm_pipeline_job,
+    cron_schedule=CRON,
+    execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="On the 2nd at 06:00: build the month that ended once the files cover it (and any month missing "
+                "before it); skips with the reason otherwise.",
+)
+def monthly_refresh(context: ScheduleEvaluationContext):
+    from crm_assets.core.errors import CrmError
+    from crm_assets.core.landing import PREFLIGHT_TAG, coverage, plan_folder, read_warehouse_state
+    from crm_assets.core.resources import Warehouse, WarehouseLockedError
+
+    month = month_before(context.scheduled_execution_time.date())
+    keys = calendar_keys(context.scheduled_execution_time)
+    folder = settings.input_dir()
+    try:
+        plan = plan_folder(folder, read_warehouse_state(Warehouse(lock_timeout_seconds=0)), first_partition())
+    except WarehouseLockedError:
+        return SkipReason(f"the warehouse is in use by a run; {month[:7]} is left to the sensor or the next tick")
+    except (CrmError, OSError) as exc:
+        return SkipReason(str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}")
+    span, why = decide(month, plan, coverage(folder, plan.profiles), keys)
+    if span is None:
+        return SkipReason(why)
+    return RunRequest(
+        run_key=f"monthly-{month}",
+        tags={**range_tags(*span), "crm/trigger": "schedule", "crm/reason": why[:200], PREFLIGHT_TAG: "done"},
+    )

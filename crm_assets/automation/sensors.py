@@ -1,0 +1,142 @@
+"""The new-file sensor: refresh the affected months when input files land, change or go.
+
+Every 30 s it looks at ``CRM_INPUT_DIR``. Its baseline is the warehouse
+itself: the file versions the raw layer recorded and the lines it holds per
+month (``landing.plan_folder``, the same reading the load does). So starting
+the daemon after a ``crm run`` requests nothing, and a change requests
+exactly the months it affects:
+
+- lines of built months changed (a corrected or replaced file): one run from
+  the first changed month through the newest month built or with data;
+- months with data after the newest built month (a new year's file): one run
+  of those months;
+- a changed master: every month of the data;
+- a transactions file that changed without changing any month's lines (only
+  rejected lines differ): the newest built month, so the raw bookkeeping follows;
+- a file that disappeared or lost more than half of its rows: no run; the
+  sensor skips with the reason until ``crm run --allow-removals`` is run;
+- a file modified in the last ``CRM_SENSOR_SETTLE_SECONDS`` (default 30) may
+  still be being written: the sensor waits for the next tick.
+
+The cursor holds only the folder's signature (names, sizes, modification
+times) and the last decision in words, shown in the UI.
+"""
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+
+from crm_assets.automation.jobs import crm_pipeline_job, range_tags
+from crm_assets.core import settings
+from crm_assets.core.errors import CrmError
+from crm_assets.core.landing import (
+    MASTER_FILES,
+    PREFLIGHT_TAG,
+    TRANSACTIONS_GLOB,
+    Plan,
+    month_ranges,
+    plan_folder,
+    read_warehouse_state,
+    removal_message,
+)
+from crm_assets.core.months import key_of
+from crm_assets.core.partitions import calendar_keys, first_partition
+
+
+def settle_seconds() -> float:
+    return float(os.environ.get("CRM_SENSOR_SETTLE_SECONDS", "30"))
+
+
+def folder_signature(folder: Path) -> tuple[str, list[str]]:
+    """(a short hash of the names, sizes and modification times of the input files, the files still being written)."""
+    now = time.time()
+    entries, unsettled = [], []
+    for path in sorted([*(folder / n for n in MASTER_FILES), *folder.glob(TRANSACTIONS_GLOB)]):
+        if not path.is_file():
+            continue
+        stat = path.stat()
+        if now - stat.st_mtime < settle_seconds():
+            unsettled.append(path.name)
+        entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    entries.append(f"encoding:{os.environ.get(settings.ENV_INPUT_ENCODING, '')}")  # a new setting: a new look
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
+
+
+def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None, str]:
+    """The range of months to run for the plan (or None) and a sentence saying why."""
+    if plan.removals:
+        return None, removal_message(plan.removals)
+    if plan.span is None:
+        return None, "no transaction line with a valid invoice_date in the folder"
+    data_first, data_last = key_of(plan.span[0]), key_of(plan.span[1])
+    if not keys:
+        return None, "no month of the calendar has ended yet"
+    if plan.span[0] < first_partition() and not os.environ.get(settings.ENV_FIRST_MONTH, "").strip():
+        return None, (
+            f"the data now starts in {data_first[:7]}, before the calendar ({keys[0][:7]} on): reload the "
+            "definitions (Reload in the UI's Deployment page, or restart dagster dev) so that it starts there"
+        )
+    built = [key_of(m) for m in plan.built]
+    newest = max([data_last, *built])  # months built already follow; no new month past the data
+    if not built:
+        first, last, why = data_first, data_last, "nothing built yet"
+    elif plan.masters_changed:
+        first, last = data_first, newest
+        why = f"{' and '.join(plan.masters_changed)} changed: every month"
+    elif plan.changed:
+        first, last = key_of(plan.changed[0]), newest
+        why = f"lines of {month_ranges(plan.changed)} changed"
+    elif [m for m in plan.new_months if key_of(m) > max(built)]:
+        first = min(key_of(m) for m in plan.new_months if key_of(m) > max(built))
+        last = newest
+        why = "new months of data"
+    elif plan.files_changed:
+        first = last = max(built)
+        why = "a transactions file changed without changing any month's lines (rejected lines only)"
+    else:
+        return None, "the warehouse holds every input file as it is"
+    first, last = max(first, keys[0]), min(last, keys[-1])
+    if first > last:
+        return None, f"{why}, but those months are not partitions yet"
+    return (first, last), f"{why}: {first[:7]}..{last[:7]}"
+
+
+@sensor(
+    job=crm_pipeline_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Refreshes the affected months when files in CRM_INPUT_DIR are added, replaced or removed.",
+)
+def input_files_sensor(context: SensorEvaluationContext):
+    folder = settings.input_dir()
+    if not folder.is_dir():
+        return SkipReason(f"{folder}: input folder not found")
+    signature, unsettled = folder_signature(folder)
+    if unsettled:
+        return SkipReason(f"waiting for {', '.join(unsettled)} to finish writing")
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    if cursor.get("signature") == signature:
+        return SkipReason(f"no change in the folder since: {cursor.get('decision', 'the last look')}")
+    from crm_assets.core.resources import Warehouse, WarehouseLockedError
+
+    warehouse = Warehouse(lock_timeout_seconds=0)
+    try:
+        plan = plan_folder(folder, read_warehouse_state(warehouse), first_partition())
+    except WarehouseLockedError:
+        return SkipReason("the warehouse is in use by a run; looking again at the next tick")
+    except (CrmError, OSError) as exc:
+        decision = str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}"
+        context.update_cursor(json.dumps({"signature": signature, "decision": decision}))
+        return SkipReason(decision)
+    span, why = refresh_request(plan, calendar_keys())
+    context.update_cursor(json.dumps({"signature": signature, "decision": why}))
+    if span is None:
+        return SkipReason(why)
+    return RunRequest(
+        run_key=f"files-{signature}",
+        tags={**range_tags(*span), "crm/trigger": "input_files_sensor", "crm/reason": why[:200], PREFLIGHT_TAG: "done"},
+    )

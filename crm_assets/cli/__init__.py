@@ -1,0 +1,1 @@
+"""The ``crm`` command line: ``crm run`` through Dagster, the sample generator, reports, exports and queries."""

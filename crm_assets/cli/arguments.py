@@ -1,0 +1,24 @@
+"""Argument types shared by the ``crm`` subcommands: one-line errors for a bad month or count."""
+
+from __future__ import annotations
+
+import argparse
+
+from crm_assets.core.months import month_key
+
+
+def month_arg(value: str) -> str:
+    try:
+        return month_key(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a positive whole number")
+    return number

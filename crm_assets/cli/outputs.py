@@ -1,0 +1,139 @@
+"""``crm report`` and ``crm export``: the output commands of the CLI.
+
+``add_output_commands`` adds their subparsers; ``OUTPUT_COMMANDS`` maps each
+command name to its handler ``(args) -> exit code``. Both read the warehouse
+read-only (``crm export`` opens it read-write only for the instant of its
+audit record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from crm_assets.cli.arguments import month_arg
+from crm_assets.core import settings
+from crm_assets.core.errors import CrmError
+
+FILTER_HELP = {
+    "tier": "value tier: Diamond, Platinum, Gold, Silver, Bronze, Passive",
+    "stage": "lifecycle stage: Prospect, New, Active, 'At Risk', Lost",
+    "event": "lifecycle event of the month: New, Lost, Reactivated",
+    "status": "activity status: Active, 'Not Active'",
+    "group": "customer group (values of the month)",
+    "city": "city (values of the month)",
+    "store": "customers with a transaction line at the store, dated up to the end of the month",
+}
+
+
+def add_output_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the output subcommands to the ``crm`` parser."""
+    report = sub.add_parser(
+        "report", parents=[common], help="write the monthly Excel summary workbook",
+        description="Write the summary workbook of one month (docs/outputs.md) from the warehouse, read-only.",
+    )
+    report.add_argument("--month", required=True, type=month_arg, help="report month YYYY-MM")
+    report.add_argument(
+        "--out", type=Path, default=None,
+        help=f"workbook file .xlsx (default ${settings.ENV_OUTPUT_DIR}/reports/crm_summary_YYYY-MM.xlsx)",
+    )
+    report.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
+
+    export = sub.add_parser(
+        "export", parents=[common], help="write a filtered customer list (.csv or .xlsx) for a campaign",
+        description=(
+            "Write the customers of one month that pass every filter given. Each filter is repeatable or "
+            "comma-separated; values of one filter are OR-ed, different filters AND-ed. Contact data only "
+            "where consented; every export is recorded in reporting.export_audit (docs/outputs.md)."
+        ),
+    )
+    export.add_argument("--month", required=True, type=month_arg, help="report month YYYY-MM")
+    for name, text in FILTER_HELP.items():
+        export.add_argument(f"--{name}", action="append", default=None, metavar="VALUE", help=text)
+    export.add_argument(
+        "--consent", action="append", default=None, metavar="CHANNEL",
+        help="email, sms, phone: keep customers who consented to at least one of them",
+    )
+    export.add_argument("--out", required=True, type=Path, help="output file, .csv (UTF-8 with BOM) or .xlsx")
+    export.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
+
+    sql = sub.add_parser(
+        "sql", parents=[common], help="run a read-only SQL query on the warehouse and print the result",
+        description="Run one SQL query on the warehouse, read-only (docs/warehouse.md lists the tables), "
+                    "and print the result as a table; --csv prints CSV instead.",
+    )
+    sql.add_argument("query", help="the SQL query, e.g. \"SELECT value_tier, count(*) FROM reporting.customer_snapshot "
+                                   "WHERE report_month = '2025-12-01' GROUP BY 1\"")
+    sql.add_argument("--csv", action="store_true", help="print CSV (with a header row) instead of a table")
+    sql.add_argument("--max-rows", type=int, default=40, help="rows shown in the table (default 40; --csv prints all)")
+    sql.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
+
+
+def _warehouse(args: argparse.Namespace):
+    from crm_assets.core.resources import Warehouse
+
+    if args.warehouse is not None:
+        return Warehouse(path=str(args.warehouse.resolve()))
+    return Warehouse()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from crm_assets.core.months import key_to_date
+    from crm_assets.outputs.workbook import build_workbook, workbook_path
+
+    month = key_to_date(args.month)
+    out = args.out if args.out is not None else workbook_path(settings.output_dir(), month)
+    if out.suffix.lower() != ".xlsx":
+        raise CrmError(f"--out {out}: the workbook file name must end with .xlsx")
+    started = time.perf_counter()
+    with _warehouse(args).connect(read_only=True) as con:
+        summary = build_workbook(con, month, out)
+    sheets = ", ".join(title for title, _ in summary.customer_sheets)
+    print(
+        f"crm report: wrote {summary.path} ({summary.customers:,} customers on {sheets}; "
+        f"{len(summary.sheets)} sheets) in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from crm_assets.core.months import key_to_date
+    from crm_assets.outputs.exports import export_customers
+
+    started = time.perf_counter()
+    filters = {name: getattr(args, name) for name in FILTER_HELP if getattr(args, name)}
+    result = export_customers(_warehouse(args), key_to_date(args.month), args.out, filters, args.consent)
+    used = "; ".join(f"{k}={','.join(v)}" for k, v in result.filters.items())
+    if result.consent:
+        used += ("; " if used else "") + "consent=" + " or ".join(result.consent)
+    print(
+        f"crm export: wrote {result.rows:,} customers of {result.month:%Y-%m} to {result.path}"
+        f" ({used or 'no filter'}) in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import csv
+    import sys
+
+    import duckdb
+
+    with _warehouse(args).connect(read_only=True) as con:
+        try:
+            relation = con.sql(args.query)
+        except duckdb.Error as exc:
+            raise CrmError(str(exc).strip().splitlines()[0]) from None
+        if relation is None:
+            return 0
+        if args.csv:
+            writer = csv.writer(sys.stdout)
+            writer.writerow(relation.columns)
+            writer.writerows(relation.fetchall())
+        else:
+            relation.show(max_rows=args.max_rows, max_width=200)
+    return 0
+
+
+OUTPUT_COMMANDS: dict = {"report": cmd_report, "export": cmd_export, "sql": cmd_sql}

@@ -1,0 +1,206 @@
+"""Launching the pipeline job through Dagster, as ``crm run`` does.
+
+The run is recorded in the instance of ``DAGSTER_HOME`` so that the UI shows
+it afterwards. A range of months is one run (the assets' backfill policy is a
+single run), selected with Dagster's partition-range tags.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crm_assets.automation.jobs import RANGE_END_TAG, RANGE_START_TAG, range_tags  # noqa: F401  (re-exported for tests)
+from crm_assets.core import settings
+from crm_assets.core.errors import CrmError
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    run_id: str
+    first_month: str
+    last_month: str
+    months: int
+    assets: int
+    failures: list[str] = field(default_factory=list)
+    user_error: bool = False  # every failure is bad input (exit 2), not an internal or check failure
+
+
+@dataclass
+class RunMonths:
+    first: str
+    last: str
+    keys: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_months(
+    from_month: str | None, to_month: str | None, input_dir: Path, allow_removals: bool = False
+) -> RunMonths:
+    """The partition keys to run: the options, else the months of the data, within the calendar.
+
+    The folder is compared with the warehouse first (``landing.plan_folder``):
+    a removal stops here unless allowed; when lines of built months changed,
+    the range widens to start at the first changed month and to end at the
+    newest built month, so the warehouse equals a clean build of the files;
+    a changed master carries the range through the newest built month. A range
+    that starts after the first month of the data needs the earlier months in
+    the warehouse already (history counts): otherwise it is refused. Only an
+    explicit ``--to`` ends after the month of the newest transaction (with a note).
+    """
+    from crm_assets.core.landing import (
+        RemovalNotAllowed,
+        coverage,
+        month_ranges,
+        plan_folder,
+        read_warehouse_state,
+        removal_message,
+    )
+    from crm_assets.core.months import key_of, key_to_date
+    from crm_assets.core.partitions import calendar_keys, describe_calendar, first_partition
+    from crm_assets.core.resources import Warehouse
+
+    keys = calendar_keys()
+    if not keys:
+        raise CrmError(f"no month has ended yet in {describe_calendar()}")
+    if from_month and from_month < keys[0]:
+        raise CrmError(f"--from {from_month[:7]} is before {describe_calendar()}")
+    if to_month and to_month > keys[-1]:
+        raise CrmError(f"--to {to_month[:7]} is after {describe_calendar()}; a month is in it once it has ended")
+    warehouse = Warehouse()
+    path = Path(warehouse.path)
+    if path.is_dir():
+        raise CrmError(f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})")
+    plan = plan_folder(input_dir, read_warehouse_state(warehouse), first_partition())
+    if plan.removals and not allow_removals:
+        raise RemovalNotAllowed(removal_message(plan.removals))
+    if plan.span is None:
+        raise CrmError(f"{input_dir}: no transaction line with a valid invoice_date")
+    data_first, data_last = max(key_of(plan.span[0]), keys[0]), max(key_of(plan.span[1]), keys[0])
+    notes = []
+    if to_month and to_month > data_last:
+        notes.append(
+            f"--to {to_month[:7]} is after the data ({coverage(input_dir, plan.profiles).describe()}): no line "
+            f"falls in the months after {data_last[:7]}, so every customer ages in them"
+        )
+    first = from_month or data_first
+    last = to_month or data_last
+    if last > keys[-1]:
+        notes.append(f"{last[:7]} has not ended yet: running through {keys[-1][:7]}")
+        last = keys[-1]
+    if first > last:
+        raise CrmError(f"--from {first[:7]} is after --to {last[:7]}" if from_month or to_month else
+                       f"the data ends in {last[:7]}, before {describe_calendar()}")
+    built = [key_of(m) for m in plan.built]
+    changed = [key_of(m) for m in plan.changed]
+    if changed and (min(changed) < first or max(built) > last):
+        wider = max(min(first, min(changed)), keys[0]), max(last, min(max(built), keys[-1]))
+        if wider != (first, last):
+            notes.append(
+                f"lines of {month_ranges([key_to_date(k) for k in changed])} changed since they were built: "
+                f"running {wider[0][:7]}..{wider[1][:7]} (not {first[:7]}..{last[:7]}) so that every later month "
+                "follows"
+            )
+        first, last = wider
+    elif plan.masters_changed and built and min(max(built), keys[-1]) > last:
+        last = min(max(built), keys[-1])
+        notes.append(
+            f"{' and '.join(plan.masters_changed)} changed since the last load: running through "
+            f"{last[:7]}, the newest month built, so that later months use it too"
+        )
+    if plan.removals:
+        notes.append("removing the rows of " + "; ".join(r.describe() for r in plan.removals) + " (--allow-removals)")
+    history = [k for k in keys if data_first <= k < first]
+    missing = [k for k in history if k not in set(built)]
+    if missing:
+        raise CrmError(
+            f"months {missing[0][:7]}..{missing[-1][:7]} before --from {first[:7]} are not in the warehouse yet "
+            f"and count as history; run with --from {missing[0][:7]} (or without --from) first"
+        )
+    return RunMonths(first, last, [k for k in keys if first <= k <= last], notes)
+
+
+def _wait_for_warehouse() -> None:
+    """Fail early, in one line, when another process holds the warehouse longer than the lock timeout."""
+    from crm_assets.core.resources import Warehouse
+
+    with Warehouse().connect():
+        pass
+
+
+def _is_user_error(error) -> bool:
+    """A step that raised one of the project's user errors (bad input, unwritable or locked path)."""
+    from crm_assets.core.quality import BlockingCheckError
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    names = {CrmError.__name__} | {c.__name__ for c in subclasses(CrmError)} - {BlockingCheckError.__name__}
+    names |= {"PermissionError", "IsADirectoryError", "NotADirectoryError"}  # a path the user gave is not writable
+    while error is not None:
+        if getattr(error, "cls_name", None) in names:
+            return True
+        error = error.cause
+    return False
+
+
+def _failure_lines(result) -> tuple[list[str], bool]:
+    """One line per failed step, and whether every failure was bad input (a Failure marked as a user error)."""
+    from crm_assets.layers.raw import USER_ERROR_METADATA
+
+    lines = []
+    user = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data.user_failure_data
+        error = event.step_failure_data.error
+        user.append(bool(data and USER_ERROR_METADATA in (data.metadata or {})) or _is_user_error(error))
+        while error is not None and error.cause is not None:
+            error = error.cause
+        message = (error.message if error is not None else "failed").strip().splitlines()[0]
+        if ": " in message and message.split(": ", 1)[0].rsplit(".", 1)[-1][:1].isupper():
+            message = message.split(": ", 1)[1]
+        lines.append(f"{event.step_key}: {message}")
+    return lines, bool(user) and all(user)
+
+
+def run_pipeline(
+    months: RunMonths, verbose: bool = False, allow_removals: bool = False, quiet: bool = False
+) -> RunOutcome:
+    """One in-process run of the job for the months; unless ``quiet``, a line as each asset starts and ends."""
+    from dagster import DagsterInstance
+    from dagster._loggers import colored_console_logger
+
+    from crm_assets.cli.progress import progress_logger_def
+    from crm_assets.core.landing import ALLOW_REMOVALS_TAG, PREFLIGHT_TAG
+    from crm_assets.definitions import build_definitions, crm_pipeline_job
+
+    first, last, keys = months.first, months.last, months.keys
+    _wait_for_warehouse()
+    job = build_definitions().resolve_job_def(crm_pipeline_job.name)
+    job = job.with_logger_defs(
+        {"console": colored_console_logger, "crm_progress": progress_logger_def(len(keys), len(job.graph.nodes))}
+    )
+    if not verbose:
+        logging.getLogger("dagster").setLevel(logging.ERROR)
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
+    if not quiet and not verbose:
+        run_config["loggers"]["crm_progress"] = {}
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config=run_config,
+            tags={
+                **range_tags(first, last), "crm/trigger": "crm run", PREFLIGHT_TAG: "done",
+                **({ALLOW_REMOVALS_TAG: "true"} if allow_removals else {}),
+            },
+            raise_on_error=False,
+        )
+    assets = len({e.asset_key for e in result.all_events if e.is_step_materialization})
+    failures, user_error = _failure_lines(result)
+    return RunOutcome(result.success, result.run_id, first, last, len(keys), assets, failures, user_error)

@@ -1,0 +1,216 @@
+"""Dagster resources: the DuckDB warehouse and the landing folder.
+
+One ``Warehouse`` resource owns every connection to the DuckDB file, so the
+one-writer-per-file rule of DuckDB is handled in one place: writers hold a
+connection only for the length of one transaction, readers open read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+from dagster import ConfigurableResource
+from pydantic import Field, PrivateAttr
+
+from crm_assets.core import settings
+from crm_assets.core.errors import CrmError
+
+
+class WarehouseLockedError(CrmError):
+    """Another process holds the DuckDB file."""
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+_log = logging.getLogger("crm")
+
+
+def _holder(exc: Exception) -> str:
+    """``PID 1234`` of the process holding a DuckDB file, when DuckDB says it."""
+    found = re.search(r"PID (\d+)", str(exc))
+    return f" (process {found.group(1)})" if found else ""
+
+
+def _open_error(path: Path, exc: BaseException) -> CrmError:
+    """One line for a warehouse path that cannot be opened: a folder, unwritable, not a database."""
+    if path.is_dir():
+        return CrmError(f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})")
+    if isinstance(exc, OSError):
+        return CrmError(f"{path}: cannot create the warehouse here ({exc.strerror or exc})")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CrmError(f"{path}: cannot open the warehouse ({first})")
+
+
+# DuckDB's memory limit unless CRM_DUCKDB_MEMORY_LIMIT says otherwise: the layers work in parts of a few
+# million rows, so a few GB keep a backfill of 200,000 customers x 10 years in memory on a small machine.
+DEFAULT_MEMORY_LIMIT = "3GB"
+
+
+class Warehouse(ConfigurableResource):
+    """The DuckDB warehouse file.
+
+    Defaults: ``path`` from ``CRM_WAREHOUSE`` (``data/warehouse/crm.duckdb``),
+    a DuckDB memory limit of 3 GB (``CRM_DUCKDB_MEMORY_LIMIT``), spill files next to the
+    warehouse, and up to ``lock_timeout_seconds`` of waiting when another
+    process holds the file.
+    """
+
+    path: str = Field(default_factory=lambda: str(settings.warehouse_path()))
+    memory_limit: str = Field(
+        default_factory=lambda: os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip(),
+        description="DuckDB memory_limit (CRM_DUCKDB_MEMORY_LIMIT, default 3GB); beyond it DuckDB spills to "
+                    "temp_directory; blank = DuckDB's own default (80% of RAM)",
+    )
+    threads: int = Field(
+        default_factory=lambda: int(os.environ.get("CRM_DUCKDB_THREADS", "0") or 0),
+        description="DuckDB threads (CRM_DUCKDB_THREADS); 0 = DuckDB default (all cores)",
+    )
+    temp_directory: str = Field(default="", description="DuckDB spill folder; blank = <warehouse>.tmp")
+    _run_lock: object = PrivateAttr(default=None)
+    run_lock_timeout_seconds: float = Field(
+        default=3600.0, description="how long a run waits for another run on the same warehouse to finish"
+    )
+    lock_timeout_seconds: float = Field(
+        default_factory=lambda: float(os.environ.get("CRM_LOCK_TIMEOUT_SECONDS", "120")),
+        description="how long to wait for another process holding the file (CRM_LOCK_TIMEOUT_SECONDS, default 120)",
+    )
+
+    def setup_for_execution(self, context) -> None:
+        """Serialize runs: a run holds ``<warehouse>.runlock`` from start to end (one writer at a time)."""
+        self._run_lock = RunLock(Path(f"{self.path}.runlock"), self.run_lock_timeout_seconds)
+        self._run_lock.acquire()
+
+    def teardown_after_execution(self, context) -> None:
+        lock = getattr(self, "_run_lock", None)
+        if lock is not None:
+            lock.release()
+
+    def _config(self, read_only: bool) -> dict:
+        config: dict = {}
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        if self.threads:
+            config["threads"] = self.threads
+        if not read_only:
+            config["temp_directory"] = self.temp_directory or f"{self.path}.tmp"
+        return config
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held for one unit of work; retries while the file is locked."""
+        path = Path(self.path)
+        if read_only and not path.exists():
+            raise CrmError(f"{path}: warehouse not found; run `crm run` first")
+        if path.is_dir():
+            raise _open_error(path, IsADirectoryError())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _open_error(path, exc) from None
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        delay = 0.05
+        waiting = False
+        while True:
+            try:
+                con = duckdb.connect(str(path), read_only=read_only, config=self._config(read_only))
+                break
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise _open_error(path, exc) from None
+                if not waiting and self.lock_timeout_seconds > 0:
+                    waiting = True
+                    _log.warning(
+                        f"waiting for {path}: the warehouse is open in another process{_holder(exc)}; "
+                        f"up to {self.lock_timeout_seconds:.0f} s (CRM_LOCK_TIMEOUT_SECONDS)"
+                    )
+                if time.monotonic() >= deadline:
+                    raise WarehouseLockedError(
+                        f"{path}: warehouse is locked by another process "
+                        f"(waited {self.lock_timeout_seconds:.0f} s); close it or wait for the running job"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            con.execute("SET enable_progress_bar = false")  # no bar in run logs and terminals
+            yield con
+        finally:
+            con.close()
+
+
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """``schema.table`` of every table of the warehouse open on ``con``."""
+    rows = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+    return {f"{schema}.{table}" for schema, table in rows}
+
+
+class RunLock:
+    """An exclusive advisory lock on a file (``fcntl.flock``), released when the process dies."""
+
+    def __init__(self, path: Path, timeout_seconds: float):
+        self.path = path
+        self.timeout_seconds = timeout_seconds
+        self._handle = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")
+        except OSError as exc:
+            raise CrmError(f"{self.path}: cannot create the run lock next to the warehouse ({exc.strerror})") from None
+        deadline = time.monotonic() + self.timeout_seconds
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waiting:
+                    waiting = True
+                    _log.warning(
+                        f"waiting for another run on this warehouse to finish ({self.path} is held); "
+                        f"up to {self.timeout_seconds:.0f} s"
+                    )
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise WarehouseLockedError(
+                        f"{self.path}: another run has held the warehouse for {self.timeout_seconds:.0f} s"
+                    ) from None
+                time.sleep(0.2)
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            import fcntl
+
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+class InputFolder(ConfigurableResource):
+    """The landing folder of the CSV files (``CRM_INPUT_DIR``, default ``data/input``)."""
+
+    path: str = Field(default_factory=lambda: str(settings.input_dir()))
+
+
+class OutputFolder(ConfigurableResource):
+    """Where reports, exports and Power BI files go (``CRM_OUTPUT_DIR``, default ``data/output``)."""
+
+    path: str = Field(default_factory=lambda: str(settings.output_dir()))
+    workbook_list_rows: int = Field(
+        default_factory=lambda: int(os.environ.get("CRM_WORKBOOK_LIST_ROWS", "1000000") or 1000000),
+        description="customer rows a run writes into the monthly workbooks' lists, newest months first; the newest "
+                    "month always gets its list (CRM_WORKBOOK_LIST_ROWS, default 1,000,000)",
+    )

@@ -1,0 +1,108 @@
+"""Business rules that are configurable, and rule expressions shared by several layers.
+
+``CrmRules`` is the Dagster resource holding every threshold and bin edge of
+business_rules.md with its documented default. The SQL snippet functions
+below are the only place each shared rule is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+CONSUMABLE = "consumable"
+DEVICE = "device"
+KNOWN_CATEGORIES = ("consumable", "device", "accessories", "spare_parts")
+CATEGORY_ALIASES = {"refill": "consumable"}
+CONSENT_TRUE = ("1", "true", "yes", "y")
+
+TIERS = ("Diamond", "Platinum", "Gold", "Silver", "Bronze", "Passive")
+STATUSES = ("Active", "Not Active")
+STAGES = ("Prospect", "New", "Active", "At Risk", "Lost")
+EVENTS = ("New", "Lost", "Reactivated")
+SCORES = ("r_score", "f_score", "m_score", "t_score")
+SCORE_VALUES = (1, 2, 3, 4, 5)
+
+
+class CrmRules(ConfigurableResource):
+    """Thresholds (in units) and bin edges of the CRM rules; defaults per business_rules.md."""
+
+    anonymous_groups: list[str] = Field(default=["General"], description="customer_group values of anonymous customers (trimmed, any case)")
+    t_high: float = Field(default=1000.0, description="AMC threshold of Diamond and Platinum")
+    t_mid_high: float = Field(default=200.0, description="AMC threshold of Gold")
+    t_mid: float = Field(default=50.0, description="AMC threshold of Silver")
+    a_high: float = Field(default=1500.0, description="AOS threshold of Diamond")
+    f_high: int = Field(default=6, description="orders in 6 months for Diamond")
+    f_mid: int = Field(default=3, description="orders in 6 months for Platinum")
+    r_score_max_months: list[int] = Field(
+        default=[0, 1, 2, 5], description="largest months_since_last_purchase for r_score 5, 4, 3, 2 (else 1)"
+    )
+    f_score_min_orders: list[int] = Field(default=[2, 4, 7, 12], description="smallest o12 for f_score 2, 3, 4, 5 (else 1)")
+    t_score_min_months: list[int] = Field(default=[4, 7, 13, 25], description="smallest tenure_months for t_score 2, 3, 4, 5 (else 1)")
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def version(self) -> str:
+        """A short hash of every rule value: equal hashes, equal rules."""
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def validate_values(self) -> None:
+        from crm_assets.core.errors import CrmError
+
+        if not (self.t_high >= self.t_mid_high >= self.t_mid > 0):
+            raise CrmError("rules: thresholds must satisfy t_high >= t_mid_high >= t_mid > 0")
+        for name in ("r_score_max_months", "f_score_min_orders", "t_score_min_months"):
+            edges = getattr(self, name)
+            if len(edges) != 4 or edges != sorted(edges) or len(set(edges)) != 4:
+                raise CrmError(f"rules: {name} must be 4 increasing whole numbers, got {edges}")
+
+
+def _num(value: float) -> str:
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+def category_sql(expr: str) -> str:
+    """Normalized product category: trimmed, lower case, ``refill`` -> ``consumable``."""
+    aliases = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in CATEGORY_ALIASES.items())
+    return f"(CASE lower(trim({expr})) {aliases} ELSE lower(trim({expr})) END)"
+
+
+def id_sql(expr: str) -> str:
+    """Identifiers are text compared after trimming white space; blank is missing."""
+    return f"nullif(trim({expr}), '')"
+
+
+def consent_sql(expr: str) -> str:
+    """A consent flag: true only for 1/true/yes/y (any case); blank or anything else is false."""
+    values = ", ".join(f"'{v}'" for v in CONSENT_TRUE)
+    return f"coalesce(lower(trim({expr})) IN ({values}), false)"
+
+
+def anonymous_sql(expr: str, rules: CrmRules) -> str:
+    """Whether a customer_group marks an anonymous customer."""
+    groups = ", ".join("'" + g.strip().lower().replace("'", "''") + "'" for g in rules.anonymous_groups) or "NULL"
+    return f"coalesce(lower(trim({expr})) IN ({groups}), false)"
+
+
+def value_tier_sql(rules: CrmRules, active: str, lines_m6: str, m6: str, o6: str) -> str:
+    """Value tier (section 5.2) from exact DECIMAL ``m6`` and order count ``o6``.
+
+    ``AMC >= t`` is tested as ``m6 >= 6 * t`` and ``AOS >= a`` as ``m6 >= a * o6``
+    (o6 >= 1 whenever m6 > 0), so no division rounding decides a boundary;
+    ``m6 = 0`` is decided on the presence of lines.
+    """
+    six = lambda t: f"{m6} >= 6 * {_num(t)}"  # noqa: E731
+    return f"""(CASE
+        WHEN NOT ({active}) THEN NULL
+        WHEN {lines_m6} = 0 THEN 'Passive'
+        WHEN {six(rules.t_high)} AND {m6} >= {_num(rules.a_high)} * {o6} AND {o6} >= {rules.f_high} THEN 'Diamond'
+        WHEN {six(rules.t_high)} AND {o6} >= {rules.f_mid} THEN 'Platinum'
+        WHEN {six(rules.t_mid_high)} THEN 'Gold'
+        WHEN {six(rules.t_mid)} THEN 'Silver'
+        WHEN {m6} > 0 THEN 'Bronze'
+    END)"""

@@ -1,0 +1,102 @@
+"""Paths and defaults shared by the CLI and the Dagster definitions.
+
+Every path comes from an environment variable with a default relative to the
+project root (the folder holding ``pyproject.toml``), as listed in
+``docs/configuration.md``. Command-line options override the variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_INPUT_DIR = "CRM_INPUT_DIR"
+ENV_WAREHOUSE = "CRM_WAREHOUSE"
+ENV_OUTPUT_DIR = "CRM_OUTPUT_DIR"
+ENV_FIRST_MONTH = "CRM_FIRST_MONTH"
+
+DEFAULT_INPUT_DIR = "data/input"
+DEFAULT_WAREHOUSE = "data/warehouse/crm.duckdb"
+DEFAULT_OUTPUT_DIR = "data/output"
+DEFAULT_DAGSTER_HOME = ".dagster_home"
+# First month of the calendar when CRM_FIRST_MONTH is unset and no transaction file is there to start it at its
+# first month (see crm_assets/partitions.py).
+DEFAULT_FIRST_MONTH = "2020-01"
+
+def project_root() -> Path:
+    """The repository root for an editable install, else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():
+        return here
+    return Path.cwd()
+
+
+def _path(env: str, default: str) -> Path:
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser().resolve()
+    return project_root() / default
+
+
+def input_dir() -> Path:
+    return _path(ENV_INPUT_DIR, DEFAULT_INPUT_DIR)
+
+
+def warehouse_path() -> Path:
+    return _path(ENV_WAREHOUSE, DEFAULT_WAREHOUSE)
+
+
+def output_dir() -> Path:
+    return _path(ENV_OUTPUT_DIR, DEFAULT_OUTPUT_DIR)
+
+
+def dagster_home() -> Path:
+    return _path("DAGSTER_HOME", DEFAULT_DAGSTER_HOME)
+
+
+def first_month() -> str:
+    """``CRM_FIRST_MONTH`` (else the default) as ``YYYY-MM-01``; a CrmError names a value that is not a month."""
+    from crm_assets.core.errors import CrmError
+    from crm_assets.core.months import month_key
+
+    value = os.environ.get(ENV_FIRST_MONTH, "").strip() or DEFAULT_FIRST_MONTH
+    try:
+        return month_key(value)
+    except ValueError:
+        raise CrmError(f"{ENV_FIRST_MONTH}={value} is not a month (YYYY-MM)") from None
+
+
+def prepare_dagster_home() -> Path:
+    """Create ``DAGSTER_HOME`` with the project's instance settings (``dagster_instance.yaml``) if it has none."""
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    source = project_root() / "dagster_instance.yaml"
+    if not target.exists() and source.exists():
+        target.write_text(source.read_text())
+    return home
+
+
+ENV_SCHEDULE_TIMEZONE = "CRM_SCHEDULE_TIMEZONE"
+
+
+def schedule_timezone() -> str:
+    """The time zone of the monthly schedule and of the month ends it compares file times with (default UTC)."""
+    return os.environ.get(ENV_SCHEDULE_TIMEZONE, "").strip() or "UTC"
+
+
+ENV_INPUT_ENCODING = "CRM_INPUT_ENCODING"
+DEFAULT_INPUT_ENCODING = "utf-8"
+
+
+def input_encoding() -> str:
+    """The codec of the input CSV files (``CRM_INPUT_ENCODING``), normalized; a CrmError names an unknown one."""
+    import codecs
+
+    from crm_assets.core.errors import CrmError
+
+    value = os.environ.get(ENV_INPUT_ENCODING, "").strip() or DEFAULT_INPUT_ENCODING
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise CrmError(f"{ENV_INPUT_ENCODING}={value} is not a known encoding (e.g. utf-8, cp1252, latin-1)") from None

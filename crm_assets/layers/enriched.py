@@ -1,0 +1,206 @@
+"""Enriched layer: the raw rows cleaned and joined, in the ``enriched`` schema.
+
+``enriched.customers`` is the customer master with trimmed ids, consent flags
+as booleans (never NULL) and the anonymous flag. ``enriched.transactions``
+is every raw invoice line joined to its product and customer, with the
+normalized category, its units, and the flags that the later layers filter
+on (qualifying, evaluated, orphans). Nothing is dropped here: returns, zero
+quantities, orphans and anonymous customers' lines are all kept.
+"""
+
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
+
+from crm_assets.core import rules
+from crm_assets.core.partitioned import (
+    MonthWindow,
+    WriteResult,
+    add_month_metadata,
+    counts_by_month,
+    markdown_table,
+    month_window,
+    replace_months,
+)
+from crm_assets.core.partitions import monthly_partitions
+from crm_assets.core.quality import WARN, Check, check_results, check_specs
+from crm_assets.core.resources import Warehouse
+from crm_assets.core.rules import CrmRules
+
+ENRICHED_DDL = """
+CREATE SCHEMA IF NOT EXISTS enriched;
+CREATE TABLE IF NOT EXISTS enriched.customers (
+    customer_id VARCHAR NOT NULL, customer_name VARCHAR, customer_group VARCHAR, city VARCHAR,
+    created_date DATE, email VARCHAR, mobile_number VARCHAR,
+    opt_email BOOLEAN NOT NULL, opt_sms BOOLEAN NOT NULL, opt_phone BOOLEAN NOT NULL,
+    is_anonymous BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS enriched.transactions (
+    partition_month DATE NOT NULL, invoice_month DATE NOT NULL, invoice_date DATE NOT NULL,
+    source_file VARCHAR NOT NULL, line_number BIGINT NOT NULL,
+    invoice_id VARCHAR, customer_id VARCHAR, product_id VARCHAR, store_id VARCHAR,
+    quantity DOUBLE, revenue DOUBLE, category VARCHAR, unit_size DOUBLE, units DECIMAL(38, 6),
+    is_known_customer BOOLEAN NOT NULL, is_known_product BOOLEAN NOT NULL,
+    is_anonymous BOOLEAN NOT NULL, is_evaluated BOOLEAN NOT NULL,
+    is_consumable BOOLEAN NOT NULL, is_device BOOLEAN NOT NULL, is_qualifying BOOLEAN NOT NULL
+);
+"""
+
+
+def customers_sql(crm_rules: CrmRules) -> str:
+    return f"""
+    SELECT trim(customer_id) AS customer_id, customer_name, trim(customer_group) AS customer_group,
+        trim(city) AS city, created_date, trim(email) AS email, trim(mobile_number) AS mobile_number,
+        {rules.consent_sql('opt_email')} AS opt_email,
+        {rules.consent_sql('opt_sms')} AS opt_sms,
+        {rules.consent_sql('opt_phone')} AS opt_phone,
+        {rules.anonymous_sql('customer_group', crm_rules)} AS is_anonymous
+    FROM raw.customers
+    """
+
+
+# Units are rounded to 6 decimals and summed as DECIMAL, so sums are exact and
+# independent of the order of addition.
+TRANSACTIONS_SQL = f"""
+WITH products AS (
+    SELECT trim(product_id) AS product_id, {rules.category_sql('category')} AS category, unit_size
+    FROM raw.products
+)
+SELECT t.partition_month, t.invoice_month, t.invoice_date, t.source_file, t.line_number,
+    trim(t.invoice_id) AS invoice_id, trim(t.customer_id) AS customer_id, trim(t.product_id) AS product_id,
+    nullif(trim(t.store_id), '') AS store_id, t.quantity, t.revenue,
+    p.category, p.unit_size,
+    CASE WHEN p.category = '{rules.CONSUMABLE}' THEN round(t.quantity * p.unit_size, 6)::DECIMAL(38, 6) END AS units,
+    c.customer_id IS NOT NULL AS is_known_customer,
+    p.product_id IS NOT NULL AS is_known_product,
+    coalesce(c.is_anonymous, false) AS is_anonymous,
+    c.customer_id IS NOT NULL AND NOT c.is_anonymous AS is_evaluated,
+    coalesce(p.category = '{rules.CONSUMABLE}', false) AS is_consumable,
+    coalesce(p.category = '{rules.DEVICE}', false) AS is_device,
+    coalesce(p.category = '{rules.CONSUMABLE}' AND t.quantity > 0, false) AS is_qualifying
+FROM raw.sales_transactions t
+LEFT JOIN enriched.customers c ON c.customer_id = trim(t.customer_id)
+LEFT JOIN products p ON p.product_id = trim(t.product_id)
+WHERE t.partition_month BETWEEN ? AND ?
+ORDER BY t.partition_month, t.source_file, t.line_number
+"""
+
+
+def _orphan_check(name: str, flag: str, id_column: str, description: str) -> Check:
+    return Check(
+        "enriched/transactions", name, WARN, description,
+        f"""
+        SELECT partition_month, count(*), string_agg(DISTINCT {id_column}, ', ')[:200]
+        FROM enriched.transactions WHERE partition_month BETWEEN $start AND $end AND NOT {flag}
+        GROUP BY 1
+        """,
+    )
+
+
+CHECKS = [
+    _orphan_check("orphan_customer_lines", "is_known_customer", "customer_id",
+                  "Lines whose customer_id is not in the customer master: kept, never counted."),
+    _orphan_check("orphan_product_lines", "is_known_product", "product_id",
+                  "Lines whose product_id is not in the product master: kept, never counted."),
+]
+
+
+def build_customers(con, crm_rules: CrmRules) -> None:
+    """Replace ``enriched.customers`` from ``raw.customers``, in one transaction."""
+    con.execute(ENRICHED_DDL)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM enriched.customers")
+        con.execute(f"INSERT INTO enriched.customers BY NAME {customers_sql(crm_rules)}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def build_transactions(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
+    """Replace the window's months of ``enriched.transactions``, with the orphan warnings."""
+    con.execute(ENRICHED_DDL)
+    return replace_months(
+        con, "enriched.transactions", "partition_month", window, TRANSACTIONS_SQL, [window.start, window.end], CHECKS, run_id
+    )
+
+
+@asset(
+    key_prefix="enriched",
+    group_name="enriched",
+    compute_kind="duckdb",
+    deps=[AssetKey(["raw", "customers"])],
+)
+def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
+    """The customer master ready for use: trimmed ids, consent flags as booleans, anonymous flag.
+
+    Consent is true only for 1/true/yes/y in any case; blank or unknown means
+    no consent. Anonymous customers (group ``General`` by default) are flagged
+    here and never get snapshot rows.
+    """
+    with warehouse.connect() as con:
+        build_customers(con, crm_rules)
+        total, anonymous, email, sms, phone = con.execute(
+            "SELECT count(*), count(*) FILTER (is_anonymous), count(*) FILTER (opt_email), "
+            "count(*) FILTER (opt_sms), count(*) FILTER (opt_phone) FROM enriched.customers"
+        ).fetchone()
+    return MaterializeResult(
+        metadata={
+            "rows": total,
+            "anonymous": anonymous,
+            "opt_email": email,
+            "opt_sms": sms,
+            "opt_phone": phone,
+            "summary": MetadataValue.md(
+                markdown_table(("customers", "anonymous", "opt_email", "opt_sms", "opt_phone"), [(total, anonymous, email, sms, phone)])
+            ),
+        }
+    )
+
+
+@asset(
+    key_prefix="enriched",
+    group_name="enriched",
+    compute_kind="duckdb",
+    partitions_def=monthly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[AssetKey(["raw", "sales_transactions"]), AssetKey(["raw", "products"]), AssetKey(["enriched", "customers"])],
+    check_specs=check_specs(CHECKS),
+)
+def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """Every invoice line joined to its product and customer, by invoice month.
+
+    Adds the normalized category (``refill`` is a consumable), ``units`` =
+    quantity x unit_size for consumables, and the flags: qualifying
+    (consumable, quantity > 0), evaluated customer (known, not anonymous),
+    orphan customer or product. Lines dated before the first partition belong
+    to the first one.
+    """
+    window = month_window(context)
+    with warehouse.connect() as con:
+        written = build_transactions(con, window, context.run_id)
+        stats = con.execute(
+            """
+            SELECT strftime(partition_month, '%Y-%m-%d'), count(*),
+                count(*) FILTER (is_qualifying AND is_evaluated),
+                count(*) FILTER (NOT is_known_customer), count(*) FILTER (NOT is_known_product),
+                count(*) FILTER (is_anonymous), count(*) FILTER (quantity <= 0)
+            FROM enriched.transactions WHERE partition_month BETWEEN ? AND ? GROUP BY 1
+            """,
+            [window.start, window.end],
+        ).fetchall()
+        by_category = counts_by_month(con, "enriched.transactions", "partition_month", window, "category")
+    per_month = {row[0]: row[1:] for row in stats}
+    names = ("qualifying lines of evaluated customers", "orphan customer lines", "orphan product lines", "anonymous lines", "returns and zero lines")
+    add_month_metadata(
+        context,
+        window,
+        {k: v[0] for k, v in per_month.items()},
+        {"category": (rules.KNOWN_CATEGORIES, by_category)},
+        extra={k: dict(zip(names, v[1:])) for k, v in per_month.items()},
+    )
+    return MaterializeResult(
+        metadata={"months": window.months, "lines": written.rows}, check_results=check_results(written.outcomes)
+    )
+
+
+enriched_assets = [customers, transactions]

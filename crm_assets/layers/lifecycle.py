@@ -1,0 +1,107 @@
+"""Lifecycle layer (business rules 5.1, 5.3, 5.4), in the ``lifecycle`` schema.
+
+For each evaluated customer and report month: the activity status, the
+lifecycle event of the month and the lifecycle stage at its end. Every
+``= 0`` and equality test is decided on line counts (a qualifying line always
+has positive units), never on float sums; within each output the first rule
+that matches wins.
+"""
+
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
+
+from crm_assets.core import quality
+from crm_assets.core.partitioned import (
+    MonthWindow,
+    WriteResult,
+    breakdown_metadata,
+    month_parts,
+    month_window,
+    replace_months,
+)
+from crm_assets.core.partitions import monthly_partitions
+from crm_assets.core.quality import BlockingCheckError, check_results, check_specs
+from crm_assets.core.resources import Warehouse
+from crm_assets.core.rules import EVENTS, STAGES, STATUSES
+
+LIFECYCLE_DDL = """
+CREATE SCHEMA IF NOT EXISTS lifecycle;
+CREATE TABLE IF NOT EXISTS lifecycle.customer_lifecycle (
+    report_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    activity_status VARCHAR NOT NULL, lifecycle_stage VARCHAR NOT NULL, lifecycle_event VARCHAR
+);
+"""
+
+# m12 > 0 <=> lines_m12 > 0;  m1 = m_total <=> lines_total = lines_m1;
+# m1 = m13 <=> lines_m13 = lines_m1;  m_total > m13 <=> lines_total > lines_m13.
+LIFECYCLE_SQL = """
+SELECT report_month, customer_id,
+    CASE WHEN lines_m12 > 0 THEN 'Active' ELSE 'Not Active' END AS activity_status,
+    CASE
+        WHEN lines_total = 0 THEN 'Prospect'
+        WHEN lines_m12 = 0 THEN 'Lost'
+        WHEN tenure_months <= 12 THEN 'New'
+        WHEN lines_m6 = 0 THEN 'At Risk'
+        ELSE 'Active'
+    END AS lifecycle_stage,
+    CASE
+        WHEN lines_m1 > 0 AND lines_total = lines_m1 THEN 'New'
+        WHEN lines_m12 = 0 AND lines_m13 > 0 THEN 'Lost'
+        WHEN lines_m1 > 0 AND lines_m13 = lines_m1 AND lines_total > lines_m13 THEN 'Reactivated'
+    END AS lifecycle_event
+FROM features.customer_features
+WHERE report_month BETWEEN ? AND ?
+ORDER BY report_month, customer_id
+"""
+
+TABLE = "lifecycle.customer_lifecycle"
+ASSET = "lifecycle/customer_lifecycle"
+
+CHECKS = [
+    quality.unique_customer_month(ASSET, TABLE),
+    quality.same_row_count(ASSET, TABLE, "features.customer_features", "features.customer_features"),
+    *quality.lifecycle_value_checks(ASSET, TABLE),
+    *quality.cross_month_checks(ASSET, TABLE),
+]
+
+
+def build_lifecycle(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
+    """Replace the window's report months of ``lifecycle.customer_lifecycle``, checked."""
+    con.execute(LIFECYCLE_DDL)
+    parts = [(LIFECYCLE_SQL, [start, end]) for start, end in month_parts(con, window, "features.customer_features")]
+    return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
+
+
+@asset(
+    key_prefix="lifecycle",
+    group_name="lifecycle",
+    compute_kind="duckdb",
+    partitions_def=monthly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[AssetKey(["features", "customer_features"])],
+    check_specs=check_specs(CHECKS),
+)
+def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse):
+    """Activity status, lifecycle stage and lifecycle event of every evaluated customer, per month.
+
+    Active means units in the last 12 months. Events: New (first-ever
+    purchase in the month), Lost (first month without units in 12 months),
+    Reactivated (buying again after 12+ silent months). Stages: Prospect,
+    Lost, New (tenure up to 12 months), At Risk (silent 6 months), Active.
+    """
+    window = month_window(context)
+    try:
+        with warehouse.connect() as con:
+            written = build_lifecycle(con, window, context.run_id)
+            breakdown_metadata(
+                context, con, TABLE, window,
+                {"status": (STATUSES, "activity_status"), "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
+            )
+    except BlockingCheckError as exc:
+        yield from check_results(exc.outcomes)
+        raise exc.failure() from None
+    yield MaterializeResult(
+        metadata={"months": window.months, "rows_in_run": written.rows}, check_results=check_results(written.outcomes)
+    )
+
+
+lifecycle_assets = [customer_lifecycle]

@@ -1,0 +1,206 @@
+"""Reporting layer: ``reporting.customer_snapshot``, the table users and reports rely on.
+
+One row per evaluated customer and report month, with exactly the columns,
+types and spellings of the interface (docs/warehouse.md). Each computed month
+also gets a row in ``reporting.snapshot_manifest`` (append-only) with the
+rules version and values it was computed with and the Dagster run id, so a
+change of thresholds always leaves a trace.
+"""
+
+import json
+
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
+
+from crm_assets.core import quality
+from crm_assets.core.partitioned import MonthWindow, breakdown_metadata, month_parts, month_window
+from crm_assets.core.partitions import monthly_partitions
+from crm_assets.core.quality import BlockingCheckError, Outcome, check_results, check_specs, write_with_checks
+from crm_assets.core.resources import Warehouse
+from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
+
+REPORTING_DDL = """
+CREATE SCHEMA IF NOT EXISTS reporting;
+CREATE TABLE IF NOT EXISTS reporting.customer_snapshot (
+    report_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    customer_group VARCHAR, city VARCHAR,
+    m_total DOUBLE NOT NULL, m1 DOUBLE NOT NULL, m6 DOUBLE NOT NULL, m12 DOUBLE NOT NULL,
+    m13 DOUBLE NOT NULL, m24 DOUBLE NOT NULL, m25 DOUBLE NOT NULL,
+    o6 BIGINT NOT NULL, o12 BIGINT NOT NULL,
+    first_device_purchase_date DATE, first_consumable_purchase_date DATE, last_consumable_purchase_date DATE,
+    months_since_last_purchase INTEGER, tenure_months INTEGER,
+    avg_monthly_consumption DOUBLE NOT NULL, avg_order_size DOUBLE,
+    activity_status VARCHAR NOT NULL, value_tier VARCHAR, prev_value_tier VARCHAR,
+    lifecycle_stage VARCHAR NOT NULL, lifecycle_event VARCHAR,
+    r_score INTEGER, f_score INTEGER, m_score INTEGER, t_score INTEGER,
+    opt_email BOOLEAN NOT NULL, opt_sms BOOLEAN NOT NULL, opt_phone BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reporting.snapshot_manifest (
+    report_month DATE NOT NULL, run_id VARCHAR NOT NULL, computed_at TIMESTAMP NOT NULL,
+    rules_version VARCHAR NOT NULL, rules JSON NOT NULL, customers BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reporting.snapshot_changes (
+    report_month DATE NOT NULL, run_id VARCHAR NOT NULL, computed_at TIMESTAMP NOT NULL,
+    previous_customers BIGINT NOT NULL, customers BIGINT NOT NULL,
+    added BIGINT NOT NULL, removed BIGINT NOT NULL,
+    changed_status BIGINT NOT NULL, changed_tier BIGINT NOT NULL, changed_event BIGINT NOT NULL,
+    changed_stage BIGINT NOT NULL, changed_any BIGINT NOT NULL
+);
+"""
+
+
+
+SNAPSHOT_COLUMNS = (
+    "report_month", "customer_id", "customer_group", "city",
+    "m_total", "m1", "m6", "m12", "m13", "m24", "m25", "o6", "o12",
+    "first_device_purchase_date", "first_consumable_purchase_date", "last_consumable_purchase_date",
+    "months_since_last_purchase", "tenure_months", "avg_monthly_consumption", "avg_order_size",
+    "activity_status", "value_tier", "prev_value_tier", "lifecycle_stage", "lifecycle_event",
+    "r_score", "f_score", "m_score", "t_score", "opt_email", "opt_sms", "opt_phone",
+)
+
+SNAPSHOT_SQL = """
+SELECT f.report_month, f.customer_id, c.customer_group, c.city,
+    f.m_total::DOUBLE AS m_total, f.m1::DOUBLE AS m1, f.m6::DOUBLE AS m6, f.m12::DOUBLE AS m12,
+    f.m13::DOUBLE AS m13, f.m24::DOUBLE AS m24, f.m25::DOUBLE AS m25, f.o6, f.o12,
+    f.first_device_purchase_date, f.first_consumable_purchase_date, f.last_consumable_purchase_date,
+    f.months_since_last_purchase, f.tenure_months, f.avg_monthly_consumption, f.avg_order_size,
+    l.activity_status, r.value_tier, r.prev_value_tier, l.lifecycle_stage, l.lifecycle_event,
+    r.r_score, r.f_score, r.m_score, r.t_score,
+    coalesce(c.opt_email, false) AS opt_email, coalesce(c.opt_sms, false) AS opt_sms,
+    coalesce(c.opt_phone, false) AS opt_phone
+FROM features.customer_features f
+JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)
+JOIN rfmt.customer_rfmt r USING (report_month, customer_id)
+LEFT JOIN enriched.customers c USING (customer_id)
+WHERE f.report_month BETWEEN ? AND ?
+ORDER BY f.report_month, f.customer_id
+"""
+
+# Late data made visible: when a month that was already in the snapshot is
+# computed again, count per month how many customers' status, tier, event or
+# stage moved against the previous version (only months that had one, kept in
+# the temp table old_snapshot while the months are replaced).
+CHANGES_SQL = f"""
+INSERT INTO reporting.snapshot_changes
+SELECT report_month, $run_id, current_timestamp::TIMESTAMP,
+    count(o.customer_id), count(n.customer_id),
+    count(*) FILTER (WHERE o.customer_id IS NULL), count(*) FILTER (WHERE n.customer_id IS NULL),
+    count(*) FILTER (WHERE o.activity_status IS DISTINCT FROM n.activity_status AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
+    count(*) FILTER (WHERE o.value_tier IS DISTINCT FROM n.value_tier AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
+    count(*) FILTER (WHERE o.lifecycle_event IS DISTINCT FROM n.lifecycle_event AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
+    count(*) FILTER (WHERE o.lifecycle_stage IS DISTINCT FROM n.lifecycle_stage AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
+    count(*) FILTER (WHERE o.customer_id IS NULL OR n.customer_id IS NULL
+        OR (o.{', o.'.join(SNAPSHOT_COLUMNS)}) IS DISTINCT FROM (n.{', n.'.join(SNAPSHOT_COLUMNS)}))
+FROM old_snapshot o
+FULL JOIN (SELECT * FROM {{table}} WHERE report_month IN (SELECT DISTINCT report_month FROM old_snapshot)) n
+    USING (report_month, customer_id)
+GROUP BY report_month
+"""
+
+TABLE = "reporting.customer_snapshot"
+ASSET = "reporting/customer_snapshot"
+CHECKS = [
+    quality.unique_customer_month(ASSET, TABLE),
+    quality.same_row_count(ASSET, TABLE, "features.customer_features", "features.customer_features"),
+    *quality.lifecycle_value_checks(ASSET, TABLE),
+    *quality.rfmt_value_checks(ASSET, TABLE, TABLE),
+    quality.row_rule(
+        ASSET, "tenure_null_exactly_when_never_bought", TABLE,
+        "(tenure_months IS NULL) <> (m_total = 0)",
+        "`tenure_months` is NULL exactly when `m_total` = 0.",
+    ),
+    quality.row_rule(
+        ASSET, "consent_never_null", TABLE, "opt_email IS NULL OR opt_sms IS NULL OR opt_phone IS NULL",
+        "Consent flags are never NULL (no consent = false).",
+    ),
+    quality.row_rule(ASSET, "windows_monotonic", TABLE, quality.MONOTONIC, "0 <= m1 <= m6 <= m12 <= m13 <= m24 <= m25 <= m_total."),
+    quality.m1_reconciliation(ASSET, TABLE),
+    *quality.cross_month_checks(ASSET, TABLE),
+    quality.m_total_never_decreases(ASSET, TABLE),
+]
+
+
+def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "direct") -> list[Outcome]:
+    """Replace the window's months of the snapshot and log them in the manifest, checked, in one transaction."""
+    con.execute(REPORTING_DDL)
+    rules_json = json.dumps(crm_rules.as_dict(), sort_keys=True)
+
+    def write(c) -> None:
+        c.execute("DROP TABLE IF EXISTS old_snapshot")
+        c.execute(f"CREATE TEMP TABLE old_snapshot AS SELECT * FROM {TABLE} WHERE report_month BETWEEN ? AND ?",
+                  [window.start, window.end])
+        c.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
+        for start, end in month_parts(c, window, "features.customer_features"):
+            c.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [start, end])
+        if c.execute("SELECT count(*) FROM old_snapshot").fetchone()[0]:
+            c.execute(CHANGES_SQL.format(table=TABLE), {"run_id": run_id})
+        c.execute("DROP TABLE old_snapshot")
+        c.execute(
+            f"""
+            INSERT INTO reporting.snapshot_manifest
+            SELECT m.month, ?, current_timestamp::TIMESTAMP, ?, ?::JSON,
+                (SELECT count(*) FROM {TABLE} s WHERE s.report_month = m.month)
+            FROM (SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE AS month) m
+            """,
+            [run_id, crm_rules.version(), rules_json, window.start, window.end],
+        )
+
+    return write_with_checks(con, write, CHECKS, window.start, window.end, window.keys, run_id)
+
+
+def changes_by_month(con, run_id: str) -> dict[str, dict[str, int]]:
+    """Per recomputed month of this run: customers whose status, tier, event or stage changed."""
+    rows = con.execute(
+        """
+        SELECT strftime(report_month, '%Y-%m-%d'), changed_status, changed_tier, changed_event, changed_stage,
+            changed_any, added, removed
+        FROM reporting.snapshot_changes WHERE run_id = ?
+        """,
+        [run_id],
+    ).fetchall()
+    names = ("changed: status", "changed: tier", "changed: event", "changed: stage", "changed: any column",
+             "changed: added", "changed: removed")
+    return {key: dict(zip(names, values)) for key, *values in rows}
+
+
+@asset(
+    key_prefix="reporting",
+    group_name="reporting",
+    compute_kind="duckdb",
+    partitions_def=monthly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[
+        AssetKey(["features", "customer_features"]),
+        AssetKey(["lifecycle", "customer_lifecycle"]),
+        AssetKey(["rfmt", "customer_rfmt"]),
+        AssetKey(["enriched", "customers"]),
+    ],
+    check_specs=check_specs(CHECKS),
+)
+def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
+    """The monthly snapshot of every evaluated customer: features, status, tier, stage, event, scores.
+
+    One row per customer entered by the month (anonymous customers excluded),
+    with the customer's group, city and consent flags (never NULL). Each month
+    computed is logged in ``reporting.snapshot_manifest`` with the rules used.
+    """
+    window = month_window(context)
+    try:
+        with warehouse.connect() as con:
+            outcomes = build_snapshot(con, window, crm_rules, context.run_id)
+            breakdown_metadata(
+                context, con, TABLE, window,
+                {"status": (STATUSES, "activity_status"), "tier": (TIERS, "value_tier"),
+                 "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
+                extra=changes_by_month(con, run_id=context.run_id),
+            )
+    except BlockingCheckError as exc:
+        yield from check_results(exc.outcomes)
+        raise exc.failure() from None
+    yield MaterializeResult(
+        metadata={"months": window.months, "rules_version": crm_rules.version()},
+        check_results=check_results(outcomes),
+    )
+
+
+reporting_assets = [customer_snapshot]

@@ -1,0 +1,134 @@
+"""RFMT layer (business rules 5.2, 5.5, 5.6), in the ``rfmt`` schema.
+
+For each Active customer and report month: the value tier, the recency,
+frequency, monetary and tenure scores; and for everyone the value tier of
+the previous month, computed with the same rule from that month's figures
+(kept by the features layer), so it never depends on whether the previous
+month was materialized. Thresholds and bin edges come from the ``CrmRules``
+resource.
+"""
+
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
+
+from crm_assets.core import quality
+from crm_assets.core.partitioned import (
+    MonthWindow,
+    WriteResult,
+    breakdown_metadata,
+    month_parts,
+    month_window,
+    replace_months,
+)
+from crm_assets.core.partitions import monthly_partitions
+from crm_assets.core.quality import BlockingCheckError, check_results, check_specs
+from crm_assets.core.resources import Warehouse
+from crm_assets.core.rules import SCORE_VALUES, SCORES, TIERS, CrmRules, value_tier_sql
+
+RFMT_DDL = """
+CREATE SCHEMA IF NOT EXISTS rfmt;
+CREATE TABLE IF NOT EXISTS rfmt.customer_rfmt (
+    report_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    value_tier VARCHAR, prev_value_tier VARCHAR,
+    r_score INTEGER, f_score INTEGER, m_score INTEGER, t_score INTEGER
+);
+"""
+TABLE = "rfmt.customer_rfmt"
+ASSET = "rfmt/customer_rfmt"
+WITH_STATUS = (
+    "(SELECT r.*, l.activity_status FROM rfmt.customer_rfmt r "
+    "JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)) AS t"
+)
+CHECKS = [
+    quality.unique_customer_month(ASSET, TABLE),
+    quality.same_row_count(ASSET, TABLE, "features.customer_features", "features.customer_features"),
+    *quality.rfmt_value_checks(ASSET, TABLE, WITH_STATUS),
+]
+
+
+def _ascending_bins(expr: str, edges: list[int]) -> str:
+    """Score 1 below edges[0], 2 from edges[0], ..., 5 from edges[3]."""
+    cases = " ".join(f"WHEN {expr} >= {edge} THEN {score}" for score, edge in reversed(list(enumerate(edges, start=2))))
+    return f"(CASE {cases} ELSE 1 END)"
+
+
+def rfmt_sql(rules: CrmRules) -> str:
+    r_max = rules.r_score_max_months
+    r_score = f"(CASE {' '.join(f'WHEN f.months_since_last_purchase <= {m} THEN {5 - i}' for i, m in enumerate(r_max))} ELSE 1 END)"
+    tier = value_tier_sql(rules, "l.activity_status = 'Active'", "f.lines_m6", "f.m6", "f.o6")
+    prev_tier = value_tier_sql(rules, "f.prev_entered AND f.prev_lines_m12 > 0", "f.prev_lines_m6", "f.prev_m6", "f.prev_o6")
+    # m_score = ceil(5 * cume_dist) computed in integers: k = Active customers with m12 <= this one's
+    # (peers included), n = Active customers of the month; ceil(5k / n) = (5k + n - 1) // n.
+    return f"""
+    WITH base AS (
+        SELECT f.report_month, f.customer_id, l.activity_status = 'Active' AS active, f.m12,
+            {tier} AS value_tier, {prev_tier} AS prev_value_tier,
+            {r_score} AS r_score,
+            {_ascending_bins('f.o12', rules.f_score_min_orders)} AS f_score,
+            {_ascending_bins('f.tenure_months', rules.t_score_min_months)} AS t_score
+        FROM features.customer_features f
+        JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)
+        WHERE f.report_month BETWEEN ? AND ?
+    ),
+    ranked AS (
+        SELECT report_month, customer_id,
+            count(*) OVER (PARTITION BY report_month ORDER BY m12 RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS k,
+            count(*) OVER (PARTITION BY report_month) AS n
+        FROM base WHERE active
+    )
+    SELECT b.report_month, b.customer_id, b.value_tier, b.prev_value_tier,
+        CASE WHEN b.active THEN b.r_score END AS r_score,
+        CASE WHEN b.active THEN b.f_score END AS f_score,
+        CASE WHEN b.active THEN ((5 * r.k + r.n - 1) // r.n)::INTEGER END AS m_score,
+        CASE WHEN b.active THEN b.t_score END AS t_score
+    FROM base b LEFT JOIN ranked r USING (report_month, customer_id)
+    ORDER BY b.report_month, b.customer_id
+    """
+
+
+def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "direct") -> WriteResult:
+    """Replace the window's report months of ``rfmt.customer_rfmt``, checked."""
+    crm_rules.validate_values()
+    con.execute(RFMT_DDL)
+    sql = rfmt_sql(crm_rules)
+    parts = [(sql, [start, end]) for start, end in month_parts(con, window, "features.customer_features")]
+    return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
+
+
+@asset(
+    key_prefix="rfmt",
+    group_name="rfmt",
+    compute_kind="duckdb",
+    partitions_def=monthly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[AssetKey(["features", "customer_features"]), AssetKey(["lifecycle", "customer_lifecycle"])],
+    check_specs=check_specs(CHECKS),
+)
+def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
+    """Value tier (RFMT segment), previous month's tier, and r/f/m/t scores per customer and month.
+
+    Tiers for Active customers, first match wins: Passive (silent 6 months),
+    Diamond, Platinum, Gold, Silver, Bronze by average monthly consumption,
+    order size and frequency. Scores 1..5: recency by months since the last
+    purchase, frequency by orders in 12 months, monetary by the customer's
+    cumulative share of the month's 12-month units, tenure by months since
+    the first purchase.
+    """
+    window = month_window(context)
+    try:
+        with warehouse.connect() as con:
+            written = build_rfmt(con, window, crm_rules, context.run_id)
+            breakdown_metadata(
+                context, con, TABLE, window,
+                {"tier": (TIERS, "value_tier"), **{score: (tuple(map(str, SCORE_VALUES)), score) for score in SCORES}},
+                extra={k: {"rules_version": crm_rules.version()} for k in window.keys},
+            )
+    except BlockingCheckError as exc:
+        yield from check_results(exc.outcomes)
+        raise exc.failure() from None
+    yield MaterializeResult(
+        metadata={"months": window.months, "rows_in_run": written.rows, "rules_version": crm_rules.version()},
+        check_results=check_results(written.outcomes),
+    )
+
+
+rfmt_assets = [customer_rfmt]

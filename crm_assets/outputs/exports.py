@@ -1,0 +1,303 @@
+"""Filtered customer lists for campaigns (``crm export``), with the consent rule and an audit trail.
+
+An export is the month's snapshot rows that pass every filter given, with the
+snapshot's columns plus ``email`` and ``mobile_number``:
+
+- each filter (``tier``, ``stage``, ``event``, ``status``, ``group``,
+  ``city``, ``store``) keeps the rows whose value is one of the values given
+  (OR within a filter); different filters combine with AND;
+- ``store`` keeps customers with at least one transaction line (any product,
+  any quantity) at one of the stores, dated on or before the last day of the
+  month (point in time, like the snapshot);
+- ``consent`` keeps customers who consented to at least one of the channels
+  given (OR: one campaign over several channels);
+- consent is the one in force: true in the month's snapshot **and** in the
+  current customer master, so a withdrawal after the month was computed is
+  honoured; the ``opt_*`` columns of the export show it;
+- ``email`` is blank unless ``opt_email``; ``mobile_number`` is blank unless
+  ``opt_sms`` or ``opt_phone``.
+
+Filter values are bound as SQL parameters (lists), never pasted into SQL
+text. A value is matched ignoring case and resolved to its canonical
+spelling; an unknown value is refused with the list of valid ones. Every
+export is recorded in ``reporting.export_audit`` before the file appears
+under its name.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from crm_assets.core.errors import CrmError
+from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
+
+SNAPSHOT = "reporting.customer_snapshot"
+AUDIT_TABLE = "reporting.export_audit"
+CONTACT_COLUMNS = ("email", "mobile_number")
+EXPORT_COLUMNS = (*SNAPSHOT_COLUMNS, *CONTACT_COLUMNS)
+CHANNELS = ("email", "sms", "phone")
+FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
+UTF8_BOM = b"\xef\xbb\xbf"
+ARROW_BATCH = 65_536
+
+# filter name -> snapshot column; ``store`` is a subquery on enriched.transactions
+FILTER_COLUMNS = {
+    "tier": "value_tier",
+    "stage": "lifecycle_stage",
+    "event": "lifecycle_event",
+    "status": "activity_status",
+    "group": "customer_group",
+    "city": "city",
+    "store": None,
+}
+FIXED_VALUES = {"tier": TIERS, "stage": STAGES, "event": EVENTS, "status": STATUSES}
+
+CONSENT_RULE = (
+    "email only when opt_email; mobile_number only when opt_sms or opt_phone; "
+    "consent = flag true in the month's snapshot and in the current customer master"
+)
+
+AUDIT_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS reporting;
+CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
+    exported_at TIMESTAMP NOT NULL, report_month DATE NOT NULL, filters JSON NOT NULL,
+    rows BIGINT NOT NULL, file VARCHAR NOT NULL, file_format VARCHAR NOT NULL,
+    consent_rule VARCHAR NOT NULL, exported_by VARCHAR
+);
+"""
+
+# Effective consent: the month's flag and the current master's flag.
+_BASE_SQL = f"""
+WITH base AS (
+    SELECT s.* EXCLUDE (opt_email, opt_sms, opt_phone),
+        s.opt_email AND coalesce(c.opt_email, false) AS opt_email,
+        s.opt_sms AND coalesce(c.opt_sms, false) AS opt_sms,
+        s.opt_phone AND coalesce(c.opt_phone, false) AS opt_phone,
+        nullif(trim(c.email), '') AS contact_email, nullif(trim(c.mobile_number), '') AS contact_mobile
+    FROM {SNAPSHOT} s LEFT JOIN enriched.customers c USING (customer_id)
+    WHERE s.report_month = $month
+)
+SELECT {', '.join(SNAPSHOT_COLUMNS)},
+    CASE WHEN opt_email THEN contact_email END AS email,
+    CASE WHEN opt_sms OR opt_phone THEN contact_mobile END AS mobile_number
+FROM base
+"""
+
+_CONDITIONS = {
+    name: f"list_contains($filter_{name}::VARCHAR[], {column})" for name, column in FILTER_COLUMNS.items() if column
+}
+_CONDITIONS["store"] = (
+    "customer_id IN (SELECT customer_id FROM enriched.transactions "
+    "WHERE invoice_date <= last_day($month::DATE) AND list_contains($filter_store::VARCHAR[], store_id))"
+)
+_CONSENT_CONDITION = (
+    "((list_contains($consent::VARCHAR[], 'email') AND opt_email)"
+    " OR (list_contains($consent::VARCHAR[], 'sms') AND opt_sms)"
+    " OR (list_contains($consent::VARCHAR[], 'phone') AND opt_phone))"
+)
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    month: date
+    rows: int
+    file_format: str
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    consent: list[str] = field(default_factory=list)
+
+
+def split_values(raw: Iterable[str] | None) -> list[str]:
+    """Values of a repeatable, comma-separated option, trimmed, blanks dropped, order kept."""
+    values: list[str] = []
+    for item in raw or ():
+        for part in str(item).split(","):
+            part = part.strip()
+            if part and part not in values:
+                values.append(part)
+    return values
+
+
+def valid_values(con, name: str, month: date) -> list[str]:
+    """The values a filter accepts for ``month``: spec spellings, or the values present that month."""
+    if name in FIXED_VALUES:
+        return list(FIXED_VALUES[name])
+    if name in ("group", "city"):
+        column = FILTER_COLUMNS[name]
+        sql = f"SELECT DISTINCT {column} FROM {SNAPSHOT} WHERE report_month = ? AND {column} IS NOT NULL ORDER BY 1"
+        return [v for (v,) in con.execute(sql, [month]).fetchall()]
+    if name == "store":
+        sql = (
+            "SELECT DISTINCT t.store_id FROM enriched.transactions t "
+            f"JOIN (SELECT customer_id FROM {SNAPSHOT} WHERE report_month = ?) s USING (customer_id) "
+            "WHERE t.invoice_date <= last_day(?::DATE) AND t.store_id IS NOT NULL ORDER BY 1"
+        )
+        return [v for (v,) in con.execute(sql, [month, month]).fetchall()]
+    raise ValueError(name)
+
+
+def _listing(values: Sequence[str], limit: int = 40) -> str:
+    shown = ", ".join(values[:limit]) if values else "(none)"
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def resolve(name: str, raw: Sequence[str], valid: Sequence[str], month: date | None = None) -> list[str]:
+    """The canonical spellings of the option values ``raw`` (case-insensitive), in order, without repeats.
+
+    Each raw value is either one valid value as a whole (a city whose name
+    holds a comma) or a comma-separated list of them. CrmError names the
+    first unknown value and lists the valid ones.
+    """
+    lookup = {v.lower(): v for v in valid}
+    resolved: list[str] = []
+    for item in raw:
+        whole = str(item).strip()
+        parts = [whole] if whole.lower() in lookup else split_values([item])
+        for value in parts:
+            canonical = lookup.get(value.lower())
+            if canonical is None:
+                when = f" in {month:%Y-%m}" if month is not None and name not in FIXED_VALUES else ""
+                raise CrmError(f"--{name}: unknown value '{value}'{when}; valid values: {_listing(list(valid))}")
+            if canonical not in resolved:
+                resolved.append(canonical)
+    return resolved
+
+
+def export_query(month: date, filters: Mapping[str, Sequence[str]], consent: Sequence[str]) -> tuple[str, dict]:
+    """The export's SQL and its named parameters; the SQL text depends only on which filters are used."""
+    conditions = []
+    params: dict = {"month": month}
+    for name in FILTER_COLUMNS:
+        values = filters.get(name)
+        if values:
+            conditions.append(_CONDITIONS[name])
+            params[f"filter_{name}"] = list(values)
+    if consent:
+        conditions.append(_CONSENT_CONDITION)
+        params["consent"] = list(consent)
+    where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+    return _BASE_SQL + where + " ORDER BY customer_id", params
+
+
+def _write_csv(con, sql: str, params: dict, tmp: Path) -> int:
+    """UTF-8 with a byte-order mark (Excel then reads accents right), comma-separated, header first."""
+    import pyarrow.csv as pacsv
+
+    rows = 0
+    cursor = con.cursor()  # its own result: nothing else on ``con`` is left half-read
+    try:
+        reader = cursor.sql(sql, params=params).to_arrow_reader(ARROW_BATCH)
+        with open(tmp, "wb") as handle:
+            handle.write(UTF8_BOM)
+            with pacsv.CSVWriter(handle, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+    finally:
+        cursor.close()
+    return rows
+
+
+def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: dict, consent: list) -> int:
+    from openpyxl import Workbook
+
+    from crm_assets.outputs.workbook import Sheet, save_workbook, text_widths, write_customer_list
+
+    total = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+    widths = text_widths(con, sql, params, EXPORT_COLUMNS)
+    wb = Workbook(write_only=True)
+    result = write_customer_list(wb, con, sql, params, total, EXPORT_COLUMNS, "Customers", widths)
+    about = Sheet(wb, "Export", [22, 90])
+    about.title("Customer export", "What this list is and which rules made it.")
+    for label, value in (
+        ("Report month", month.strftime("%Y-%m")),
+        ("Rows", total),
+        ("Sheets", ", ".join(f"{t} ({n:,})" for t, n in result.sheets)),
+        ("Filters", json.dumps(filters, ensure_ascii=False) if filters else "(none)"),
+        ("Consent filter", " OR ".join(consent) if consent else "(none)"),
+        ("Consent rule", CONSENT_RULE),
+    ):
+        about.append([label, value])
+    save_workbook(wb, tmp, [result])
+    return total
+
+
+def record_audit(con, result: ExportResult) -> None:
+    con.execute(AUDIT_DDL)
+    filters = dict(result.filters)
+    if result.consent:
+        filters["consent"] = result.consent
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        user = None
+    con.execute(
+        f"INSERT INTO {AUDIT_TABLE} VALUES (current_timestamp::TIMESTAMP, ?, ?::JSON, ?, ?, ?, ?, ?)",
+        [result.month, json.dumps(filters, ensure_ascii=False), result.rows, str(result.path), result.file_format,
+         CONSENT_RULE + (f"; --consent {' OR '.join(result.consent)}" if result.consent else ""), user],
+    )
+
+
+def export_customers(
+    warehouse,
+    month: date,
+    out: str | Path,
+    filters: Mapping[str, Sequence[str] | None] | None = None,
+    consent: Sequence[str] | None = None,
+) -> ExportResult:
+    """Write the filtered list of ``month`` to ``out`` (.csv or .xlsx) and record it in the audit table.
+
+    ``filters`` maps a filter name to its raw option values (repeatable,
+    comma-separated); ``consent`` lists channels. The file is written next
+    to ``out``, the export recorded, then the file moved into place.
+    """
+    from crm_assets.outputs.workbook import require_month
+
+    out = Path(out)
+    file_format = FORMATS.get(out.suffix.lower())
+    if file_format is None:
+        raise CrmError(f"--out {out}: the file name must end with .csv or .xlsx")
+    unknown = set(filters or {}) - set(FILTER_COLUMNS)
+    if unknown:
+        raise CrmError(f"unknown filter {sorted(unknown)[0]}; filters: {', '.join(FILTER_COLUMNS)}")
+    channels = resolve("consent", list(consent or []), CHANNELS)
+    resolved: dict[str, list[str]] = {}
+    with warehouse.connect(read_only=True) as con:
+        require_month(con, month)
+        for name in FILTER_COLUMNS:
+            raw = list((filters or {}).get(name) or [])
+            if raw:
+                resolved[name] = resolve(name, raw, valid_values(con, name, month), month)
+        sql, params = export_query(month, resolved, channels)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # a hidden name next to the target (same file system: the final move is atomic), created
+        # with the usual permissions (not mkstemp's owner-only ones)
+        tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.tmp{out.suffix}")
+        try:
+            if file_format == "csv":
+                rows = _write_csv(con, sql, params, tmp)
+            else:
+                rows = _write_xlsx(con, sql, params, tmp, month, resolved, channels)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    result = ExportResult(out.resolve(), month, rows, file_format, resolved, channels)
+    try:
+        with warehouse.connect() as con:
+            record_audit(con, result)
+        os.replace(tmp, out)
+    except PermissionError:
+        tmp.unlink(missing_ok=True)
+        raise CrmError(f"--out {out}: cannot be replaced (is it open in Excel?)") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return result

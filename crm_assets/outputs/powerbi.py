@@ -1,0 +1,354 @@
+"""The Power BI star schema: Parquet files under ``<output>/powerbi/``.
+
+| file | grain | |
+|---|---|---|
+| ``fact_customer_month/fact_customer_month_YYYY-MM.parquet`` | snapshot row | every column of ``reporting.customer_snapshot``; one file per month held |
+| ``dim_customer.parquet`` | customer | master attributes; ``email`` / ``mobile_number`` only where consented |
+| ``dim_month.parquet`` | report month | year, quarter, month name, sort keys, ``is_latest`` |
+| ``dim_activity_status.parquet``, ``dim_value_tier.parquet``, ``dim_lifecycle_stage.parquet``, ``dim_lifecycle_event.parquet`` | value | the spec spellings with a ``sort_order`` and a definition |
+
+DuckDB writes every file with ``COPY ... (FORMAT parquet)``: DATE columns
+stay Parquet DATE (not integer timestamps), booleans stay booleans. The files
+go to a new sibling folder which then replaces ``powerbi/`` in one step
+(an atomic exchange of the two folders where the OS has one, else two
+renames a few microseconds apart), so a reader sees the previous complete set
+or the new complete set, never a mix. The asset is unpartitioned: Power BI
+reads one folder holding every month (docs/powerbi.md). The fact table is one
+file per month: a refresh writes the months whose snapshot was computed since
+the previous set (``reporting.snapshot_manifest``; each file carries the
+version it was written from in its Parquet key-value metadata) and
+hard-links the others from it, so a monthly refresh writes one month, not
+the whole history. The files of a set are never modified, only replaced by
+the next set.
+"""
+
+import ctypes
+import ctypes.util
+import datetime as dt
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+from dagster import AssetKey, MaterializeResult, MetadataValue, asset
+
+from crm_assets.core.errors import CrmError
+from crm_assets.core.resources import OutputFolder, Warehouse, table_names
+from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
+
+POWERBI_FOLDER = "powerbi"
+# A replaced set stays (hidden, next to the folder) this long for readers still reading it.
+RETIRED_GRACE_SECONDS = 600.0
+# A staging folder untouched this long belongs to a refresh that was killed.
+STAGING_MAX_SECONDS = 3600.0
+SNAPSHOT = "reporting.customer_snapshot"
+
+MANIFEST = "reporting.snapshot_manifest"
+FACT = "fact_customer_month"
+# Parquet key-value metadata of each fact file: the snapshot version it was written from.
+VERSION_KEY = "crm_snapshot_version"
+# No ORDER BY: Power BI does not care about row order, and a sort of every month costs a tenth of the copy.
+FACT_MONTH_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} WHERE report_month = ?"
+
+# Current master attributes of every customer that has a snapshot row. Contact
+# data only where the current consent allows it (email: opt_email; mobile
+# number: opt_sms or opt_phone), as in exports.
+DIM_CUSTOMER_SQL = f"""
+WITH seen AS (
+    SELECT customer_id, min(report_month) AS first_report_month, max(report_month) AS last_report_month
+    FROM {SNAPSHOT} GROUP BY customer_id
+)
+SELECT seen.customer_id, c.customer_name, c.customer_group, c.city, c.created_date,
+    CASE WHEN c.opt_email THEN nullif(c.email, '') END AS email,
+    CASE WHEN c.opt_sms OR c.opt_phone THEN nullif(c.mobile_number, '') END AS mobile_number,
+    coalesce(c.opt_email, false) AS opt_email, coalesce(c.opt_sms, false) AS opt_sms,
+    coalesce(c.opt_phone, false) AS opt_phone,
+    seen.first_report_month, seen.last_report_month
+FROM seen LEFT JOIN enriched.customers c USING (customer_id)
+ORDER BY seen.customer_id
+"""
+
+DIM_MONTH_SQL = f"""
+WITH months AS (SELECT DISTINCT report_month FROM {SNAPSHOT}),
+-- the newest month with data: a month built past the newest transaction (by an older release) is not latest
+latest AS (
+    SELECT coalesce(
+        max(report_month) FILTER (WHERE report_month <= (SELECT max(partition_month) FROM raw.sales_transactions)),
+        max(report_month)
+    ) AS latest FROM months
+)
+SELECT report_month,
+    year(report_month)::INTEGER AS year,
+    quarter(report_month)::INTEGER AS quarter,
+    'Q' || quarter(report_month) AS quarter_label,
+    strftime(report_month, '%Y') || '-Q' || quarter(report_month) AS year_quarter,
+    month(report_month)::INTEGER AS month_number,
+    strftime(report_month, '%B') AS month_name,
+    strftime(report_month, '%b') AS month_short,
+    strftime(report_month, '%Y-%m') AS year_month,
+    strftime(report_month, '%b %Y') AS month_label,
+    (year(report_month) * 100 + month(report_month))::INTEGER AS year_month_sort,
+    (report_month = latest) AS is_latest,
+    ((year(report_month) - year(latest)) * 12 + month(report_month) - month(latest))::INTEGER AS months_from_latest
+FROM months, latest
+ORDER BY report_month
+"""
+
+DEFINITIONS = {
+    "activity_status": {
+        "Active": "units in the last 12 months (m12 > 0)",
+        "Not Active": "no units in the last 12 months",
+    },
+    "value_tier": {
+        "Diamond": "AMC >= t_high, AOS >= a_high and o6 >= f_high",
+        "Platinum": "AMC >= t_high and o6 >= f_mid",
+        "Gold": "AMC >= t_mid_high",
+        "Silver": "AMC >= t_mid",
+        "Bronze": "AMC > 0",
+        "Passive": "Active but no units in the last 6 months",
+    },
+    "lifecycle_stage": {
+        "Prospect": "never bought a consumable",
+        "New": "first purchase within the last 12 months",
+        "Active": "bought in the last 6 months, past the first year",
+        "At Risk": "past the first year, nothing in the last 6 months",
+        "Lost": "nothing in the last 12 months",
+    },
+    "lifecycle_event": {
+        "New": "first-ever consumable purchase in the month",
+        "Lost": "last purchase just left the 12-month window",
+        "Reactivated": "bought in the month after 12+ silent months",
+    },
+}
+SMALL_DIMENSIONS = {
+    "dim_activity_status": ("activity_status", STATUSES),
+    "dim_value_tier": ("value_tier", TIERS),
+    "dim_lifecycle_stage": ("lifecycle_stage", STAGES),
+    "dim_lifecycle_event": ("lifecycle_event", EVENTS),
+}
+
+
+def _values_sql(column: str, values: tuple[str, ...]) -> str:
+    """A small dimension as a VALUES list of the spec spellings (constants of rules.py, not user input)."""
+    definitions = DEFINITIONS[column]
+    rows = ", ".join(
+        f"('{v}', {i}, '{definitions[v]}')" for i, v in enumerate(values, 1)
+    )
+    return f"SELECT * FROM (VALUES {rows}) AS t({column}, sort_order, definition) ORDER BY sort_order"
+
+
+def table_sql() -> dict[str, str]:
+    """Every dimension file of the star schema (name without ``.parquet``) and the query that fills it."""
+    tables = {"dim_customer": DIM_CUSTOMER_SQL, "dim_month": DIM_MONTH_SQL}
+    tables.update({name: _values_sql(column, values) for name, (column, values) in SMALL_DIMENSIONS.items()})
+    return tables
+
+
+@dataclass
+class StarSchema:
+    folder: Path
+    rows: dict[str, int]
+    bytes: int
+    latest_month: object
+    months_written: int = 0
+    months_reused: int = 0
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0
+
+
+def swap_in(new: Path, target: Path) -> Path | None:
+    """Make the folder ``new`` the folder ``target``; return where the previous set went (None if none).
+
+    With an atomic exchange the path ``target`` always holds a complete set;
+    otherwise it is missing for the instant between two renames. The previous
+    set is only moved aside (``.powerbi.old-<time>-<id>``), not deleted: a
+    reader in the middle of reading it keeps reading a complete set.
+    """
+    if not target.exists():
+        os.rename(new, target)
+        return None
+    retired = target.with_name(f".{target.name}.old-{int(time.time())}-{uuid.uuid4().hex[:8]}")
+    if _exchange(new, target):
+        os.rename(new, retired)  # ``new`` now holds the previous set
+        return retired
+    try:
+        os.rename(target, retired)
+    except PermissionError:
+        raise CrmError(f"{target}: cannot be replaced; close the program that has its files open (Power BI?)") from None
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(retired, target)
+        raise
+    return retired
+
+
+def fact_file(month) -> str:
+    return f"{FACT}_{month:%Y-%m}.parquet"
+
+
+def month_versions(con) -> dict[str, str]:
+    """``{YYYY-MM: version}`` of every month held: when its snapshot was last computed, and its rows."""
+    months = f"SELECT report_month, count(*) AS n FROM {SNAPSHOT} GROUP BY 1"
+    if MANIFEST in table_names(con):
+        sql = f"""
+        WITH held AS ({months}
+            UNION ALL SELECT DISTINCT report_month, 0 FROM {MANIFEST}),
+        computed AS (SELECT report_month, max(computed_at)::VARCHAR AS at FROM {MANIFEST} GROUP BY 1)
+        SELECT strftime(h.report_month, '%Y-%m'), coalesce(c.at, '') || '/' || sum(h.n)
+        FROM held h LEFT JOIN computed c USING (report_month) GROUP BY h.report_month, c.at
+        """
+    else:  # no manifest: no way to tell an unchanged month, write them all
+        sql = f"SELECT strftime(report_month, '%Y-%m'), NULL FROM ({months})"
+    return {month: version for month, version in con.execute(sql).fetchall()}
+
+
+def _previous_versions(con, folder: Path) -> dict[str, str]:
+    """``{file name: version}`` from the key-value metadata of the fact files of the previous set."""
+    if not any(folder.glob("*.parquet")):
+        return {}
+    try:
+        rows = con.execute(
+            "SELECT file_name, value::VARCHAR FROM parquet_kv_metadata(?) WHERE key::VARCHAR = ?",
+            [str(folder / "*.parquet"), VERSION_KEY],
+        ).fetchall()
+    except duckdb.Error:
+        return {}  # an unreadable previous set: write every month
+    return {Path(name).name: value for name, value in rows}
+
+
+def write_fact(con, staging: Path, previous: Path) -> tuple[int, int, int]:
+    """The fact folder in ``staging``: new files for months computed since ``previous``, links to the others.
+
+    Returns (rows, months written, months reused).
+    """
+    folder = staging / FACT
+    folder.mkdir()
+    versions = month_versions(con)
+    before = _previous_versions(con, previous)
+    written = reused = 0
+    for month, version in sorted(versions.items()):
+        name = fact_file(dt.date.fromisoformat(month + "-01"))
+        old = previous / name
+        if version is not None and before.get(name) == version and old.is_file():
+            try:
+                os.link(old, folder / name)
+                reused += 1
+                continue
+            except OSError:
+                pass  # no hard links here (another file system): write it
+        metadata = f", KV_METADATA {{{VERSION_KEY}: {_sql_string(version)}}}" if version is not None else ""
+        con.execute(
+            f"COPY ({FACT_MONTH_SQL}) TO {_sql_string(str(folder / name))} "
+            f"(FORMAT parquet, COMPRESSION snappy{metadata})",
+            [dt.date.fromisoformat(month + "-01")],
+        )
+        written += 1
+    rows = con.execute(f"SELECT count(*) FROM {SNAPSHOT}").fetchall()[0][0]
+    return rows, written, reused
+
+
+def write_star_schema(con, output_dir: str | Path) -> StarSchema:
+    """Write every file of the star schema into ``<output_dir>/powerbi`` atomically."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    target = output_dir / POWERBI_FOLDER
+    staging = output_dir / f".{POWERBI_FOLDER}.new-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    rows: dict[str, int] = {}
+    try:
+        rows[FACT], written, reused = write_fact(con, staging, target / FACT)
+        for name, sql in table_sql().items():
+            path = staging / f"{name}.parquet"
+            copied = con.execute(f"COPY ({sql}) TO {_sql_string(str(path))} (FORMAT parquet, COMPRESSION snappy)")
+            rows[name] = copied.fetchall()[0][0]
+        size = sum(p.stat().st_size for p in staging.rglob("*.parquet"))
+        latest = con.execute(f"SELECT max(report_month) FROM {SNAPSHOT}").fetchall()[0][0]
+        swap_in(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    remove_retired(output_dir)
+    return StarSchema(target, rows, size, latest, written, reused)
+
+
+def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None:
+    """Delete previous sets retired more than ``grace_seconds`` ago, and staging folders of killed refreshes.
+
+    A previous set stays ``RETIRED_GRACE_SECONDS`` for readers that were in
+    the middle of reading it; a file still open (Windows) is left for the next
+    refresh.
+    """
+    grace = RETIRED_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    now = time.time()
+    for path in output_dir.glob(f".{POWERBI_FOLDER}.*"):
+        kind, _, rest = path.name[len(POWERBI_FOLDER) + 2:].partition("-")
+        try:
+            if kind == "old":  # .powerbi.old-<retired at>-<id>
+                expired = now - float(rest.split("-", 1)[0]) >= grace
+            elif kind == "new":  # .powerbi.new-<id>, being written or left by a killed refresh
+                expired = now - path.stat().st_mtime >= STAGING_MAX_SECONDS
+            else:
+                continue
+        except (ValueError, OSError):
+            continue
+        if expired and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@asset(
+    key_prefix="powerbi",
+    group_name="outputs",
+    compute_kind="parquet",
+    deps=[AssetKey(["reporting", "customer_snapshot"]), AssetKey(["enriched", "customers"])],
+)
+def star_schema(warehouse: Warehouse, output_folder: OutputFolder) -> MaterializeResult:
+    """The Power BI star schema: Parquet files of every snapshot month under ``<output>/powerbi/``.
+
+    ``fact_customer_month`` (one row per snapshot row), ``dim_customer``
+    (contact data only where consented), ``dim_month`` (with ``is_latest``)
+    and the small dimensions of status, tier, stage and event with their sort
+    order. A new set is built on every run (the fact months computed since
+    the last set are written, the others linked) and swapped in atomically,
+    so Power BI never reads half a refresh.
+    """
+    with warehouse.connect(read_only=True) as con:
+        result = write_star_schema(con, output_folder.path)
+    return MaterializeResult(
+        metadata={
+            **{f"rows: {name}": n for name, n in result.rows.items()},
+            "latest month": str(result.latest_month),
+            "fact months written": result.months_written,
+            "fact months unchanged (linked)": result.months_reused,
+            "bytes": result.bytes,
+            "folder": MetadataValue.path(str(result.folder)),
+        }
+    )
+
+
+powerbi_assets = [star_schema]
