@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from crm_assets.core.resources import Warehouse
 
     config = {"temp_directory": f"{args.db}.tmp"}
-    memory_limit = Warehouse(path=str(args.db)).memory_limit if args.memory_limit is None else args.memory_limit
+    memory_limit = Warehouse(database=str(args.db)).memory_limit if args.memory_limit is None else args.memory_limit
     if memory_limit:
         config["memory_limit"] = memory_limit
     if args.threads:

@@ -29,7 +29,7 @@ def run_pipeline(input_dir: Path, warehouse: Path, first: str, last: str, rules:
     result = materialize(
         all_assets,
         resources={
-            "warehouse": Warehouse(path=str(warehouse)),
+            "warehouse": Warehouse(database=str(warehouse)),
             "input_folder": InputFolder(path=str(input_dir)),
             "output_folder": OutputFolder(path=str(warehouse.parent / "output")),
             "crm_rules": rules or CrmRules(),

@@ -59,3 +59,45 @@ def test_every_asset_check_is_declared():
 
     declared = {(("/".join(k.asset_key.path)), k.name) for k in asset_graph().asset_check_keys}
     assert declared == {(c.asset, c.name) for c in all_checks()}
+
+
+def definitions_shape() -> dict:
+    """Every asset's key, group, kinds, partitioning, upstream assets and checks; the jobs, schedules and sensors."""
+    from crm_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    checks: dict[str, list[str]] = {}
+    for key in graph.asset_check_keys:
+        checks.setdefault(key.asset_key.to_user_string(), []).append(key.name)
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "kinds": sorted(node.kinds),
+            "partitions": type(node.partitions_def).__name__ if node.partitions_def else None,
+            "backfill_policy": str(node.backfill_policy.policy_type.value) if node.backfill_policy else None,
+            "upstream": sorted(p.to_user_string() for p in node.parent_keys),
+            "checks": sorted(checks.get(key.to_user_string(), [])),
+        }
+    return {
+        "assets": assets,
+        "jobs": sorted(j.name for j in defs.jobs),
+        "schedules": sorted(s.name for s in defs.schedules),
+        "sensors": sorted(s.name for s in defs.sensors),
+        "resources": sorted(defs.resources),
+    }
+
+
+def test_the_shape_of_the_definitions_is_pinned():
+    """A change to an asset's key, group, kinds, partitions, upstream or checks shows here; after a deliberate
+    change, write the snapshot again with CRM_UPDATE_SNAPSHOTS=1."""
+    import json
+    import os
+    from pathlib import Path
+
+    path = Path(__file__).parent / "snapshots" / "definitions.json"
+    shape = definitions_shape()
+    if os.environ.get("CRM_UPDATE_SNAPSHOTS") == "1":
+        path.write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n")
+    assert shape == json.loads(path.read_text())

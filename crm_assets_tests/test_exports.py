@@ -58,7 +58,7 @@ def read_csv(path) -> tuple[bytes, list[dict]]:
 def run_export(small, tmp_path, month, name="list.csv", **filters):  # noqa: F811
     out = tmp_path / name
     consent = filters.pop("consent", None)
-    result = export_customers(Warehouse(path=str(small.warehouse)), month, out, filters, consent)
+    result = export_customers(Warehouse(database=str(small.warehouse)), month, out, filters, consent)
     return result, out
 
 
@@ -134,10 +134,10 @@ def test_no_contact_data_without_consent_in_any_month(small, tmp_path):  # noqa:
 
 def test_withdrawn_consent_in_the_current_master_is_honoured(small, tmp_path):  # noqa: F811
     copy = warehouse_copy(small, tmp_path, "UPDATE enriched.customers SET opt_email = false WHERE customer_id = '007'")
-    result = export_customers(Warehouse(path=str(copy)), MAR, tmp_path / "w.csv", {}, ["email"])
+    result = export_customers(Warehouse(database=str(copy)), MAR, tmp_path / "w.csv", {}, ["email"])
     rows = read_csv(tmp_path / "w.csv")[1]
     assert [r["customer_id"] for r in rows] == ["C3", "C4"]
-    result = export_customers(Warehouse(path=str(copy)), MAR, tmp_path / "w.csv", {"city": ["Paris"]}, None)
+    result = export_customers(Warehouse(database=str(copy)), MAR, tmp_path / "w.csv", {"city": ["Paris"]}, None)
     ann = read_csv(tmp_path / "w.csv")[1][0]
     assert result.rows == 2 and ann["customer_id"] == "007" and ann["email"] == "" and ann["opt_email"] == "false"
 

@@ -22,7 +22,7 @@ def run(input_dir, warehouse):
     return materialize(
         all_assets,
         resources={
-            "warehouse": Warehouse(path=str(warehouse)),
+            "warehouse": Warehouse(database=str(warehouse)),
             "input_folder": InputFolder(path=str(input_dir)),
             "output_folder": OutputFolder(path=str(warehouse.parent / "output")),
             "crm_rules": CrmRules(),

@@ -360,7 +360,7 @@ def test_assets_materialize_a_month_range_in_one_run(input_dir, warehouse_path):
     write(input_dir / "sales_transactions_2024.csv", lines(TX_HEADER, "B,C1,2024-03-01,P1,1,1,S1", "oops"))
     result = materialize(
         raw_assets,
-        resources={"warehouse": Warehouse(path=str(warehouse_path)), "input_folder": InputFolder(path=str(input_dir))},
+        resources={"warehouse": Warehouse(database=str(warehouse_path)), "input_folder": InputFolder(path=str(input_dir))},
         instance=DagsterInstance.ephemeral(),
         tags={RANGE_START_TAG: "2023-01-01", RANGE_END_TAG: "2024-12-01"},
     )

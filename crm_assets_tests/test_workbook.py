@@ -263,7 +263,7 @@ def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path)
     assert jan["Customers"].max_row == 1 and [c.value for c in jan["Customers"][1]] == list(SNAPSHOT_COLUMNS)
     assert find_row(jan["KPIs"], "Evaluated customers")[1] == 0
     assert find_row(jan["KPIs"], "Active share")[1] is None
-    result = export_customers(Warehouse(path=str(tmp_path / "warehouse" / "crm.duckdb")), JAN, tmp_path / "jan.csv")
+    result = export_customers(Warehouse(database=str(tmp_path / "warehouse" / "crm.duckdb")), JAN, tmp_path / "jan.csv")
     assert result.rows == 0 and (tmp_path / "jan.csv").read_bytes().decode("utf-8-sig").count("\n") == 1
 
 
@@ -272,7 +272,7 @@ def test_workbooks_of_several_months_in_worker_processes_equal_the_serial_ones(s
 
     monkeypatch.setattr(workbook, "PARALLEL_MIN_ROWS", 0)
     monkeypatch.setattr(workbook, "MAX_WORKBOOK_PROCESSES", 2)
-    summaries = workbook.build_workbooks(Warehouse(path=str(small.warehouse)), tmp_path, [JAN, FEB, MAR])
+    summaries = workbook.build_workbooks(Warehouse(database=str(small.warehouse)), tmp_path, [JAN, FEB, MAR])
     assert [(s.month, s.customers) for s in summaries] == [(JAN, 5), (FEB, 5), (MAR, 5)]
     for s in summaries:
         mine = openpyxl.load_workbook(s.path)
@@ -299,7 +299,7 @@ def test_lists_within_budget(rows, budget, listed):
 def test_a_long_run_leaves_the_older_lists_out_and_says_how_to_get_them(small, tmp_path):  # noqa: F811
     from crm_assets.core.resources import Warehouse
 
-    summaries = workbook.build_workbooks(Warehouse(path=str(small.warehouse)), tmp_path, [JAN, FEB, MAR], list_rows=10)
+    summaries = workbook.build_workbooks(Warehouse(database=str(small.warehouse)), tmp_path, [JAN, FEB, MAR], list_rows=10)
     assert [(s.month, s.customers, [n for _, n in s.customer_sheets]) for s in summaries] == [
         (JAN, 5, []), (FEB, 5, [5]), (MAR, 5, [5])
     ]

@@ -74,7 +74,7 @@ def _warehouse(args: argparse.Namespace):
     from crm_assets.core.resources import Warehouse
 
     if args.warehouse is not None:
-        return Warehouse(path=str(args.warehouse.resolve()))
+        return Warehouse(database=str(args.warehouse.resolve()))
     return Warehouse()
 
 

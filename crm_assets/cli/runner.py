@@ -70,7 +70,7 @@ def resolve_months(
     if to_month and to_month > keys[-1]:
         raise CrmError(f"--to {to_month[:7]} is after {describe_calendar()}; a month is in it once it has ended")
     warehouse = Warehouse()
-    path = Path(warehouse.path)
+    path = Path(warehouse.database)
     if path.is_dir():
         raise CrmError(f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})")
     plan = plan_folder(input_dir, read_warehouse_state(warehouse), first_partition())

@@ -17,6 +17,7 @@ from typing import Iterator
 
 import duckdb
 from dagster import ConfigurableResource
+from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
 from crm_assets.core import settings
@@ -56,8 +57,8 @@ def _open_error(path: Path, exc: BaseException) -> CrmError:
 DEFAULT_MEMORY_LIMIT = "3GB"
 
 
-class Warehouse(ConfigurableResource):
-    """The DuckDB warehouse file.
+class Warehouse(DuckDBResource):
+    """The DuckDB warehouse file: Dagster's ``DuckDBResource`` with the project's lock handling and memory settings.
 
     Defaults: ``path`` from ``CRM_WAREHOUSE`` (``data/warehouse/crm.duckdb``),
     a DuckDB memory limit of 3 GB (``CRM_DUCKDB_MEMORY_LIMIT``), spill files next to the
@@ -65,7 +66,10 @@ class Warehouse(ConfigurableResource):
     process holds the file.
     """
 
-    path: str = Field(default_factory=lambda: str(settings.warehouse_path()))
+    database: str = Field(
+        default_factory=lambda: str(settings.warehouse_path()),
+        description="the DuckDB file (CRM_WAREHOUSE, default data/warehouse/crm.duckdb)",
+    )
     memory_limit: str = Field(
         default_factory=lambda: os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip(),
         description="DuckDB memory_limit (CRM_DUCKDB_MEMORY_LIMIT, default 3GB); beyond it DuckDB spills to "
@@ -87,7 +91,7 @@ class Warehouse(ConfigurableResource):
 
     def setup_for_execution(self, context) -> None:
         """Serialize runs: a run holds ``<warehouse>.runlock`` from start to end (one writer at a time)."""
-        self._run_lock = RunLock(Path(f"{self.path}.runlock"), self.run_lock_timeout_seconds)
+        self._run_lock = RunLock(Path(f"{self.database}.runlock"), self.run_lock_timeout_seconds)
         self._run_lock.acquire()
 
     def teardown_after_execution(self, context) -> None:
@@ -96,19 +100,25 @@ class Warehouse(ConfigurableResource):
             lock.release()
 
     def _config(self, read_only: bool) -> dict:
-        config: dict = {}
+        config: dict = dict(self.connection_config)
         if self.memory_limit:
             config["memory_limit"] = self.memory_limit
         if self.threads:
             config["threads"] = self.threads
         if not read_only:
-            config["temp_directory"] = self.temp_directory or f"{self.path}.tmp"
+            config["temp_directory"] = self.temp_directory or f"{self.database}.tmp"
         return config
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """DuckDBResource's way in: the same as ``connect()``."""
+        with self.connect() as con:
+            yield con
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held for one unit of work; retries while the file is locked."""
-        path = Path(self.path)
+        path = Path(self.database)
         if read_only and not path.exists():
             raise CrmError(f"{path}: warehouse not found; run `crm run` first")
         if path.is_dir():

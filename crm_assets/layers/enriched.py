@@ -8,7 +8,7 @@ on (qualifying, evaluated, orphans). Nothing is dropped here: returns, zero
 quantities, orphans and anonymous customers' lines are all kept.
 """
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from crm_assets.core import rules
 from crm_assets.core.partitioned import (
@@ -24,6 +24,7 @@ from crm_assets.core.partitions import monthly_partitions
 from crm_assets.core.quality import WARN, Check, check_results, check_specs
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import CrmRules
+from crm_assets.layers import raw
 
 ENRICHED_DDL = """
 CREATE SCHEMA IF NOT EXISTS enriched;
@@ -127,8 +128,8 @@ def build_transactions(con, window: MonthWindow, run_id: str = "direct") -> Writ
 @asset(
     key_prefix="enriched",
     group_name="enriched",
-    compute_kind="duckdb",
-    deps=[AssetKey(["raw", "customers"])],
+    kinds={"duckdb"},
+    deps=[raw.customers],
 )
 def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
     """The customer master ready for use: trimmed ids, consent flags as booleans, anonymous flag.
@@ -160,10 +161,10 @@ def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
 @asset(
     key_prefix="enriched",
     group_name="enriched",
-    compute_kind="duckdb",
+    kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    deps=[AssetKey(["raw", "sales_transactions"]), AssetKey(["raw", "products"]), AssetKey(["enriched", "customers"])],
+    deps=[raw.sales_transactions, raw.products, customers],
     check_specs=check_specs(CHECKS),
 )
 def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:

@@ -46,6 +46,7 @@ from crm_assets.core.quality import (
     check_specs,
 )
 from crm_assets.core.resources import Warehouse
+from crm_assets.layers import enriched
 
 FEATURES_DDL = """
 CREATE SCHEMA IF NOT EXISTS features;
@@ -305,18 +306,22 @@ def build_features(con, window: MonthWindow, run_id: str = "direct") -> WriteRes
     return replace_months(con, TABLE, "report_month", window, statements, None, CHECKS, run_id)
 
 
+ACTIVITY_KEY = AssetKey(["features", "customer_month_activity"])
+REPEATS_KEY = AssetKey(["features", "repeated_orders"])
+
+
 @multi_asset(
     specs=[
         AssetSpec(
-            AssetKey(["features", "customer_month_activity"]),
-            deps=[AssetKey(["enriched", "transactions"])],
+            ACTIVITY_KEY,
+            deps=[enriched.transactions],
             group_name="features",
             kinds={"duckdb"},
             description="Per evaluated customer and invoice month: qualifying units, lines, orders, first and last dates.",
         ),
         AssetSpec(
-            AssetKey(["features", "repeated_orders"]),
-            deps=[AssetKey(["enriched", "transactions"])],
+            REPEATS_KEY,
+            deps=[enriched.transactions],
             group_name="features",
             kinds={"duckdb"},
             description="Invoice ids a customer has in more than one month, with the previous month of each.",
@@ -330,20 +335,19 @@ def customer_month_activity(context: AssetExecutionContext, warehouse: Warehouse
     window = month_window(context)
     with warehouse.connect() as con:
         activity_rows, repeat_rows = build_activity(con, window)
-    yield MaterializeResult(asset_key=AssetKey(["features", "customer_month_activity"]), metadata={"rows_in_run": activity_rows})
-    yield MaterializeResult(asset_key=AssetKey(["features", "repeated_orders"]), metadata={"rows_in_run": repeat_rows})
+    yield MaterializeResult(asset_key=ACTIVITY_KEY, metadata={"rows_in_run": activity_rows})
+    yield MaterializeResult(asset_key=REPEATS_KEY, metadata={"rows_in_run": repeat_rows})
 
 
 @asset(
     key_prefix="features",
     group_name="features",
-    compute_kind="duckdb",
+    kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[
-        AssetKey(["features", "customer_month_activity"]),
-        AssetKey(["features", "repeated_orders"]),
-        AssetKey(["enriched", "customers"]),
+        customer_month_activity,  # both of its tables
+        enriched.customers,
     ],
     check_specs=check_specs(CHECKS),
 )

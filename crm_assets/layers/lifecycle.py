@@ -7,7 +7,7 @@ has positive units), never on float sums; within each output the first rule
 that matches wins.
 """
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets.core import quality
 from crm_assets.core.partitioned import (
@@ -22,6 +22,7 @@ from crm_assets.core.partitions import monthly_partitions
 from crm_assets.core.quality import BlockingCheckError, check_results, check_specs
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES
+from crm_assets.layers.features import customer_features
 
 LIFECYCLE_DDL = """
 CREATE SCHEMA IF NOT EXISTS lifecycle;
@@ -74,10 +75,10 @@ def build_lifecycle(con, window: MonthWindow, run_id: str = "direct") -> WriteRe
 @asset(
     key_prefix="lifecycle",
     group_name="lifecycle",
-    compute_kind="duckdb",
+    kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    deps=[AssetKey(["features", "customer_features"])],
+    deps=[customer_features],
     check_specs=check_specs(CHECKS),
 )
 def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse):

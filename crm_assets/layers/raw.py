@@ -672,7 +672,7 @@ def _master_result(staged: StagedFile, outcomes: list[Outcome]) -> MaterializeRe
     )
 
 
-@asset(key_prefix="raw", group_name="raw", compute_kind="duckdb", check_specs=check_specs(PRODUCT_CHECKS))
+@asset(key_prefix="raw", group_name="raw", kinds={"duckdb"}, check_specs=check_specs(PRODUCT_CHECKS))
 def products(context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder):
     """The product master as loaded: one row per product of ``products_master.csv``.
 
@@ -683,7 +683,7 @@ def products(context: AssetExecutionContext, warehouse: Warehouse, input_folder:
     yield from _load_master_asset(context, warehouse, input_folder, PRODUCTS, PRODUCT_CHECKS)
 
 
-@asset(key_prefix="raw", group_name="raw", compute_kind="duckdb", check_specs=check_specs(CUSTOMER_CHECKS))
+@asset(key_prefix="raw", group_name="raw", kinds={"duckdb"}, check_specs=check_specs(CUSTOMER_CHECKS))
 def customers(context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder):
     """The customer master as loaded: one row per customer of ``customers_master.csv``.
 
@@ -697,7 +697,7 @@ def customers(context: AssetExecutionContext, warehouse: Warehouse, input_folder
 @asset(
     key_prefix="raw",
     group_name="raw",
-    compute_kind="duckdb",
+    kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     check_specs=check_specs(TRANSACTION_CHECKS),

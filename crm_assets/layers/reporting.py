@@ -9,7 +9,7 @@ change of thresholds always leaves a trace.
 
 import json
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets.core import quality
 from crm_assets.core.partitioned import MonthWindow, breakdown_metadata, month_parts, month_window
@@ -17,6 +17,10 @@ from crm_assets.core.partitions import monthly_partitions
 from crm_assets.core.quality import BlockingCheckError, Outcome, check_results, check_specs, write_with_checks
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
+from crm_assets.layers import enriched
+from crm_assets.layers.features import customer_features
+from crm_assets.layers.lifecycle import customer_lifecycle
+from crm_assets.layers.rfmt import customer_rfmt
 
 REPORTING_DDL = """
 CREATE SCHEMA IF NOT EXISTS reporting;
@@ -166,14 +170,14 @@ def changes_by_month(con, run_id: str) -> dict[str, dict[str, int]]:
 @asset(
     key_prefix="reporting",
     group_name="reporting",
-    compute_kind="duckdb",
+    kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[
-        AssetKey(["features", "customer_features"]),
-        AssetKey(["lifecycle", "customer_lifecycle"]),
-        AssetKey(["rfmt", "customer_rfmt"]),
-        AssetKey(["enriched", "customers"]),
+        customer_features,
+        customer_lifecycle,
+        customer_rfmt,
+        enriched.customers,
     ],
     check_specs=check_specs(CHECKS),
 )

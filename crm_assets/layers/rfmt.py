@@ -8,7 +8,7 @@ month was materialized. Thresholds and bin edges come from the ``CrmRules``
 resource.
 """
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets.core import quality
 from crm_assets.core.partitioned import (
@@ -23,6 +23,8 @@ from crm_assets.core.partitions import monthly_partitions
 from crm_assets.core.quality import BlockingCheckError, check_results, check_specs
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import SCORE_VALUES, SCORES, TIERS, CrmRules, value_tier_sql
+from crm_assets.layers.features import customer_features
+from crm_assets.layers.lifecycle import customer_lifecycle
 
 RFMT_DDL = """
 CREATE SCHEMA IF NOT EXISTS rfmt;
@@ -97,10 +99,10 @@ def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "dir
 @asset(
     key_prefix="rfmt",
     group_name="rfmt",
-    compute_kind="duckdb",
+    kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    deps=[AssetKey(["features", "customer_features"]), AssetKey(["lifecycle", "customer_lifecycle"])],
+    deps=[customer_features, customer_lifecycle],
     check_specs=check_specs(CHECKS),
 )
 def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):

@@ -34,12 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-from dagster import AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import MaterializeResult, MetadataValue, asset
 
 from crm_assets.core.errors import CrmError
 from crm_assets.core.resources import OutputFolder, Warehouse, table_names
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
-from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
+from crm_assets.layers import enriched
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, customer_snapshot
 
 POWERBI_FOLDER = "powerbi"
 # A replaced set stays (hidden, next to the folder) this long for readers still reading it.
@@ -324,8 +325,8 @@ def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None
 @asset(
     key_prefix="powerbi",
     group_name="outputs",
-    compute_kind="parquet",
-    deps=[AssetKey(["reporting", "customer_snapshot"]), AssetKey(["enriched", "customers"])],
+    kinds={"duckdb", "parquet", "powerbi"},
+    deps=[customer_snapshot, enriched.customers],
 )
 def star_schema(warehouse: Warehouse, output_folder: OutputFolder) -> MaterializeResult:
     """The Power BI star schema: Parquet files of every snapshot month under ``<output>/powerbi/``.

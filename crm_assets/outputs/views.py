@@ -17,15 +17,16 @@ analyst queries for totals without touching customer rows:
 
 from dataclasses import dataclass
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, MaterializeResult, asset
 
 from crm_assets.core.partitioned import MonthWindow, add_month_metadata, month_window, replace_months
 from crm_assets.core.partitions import monthly_partitions
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import TIERS
+from crm_assets.layers import enriched
+from crm_assets.layers.reporting import customer_snapshot
 
 SNAPSHOT = "reporting.customer_snapshot"
-SNAPSHOT_KEY = AssetKey(["reporting", "customer_snapshot"])
 
 # The label of "no value tier" in the migration matrix: Not Active, or not yet
 # entered (prev_value_tier is NULL in both cases).
@@ -210,13 +211,13 @@ def _materialize(context: AssetExecutionContext, warehouse: Warehouse, name: str
 _VIEW_ASSET = dict(
     key_prefix="reporting",
     group_name="reporting_views",
-    compute_kind="duckdb",
+    kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
 )
 
 
-@asset(**_VIEW_ASSET, deps=[SNAPSHOT_KEY])
+@asset(**_VIEW_ASSET, deps=[customer_snapshot])
 def segment_summary(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Customers and units per month by activity status, value tier, lifecycle stage and event, customer group and city.
 
@@ -228,7 +229,7 @@ def segment_summary(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
     return _materialize(context, warehouse, "segment_summary")
 
 
-@asset(**_VIEW_ASSET, deps=[SNAPSHOT_KEY])
+@asset(**_VIEW_ASSET, deps=[customer_snapshot])
 def tier_migration(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """The value-tier migration matrix of each month: customers by tier in M-1 (rows) and tier in M (columns).
 
@@ -240,7 +241,7 @@ def tier_migration(context: AssetExecutionContext, warehouse: Warehouse) -> Mate
     return _materialize(context, warehouse, "tier_migration")
 
 
-@asset(**_VIEW_ASSET, deps=[SNAPSHOT_KEY])
+@asset(**_VIEW_ASSET, deps=[customer_snapshot])
 def cohort_retention(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Cohort retention: per report month and first-purchase cohort, the share of the cohort still Active.
 
@@ -251,7 +252,7 @@ def cohort_retention(context: AssetExecutionContext, warehouse: Warehouse) -> Ma
     return _materialize(context, warehouse, "cohort_retention")
 
 
-@asset(**_VIEW_ASSET, deps=[SNAPSHOT_KEY, AssetKey(["enriched", "customers"])])
+@asset(**_VIEW_ASSET, deps=[customer_snapshot, enriched.customers])
 def contactable_customers(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Customers reachable per channel each month: consent as of the month and contact data on file.
 
@@ -262,7 +263,7 @@ def contactable_customers(context: AssetExecutionContext, warehouse: Warehouse) 
     return _materialize(context, warehouse, "contactable_customers", where="channel = 'any'")
 
 
-@asset(**_VIEW_ASSET, deps=[SNAPSHOT_KEY])
+@asset(**_VIEW_ASSET, deps=[customer_snapshot])
 def device_attach(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Device owners who never bought a consumable, by month and customer group, with the attach rate.
 
@@ -273,5 +274,4 @@ def device_attach(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
     return _materialize(context, warehouse, "device_attach")
 
 
-VIEW_ASSET_KEYS = [AssetKey(["reporting", name]) for name in VIEWS]
 view_assets: list[AssetsDefinition] = [segment_summary, tier_migration, cohort_retention, contactable_customers, device_attach]

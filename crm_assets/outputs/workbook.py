@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.chart import BarChart, LineChart, Reference, Series
@@ -52,9 +52,9 @@ from crm_assets.core.partitioned import add_month_metadata, month_window
 from crm_assets.core.partitions import monthly_partitions
 from crm_assets.core.resources import OutputFolder, Warehouse, table_names
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
-from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, customer_snapshot
 from crm_assets.outputs import xlsx_list
-from crm_assets.outputs.views import NO_TIER, VIEW_ASSET_KEYS, VIEWS
+from crm_assets.outputs.views import NO_TIER, VIEWS, view_assets
 
 # Rows per sheet Excel can hold, header included (Excel's hard limit). Tests
 # patch it small to exercise the split of long lists over numbered sheets.
@@ -841,10 +841,10 @@ def build_workbooks(
 @asset(
     key_prefix="reporting",
     group_name="outputs",
-    compute_kind="excel",
+    kinds={"duckdb", "excel"},
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    deps=[AssetKey(["reporting", "customer_snapshot"]), *VIEW_ASSET_KEYS],
+    deps=[customer_snapshot, *view_assets],
 )
 def summary_workbook(context: AssetExecutionContext, warehouse: Warehouse, output_folder: OutputFolder) -> MaterializeResult:
     """The monthly Excel summary workbook ``reports/crm_summary_YYYY-MM.xlsx`` under the output folder.
