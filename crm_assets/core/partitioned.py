@@ -178,3 +178,39 @@ def add_month_metadata(
         if table_rows:
             metadata["summary"] = MetadataValue.md(markdown_table(("breakdown", "value", "customers"), table_rows))
         context.add_asset_metadata(metadata, partition_key=key, asset_key=asset_key)
+
+
+def monthly_asset(layer: str, *, checks: Sequence = (), deps: Sequence = (), group: str | None = None, **kwargs):
+    """The decorator of a monthly DuckDB table asset of ``layer``: the monthly partitions of the calendar, a
+    single-run backfill policy (a range of months is one run), its checks declared, its upstream assets."""
+    from dagster import BackfillPolicy, asset
+
+    from crm_assets.core.partitions import monthly_partitions
+    from crm_assets.core.quality import check_specs
+
+    return asset(
+        key_prefix=layer,
+        group_name=group or layer,
+        kinds={"duckdb"},
+        partitions_def=monthly_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        deps=list(deps),
+        check_specs=check_specs(list(checks)),
+        **kwargs,
+    )
+
+
+def guarded(warehouse, work):
+    """Run ``work(con)`` on one warehouse connection and return its result (use with ``yield from``).
+
+    A blocking check that fails inside the write (``BlockingCheckError``: nothing was committed) yields the
+    results of every check of the asset, so the UI shows which one failed, and fails the step.
+    """
+    from crm_assets.core.quality import BlockingCheckError, check_results
+
+    try:
+        with warehouse.connect() as con:
+            return work(con)
+    except BlockingCheckError as exc:
+        yield from check_results(exc.outcomes)
+        raise exc.failure() from None

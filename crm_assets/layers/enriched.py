@@ -8,7 +8,7 @@ on (qualifying, evaluated, orphans). Nothing is dropped here: returns, zero
 quantities, orphans and anonymous customers' lines are all kept.
 """
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from crm_assets.core import rules
 from crm_assets.core.partitioned import (
@@ -18,10 +18,10 @@ from crm_assets.core.partitioned import (
     counts_by_month,
     markdown_table,
     month_window,
+    monthly_asset,
     replace_months,
 )
-from crm_assets.core.partitions import monthly_partitions
-from crm_assets.core.quality import WARN, Check, check_results, check_specs
+from crm_assets.core.quality import WARN, Check, check_results
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import CrmRules
 from crm_assets.layers import raw
@@ -158,15 +158,7 @@ def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
     )
 
 
-@asset(
-    key_prefix="enriched",
-    group_name="enriched",
-    kinds={"duckdb"},
-    partitions_def=monthly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    deps=[raw.sales_transactions, raw.products, customers],
-    check_specs=check_specs(CHECKS),
-)
+@monthly_asset("enriched", checks=CHECKS, deps=[raw.sales_transactions, raw.products, customers])
 def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Every invoice line joined to its product and customer, by invoice month.
 

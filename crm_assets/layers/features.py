@@ -24,7 +24,6 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
-    asset,
     multi_asset,
 )
 
@@ -34,16 +33,16 @@ from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
     add_month_metadata,
+    guarded,
     month_window,
+    monthly_asset,
     replace_months,
 )
 from crm_assets.core.partitions import monthly_partitions
 from crm_assets.core.quality import (
     WARN,
-    BlockingCheckError,
     Check,
     check_results,
-    check_specs,
 )
 from crm_assets.core.resources import Warehouse
 from crm_assets.layers import enriched
@@ -339,18 +338,7 @@ def customer_month_activity(context: AssetExecutionContext, warehouse: Warehouse
     yield MaterializeResult(asset_key=REPEATS_KEY, metadata={"rows_in_run": repeat_rows})
 
 
-@asset(
-    key_prefix="features",
-    group_name="features",
-    kinds={"duckdb"},
-    partitions_def=monthly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    deps=[
-        customer_month_activity,  # both of its tables
-        enriched.customers,
-    ],
-    check_specs=check_specs(CHECKS),
-)
+@monthly_asset("features", checks=CHECKS, deps=[customer_month_activity, enriched.customers])  # both activity tables
 def customer_features(context: AssetExecutionContext, warehouse: Warehouse):
     """Section 4 of the business rules for every evaluated customer entered by each report month.
 
@@ -360,20 +348,20 @@ def customer_features(context: AssetExecutionContext, warehouse: Warehouse):
     dated after the month never changes it.
     """
     window = month_window(context)
-    try:
-        with warehouse.connect() as con:
-            written = build_features(con, window, context.run_id)
-            stats = con.execute(
+
+    def work(con):
+        written = build_features(con, window, context.run_id)
+        stats = con.execute(
             """
-                SELECT strftime(report_month, '%Y-%m-%d'), count(*), count(*) FILTER (lines_m12 > 0),
-                    count(*) FILTER (lines_total = 0), sum(m1)::DOUBLE, sum(m12)::DOUBLE
-                FROM features.customer_features WHERE report_month BETWEEN ? AND ? GROUP BY 1
-                """,
-                [window.start, window.end],
-            ).fetchall()
-    except BlockingCheckError as exc:
-        yield from check_results(exc.outcomes)
-        raise exc.failure() from None
+            SELECT strftime(report_month, '%Y-%m-%d'), count(*), count(*) FILTER (lines_m12 > 0),
+                count(*) FILTER (lines_total = 0), sum(m1)::DOUBLE, sum(m12)::DOUBLE
+            FROM features.customer_features WHERE report_month BETWEEN ? AND ? GROUP BY 1
+            """,
+            [window.start, window.end],
+        ).fetchall()
+        return written, stats
+
+    written, stats = yield from guarded(warehouse, work)
     per_month = {row[0]: row[1:] for row in stats}
     add_month_metadata(
         context,

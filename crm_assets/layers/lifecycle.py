@@ -7,19 +7,20 @@ has positive units), never on float sums; within each output the first rule
 that matches wins.
 """
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult
 
 from crm_assets.core import quality
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
     breakdown_metadata,
+    guarded,
     month_parts,
     month_window,
+    monthly_asset,
     replace_months,
 )
-from crm_assets.core.partitions import monthly_partitions
-from crm_assets.core.quality import BlockingCheckError, check_results, check_specs
+from crm_assets.core.quality import check_results
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES
 from crm_assets.layers.features import customer_features
@@ -72,15 +73,7 @@ def build_lifecycle(con, window: MonthWindow, run_id: str = "direct") -> WriteRe
     return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
 
 
-@asset(
-    key_prefix="lifecycle",
-    group_name="lifecycle",
-    kinds={"duckdb"},
-    partitions_def=monthly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    deps=[customer_features],
-    check_specs=check_specs(CHECKS),
-)
+@monthly_asset("lifecycle", checks=CHECKS, deps=[customer_features])
 def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse):
     """Activity status, lifecycle stage and lifecycle event of every evaluated customer, per month.
 
@@ -90,16 +83,16 @@ def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse):
     Lost, New (tenure up to 12 months), At Risk (silent 6 months), Active.
     """
     window = month_window(context)
-    try:
-        with warehouse.connect() as con:
-            written = build_lifecycle(con, window, context.run_id)
-            breakdown_metadata(
-                context, con, TABLE, window,
-                {"status": (STATUSES, "activity_status"), "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
-            )
-    except BlockingCheckError as exc:
-        yield from check_results(exc.outcomes)
-        raise exc.failure() from None
+
+    def work(con):
+        written = build_lifecycle(con, window, context.run_id)
+        breakdown_metadata(
+            context, con, TABLE, window,
+            {"status": (STATUSES, "activity_status"), "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
+        )
+        return written
+
+    written = yield from guarded(warehouse, work)
     yield MaterializeResult(
         metadata={"months": window.months, "rows_in_run": written.rows}, check_results=check_results(written.outcomes)
     )

@@ -9,12 +9,18 @@ change of thresholds always leaves a trace.
 
 import json
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult
 
 from crm_assets.core import quality
-from crm_assets.core.partitioned import MonthWindow, breakdown_metadata, month_parts, month_window
-from crm_assets.core.partitions import monthly_partitions
-from crm_assets.core.quality import BlockingCheckError, Outcome, check_results, check_specs, write_with_checks
+from crm_assets.core.partitioned import (
+    MonthWindow,
+    breakdown_metadata,
+    guarded,
+    month_parts,
+    month_window,
+    monthly_asset,
+)
+from crm_assets.core.quality import Outcome, check_results, write_with_checks
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
 from crm_assets.layers import enriched
@@ -167,20 +173,7 @@ def changes_by_month(con, run_id: str) -> dict[str, dict[str, int]]:
     return {key: dict(zip(names, values)) for key, *values in rows}
 
 
-@asset(
-    key_prefix="reporting",
-    group_name="reporting",
-    kinds={"duckdb"},
-    partitions_def=monthly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    deps=[
-        customer_features,
-        customer_lifecycle,
-        customer_rfmt,
-        enriched.customers,
-    ],
-    check_specs=check_specs(CHECKS),
-)
+@monthly_asset("reporting", checks=CHECKS, deps=[customer_features, customer_lifecycle, customer_rfmt, enriched.customers])
 def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
     """The monthly snapshot of every evaluated customer: features, status, tier, stage, event, scores.
 
@@ -189,18 +182,18 @@ def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_
     computed is logged in ``reporting.snapshot_manifest`` with the rules used.
     """
     window = month_window(context)
-    try:
-        with warehouse.connect() as con:
-            outcomes = build_snapshot(con, window, crm_rules, context.run_id)
-            breakdown_metadata(
-                context, con, TABLE, window,
-                {"status": (STATUSES, "activity_status"), "tier": (TIERS, "value_tier"),
-                 "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
-                extra=changes_by_month(con, run_id=context.run_id),
-            )
-    except BlockingCheckError as exc:
-        yield from check_results(exc.outcomes)
-        raise exc.failure() from None
+
+    def work(con):
+        outcomes = build_snapshot(con, window, crm_rules, context.run_id)
+        breakdown_metadata(
+            context, con, TABLE, window,
+            {"status": (STATUSES, "activity_status"), "tier": (TIERS, "value_tier"),
+             "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
+            extra=changes_by_month(con, run_id=context.run_id),
+        )
+        return outcomes
+
+    outcomes = yield from guarded(warehouse, work)
     yield MaterializeResult(
         metadata={"months": window.months, "rules_version": crm_rules.version()},
         check_results=check_results(outcomes),

@@ -8,19 +8,20 @@ month was materialized. Thresholds and bin edges come from the ``CrmRules``
 resource.
 """
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult
 
 from crm_assets.core import quality
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
     breakdown_metadata,
+    guarded,
     month_parts,
     month_window,
+    monthly_asset,
     replace_months,
 )
-from crm_assets.core.partitions import monthly_partitions
-from crm_assets.core.quality import BlockingCheckError, check_results, check_specs
+from crm_assets.core.quality import check_results
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import SCORE_VALUES, SCORES, TIERS, CrmRules, value_tier_sql
 from crm_assets.layers.features import customer_features
@@ -96,15 +97,7 @@ def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "dir
     return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
 
 
-@asset(
-    key_prefix="rfmt",
-    group_name="rfmt",
-    kinds={"duckdb"},
-    partitions_def=monthly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    deps=[customer_features, customer_lifecycle],
-    check_specs=check_specs(CHECKS),
-)
+@monthly_asset("rfmt", checks=CHECKS, deps=[customer_features, customer_lifecycle])
 def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
     """Value tier (RFMT segment), previous month's tier, and r/f/m/t scores per customer and month.
 
@@ -116,17 +109,17 @@ def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rule
     the first purchase.
     """
     window = month_window(context)
-    try:
-        with warehouse.connect() as con:
-            written = build_rfmt(con, window, crm_rules, context.run_id)
-            breakdown_metadata(
-                context, con, TABLE, window,
-                {"tier": (TIERS, "value_tier"), **{score: (tuple(map(str, SCORE_VALUES)), score) for score in SCORES}},
-                extra={k: {"rules_version": crm_rules.version()} for k in window.keys},
-            )
-    except BlockingCheckError as exc:
-        yield from check_results(exc.outcomes)
-        raise exc.failure() from None
+
+    def work(con):
+        written = build_rfmt(con, window, crm_rules, context.run_id)
+        breakdown_metadata(
+            context, con, TABLE, window,
+            {"tier": (TIERS, "value_tier"), **{score: (tuple(map(str, SCORE_VALUES)), score) for score in SCORES}},
+            extra={k: {"rules_version": crm_rules.version()} for k in window.keys},
+        )
+        return written
+
+    written = yield from guarded(warehouse, work)
     yield MaterializeResult(
         metadata={"months": window.months, "rows_in_run": written.rows, "rules_version": crm_rules.version()},
         check_results=check_results(written.outcomes),

@@ -17,10 +17,9 @@ analyst queries for totals without touching customer rows:
 
 from dataclasses import dataclass
 
-from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult
 
-from crm_assets.core.partitioned import MonthWindow, add_month_metadata, month_window, replace_months
-from crm_assets.core.partitions import monthly_partitions
+from crm_assets.core.partitioned import MonthWindow, add_month_metadata, month_window, monthly_asset, replace_months
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import TIERS
 from crm_assets.layers import enriched
@@ -208,16 +207,11 @@ def _materialize(context: AssetExecutionContext, warehouse: Warehouse, name: str
     )
 
 
-_VIEW_ASSET = dict(
-    key_prefix="reporting",
-    group_name="reporting_views",
-    kinds={"duckdb"},
-    partitions_def=monthly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-)
+def _view_asset(*deps):
+    return monthly_asset("reporting", group="reporting_views", deps=[customer_snapshot, *deps])
 
 
-@asset(**_VIEW_ASSET, deps=[customer_snapshot])
+@_view_asset()
 def segment_summary(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Customers and units per month by activity status, value tier, lifecycle stage and event, customer group and city.
 
@@ -229,7 +223,7 @@ def segment_summary(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
     return _materialize(context, warehouse, "segment_summary")
 
 
-@asset(**_VIEW_ASSET, deps=[customer_snapshot])
+@_view_asset()
 def tier_migration(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """The value-tier migration matrix of each month: customers by tier in M-1 (rows) and tier in M (columns).
 
@@ -241,7 +235,7 @@ def tier_migration(context: AssetExecutionContext, warehouse: Warehouse) -> Mate
     return _materialize(context, warehouse, "tier_migration")
 
 
-@asset(**_VIEW_ASSET, deps=[customer_snapshot])
+@_view_asset()
 def cohort_retention(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Cohort retention: per report month and first-purchase cohort, the share of the cohort still Active.
 
@@ -252,7 +246,7 @@ def cohort_retention(context: AssetExecutionContext, warehouse: Warehouse) -> Ma
     return _materialize(context, warehouse, "cohort_retention")
 
 
-@asset(**_VIEW_ASSET, deps=[customer_snapshot, enriched.customers])
+@_view_asset(enriched.customers)
 def contactable_customers(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Customers reachable per channel each month: consent as of the month and contact data on file.
 
@@ -263,7 +257,7 @@ def contactable_customers(context: AssetExecutionContext, warehouse: Warehouse) 
     return _materialize(context, warehouse, "contactable_customers", where="channel = 'any'")
 
 
-@asset(**_VIEW_ASSET, deps=[customer_snapshot])
+@_view_asset()
 def device_attach(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Device owners who never bought a consumable, by month and customer group, with the attach rate.
 
