@@ -83,7 +83,7 @@ def table_dump(path: Path) -> dict[str, list[tuple]]:
             columns = [
                 c for (c,) in con.execute(
                     "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-                    "AND column_name <> 'loaded_at' ORDER BY ordinal_position", [schema, table]
+                    "AND column_name NOT IN ('loaded_at', 'applied_at') ORDER BY ordinal_position", [schema, table]
                 ).fetchall()
             ]
             cols = ", ".join(f'"{c}"' for c in columns)

@@ -20,7 +20,7 @@ from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
-from crm_assets.core import settings
+from crm_assets.core import schema, settings
 from crm_assets.core.errors import CrmError
 
 
@@ -152,6 +152,10 @@ class Warehouse(DuckDBResource):
                 delay = min(delay * 2, 1.0)
         try:
             con.execute("SET enable_progress_bar = false")  # no bar in run logs and terminals
+            if read_only:
+                schema.check_readable(con, str(path))
+            else:
+                schema.upgrade(con, str(path))
             yield con
         finally:
             con.close()

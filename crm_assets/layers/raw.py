@@ -97,15 +97,13 @@ CREATE TABLE IF NOT EXISTS raw.file_months (
 CREATE TABLE IF NOT EXISTS raw.file_loads (
     file_kind VARCHAR NOT NULL, source_file VARCHAR NOT NULL, file_bytes BIGINT,
     rows_read BIGINT, rows_valid BIGINT, rows_rejected BIGINT, blank_lines BIGINT,
-    loaded_at TIMESTAMP
+    loaded_at TIMESTAMP, file_digest VARCHAR
 );
-ALTER TABLE raw.file_loads ADD COLUMN IF NOT EXISTS file_digest VARCHAR;
 CREATE TABLE IF NOT EXISTS raw.file_profiles (
     source_file VARCHAR NOT NULL, file_digest VARCHAR NOT NULL,
     rows_read BIGINT NOT NULL, rows_valid BIGINT NOT NULL, rows_rejected BIGINT NOT NULL,
-    invoice_month DATE, lines BIGINT, content_hash HUGEINT
+    invoice_month DATE, lines BIGINT, content_hash HUGEINT, last_invoice_date DATE
 );
-ALTER TABLE raw.file_profiles ADD COLUMN IF NOT EXISTS last_invoice_date DATE;
 """
 
 
