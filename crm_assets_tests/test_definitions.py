@@ -1,5 +1,7 @@
 """The code location loads and has the expected shape."""
 
+from pathlib import Path
+
 from dagster import AssetKey, BackfillPolicy
 
 from crm_assets.core import settings
@@ -101,3 +103,24 @@ def test_the_shape_of_the_definitions_is_pinned():
     if os.environ.get("CRM_UPDATE_SNAPSHOTS") == "1":
         path.write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n")
     assert shape == json.loads(path.read_text())
+
+
+def test_the_snapshot_contract_is_the_table_the_docs_and_dagster_show(tmp_path):
+    import duckdb
+
+    from crm_assets.definitions import defs
+    from crm_assets.layers.reporting import REPORTING_DDL, SNAPSHOT_COLUMNS, SNAPSHOT_TABLE
+    from crm_assets.outputs.workbook import LIST_COLUMNS
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "warehouse.md").read_text()
+    assert SNAPSHOT_TABLE.markdown() in docs  # regenerate the table from the contract when this fails
+    con = duckdb.connect()
+    con.execute(REPORTING_DDL)
+    described = con.execute("DESCRIBE reporting.customer_snapshot").fetchall()
+    assert [(name, kind, null == "NO") for name, kind, null, *_ in described] == [
+        (c.name, c.type, c.not_null) for c in SNAPSHOT_TABLE.columns
+    ]
+    assert set(SNAPSHOT_COLUMNS) <= set(LIST_COLUMNS)
+    spec = defs.resolve_asset_graph().get(AssetKey(["reporting", "customer_snapshot"]))
+    schema = spec.metadata["dagster/column_schema"]
+    assert [c.name for c in schema.columns] == list(SNAPSHOT_COLUMNS)

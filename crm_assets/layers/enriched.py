@@ -11,6 +11,7 @@ quantities, orphans and anonymous customers' lines are all kept.
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from crm_assets.core import rules
+from crm_assets.core.columns import EXCEL_TEXT, Column
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
@@ -44,6 +45,14 @@ CREATE TABLE IF NOT EXISTS enriched.transactions (
     is_consumable BOOLEAN NOT NULL, is_device BOOLEAN NOT NULL, is_qualifying BOOLEAN NOT NULL
 );
 """
+
+
+# The contact columns of a customer list (crm export), shown only with the customer's consent.
+CONTACT_COLUMNS = (
+    Column("email", "VARCHAR", "E-mail address, only when the customer consented to e-mail; blank otherwise.", EXCEL_TEXT, 26),
+    Column("mobile_number", "VARCHAR", "Mobile number, only when the customer consented to SMS or phone; blank otherwise.",
+           EXCEL_TEXT, 16),
+)
 
 
 def customers_sql(crm_rules: CrmRules) -> str:

@@ -12,6 +12,16 @@ import json
 from dagster import AssetExecutionContext, MaterializeResult
 
 from crm_assets.core import quality
+from crm_assets.core.columns import (
+    EXCEL_COUNT,
+    EXCEL_DATE,
+    EXCEL_DECIMAL,
+    EXCEL_INTEGER,
+    EXCEL_MONTH_KEY,
+    EXCEL_TEXT,
+    Column,
+    Table,
+)
 from crm_assets.core.partitioned import (
     MonthWindow,
     breakdown_metadata,
@@ -28,22 +38,45 @@ from crm_assets.layers.features import customer_features
 from crm_assets.layers.lifecycle import customer_lifecycle
 from crm_assets.layers.rfmt import customer_rfmt
 
-REPORTING_DDL = """
+SNAPSHOT_TABLE = Table("reporting.customer_snapshot", "One row per evaluated customer and report month, for every materialized month.", (
+    Column("report_month", "DATE", "Report month (first day of the month).", EXCEL_MONTH_KEY, 10, True),
+    Column("customer_id", "VARCHAR", "Customer id as text, trimmed, exactly as in the customer master (leading zeros kept).", EXCEL_TEXT, 14, True),
+    Column("customer_group", "VARCHAR", "Customer group from the customer master.", EXCEL_TEXT, 16),
+    Column("city", "VARCHAR", "City from the customer master.", EXCEL_TEXT, 16),
+    Column("m_total", "DOUBLE", "Units of qualifying consumable lines over the whole history up to the end of the month.", EXCEL_DECIMAL, 12, True),
+    Column("m1", "DOUBLE", "Units bought in the report month.", EXCEL_DECIMAL, 11, True),
+    Column("m6", "DOUBLE", "Units bought in the 6 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+    Column("m12", "DOUBLE", "Units bought in the 12 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+    Column("m13", "DOUBLE", "Units bought in the 13 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+    Column("m24", "DOUBLE", "Units bought in the 24 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+    Column("m25", "DOUBLE", "Units bought in the 25 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+    Column("o6", "BIGINT", "Orders (distinct invoices with a qualifying line) in 6 months.", EXCEL_COUNT, 8, True),
+    Column("o12", "BIGINT", "Orders in 12 months.", EXCEL_COUNT, 8, True),
+    Column("first_device_purchase_date", "DATE", "First device purchase (quantity > 0) up to the end of the month.", EXCEL_DATE, 12),
+    Column("first_consumable_purchase_date", "DATE", "First qualifying consumable purchase.", EXCEL_DATE, 12),
+    Column("last_consumable_purchase_date", "DATE", "Last qualifying consumable purchase up to the end of the month.", EXCEL_DATE, 12),
+    Column("months_since_last_purchase", "INTEGER", "Whole calendar months from the last purchase to the report month (0 = bought in the month; blank when never bought).", EXCEL_INTEGER, 10),
+    Column("tenure_months", "INTEGER", "Calendar months from the first purchase to the report month, both ends counted (blank when never bought).", EXCEL_INTEGER, 10),
+    Column("avg_monthly_consumption", "DOUBLE", "AMC = m6 / 6.", EXCEL_DECIMAL, 12, True),
+    Column("avg_order_size", "DOUBLE", "AOS = m6 / o6 (blank when o6 = 0).", EXCEL_DECIMAL, 12),
+    Column("activity_status", "VARCHAR", "Active when m12 > 0, else Not Active.", EXCEL_TEXT, 12, True),
+    Column("value_tier", "VARCHAR", "RFMT value tier of Active customers: Diamond, Platinum, Gold, Silver, Bronze, Passive (blank when Not Active).", EXCEL_TEXT, 11),
+    Column("prev_value_tier", "VARCHAR", "The value tier the same rules give for the previous month.", EXCEL_TEXT, 11),
+    Column("lifecycle_stage", "VARCHAR", "Prospect, New, Active, At Risk or Lost at the end of the month.", EXCEL_TEXT, 11, True),
+    Column("lifecycle_event", "VARCHAR", "What changed in the month: New, Lost, Reactivated (blank when nothing did).", EXCEL_TEXT, 11),
+    Column("r_score", "INTEGER", "Recency score 1..5 from months since the last purchase (Active only).", EXCEL_INTEGER, 8),
+    Column("f_score", "INTEGER", "Frequency score 1..5 from o12 (Active only).", EXCEL_INTEGER, 8),
+    Column("m_score", "INTEGER", "Monetary (volume) score 1..5 from the rank of m12 among the month's Active customers.", EXCEL_INTEGER, 8),
+    Column("t_score", "INTEGER", "Tenure score 1..5 from tenure_months (Active only).", EXCEL_INTEGER, 8),
+    Column("opt_email", "BOOLEAN", "Consent to e-mail (TRUE/FALSE; blank or unknown in the master = FALSE).", None, 9, True),
+    Column("opt_sms", "BOOLEAN", "Consent to SMS (as opt_email).", None, 9, True),
+    Column("opt_phone", "BOOLEAN", "Consent to phone calls (as opt_email).", None, 9, True),
+))
+SNAPSHOT_COLUMNS = SNAPSHOT_TABLE.names()
+
+REPORTING_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS reporting;
-CREATE TABLE IF NOT EXISTS reporting.customer_snapshot (
-    report_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
-    customer_group VARCHAR, city VARCHAR,
-    m_total DOUBLE NOT NULL, m1 DOUBLE NOT NULL, m6 DOUBLE NOT NULL, m12 DOUBLE NOT NULL,
-    m13 DOUBLE NOT NULL, m24 DOUBLE NOT NULL, m25 DOUBLE NOT NULL,
-    o6 BIGINT NOT NULL, o12 BIGINT NOT NULL,
-    first_device_purchase_date DATE, first_consumable_purchase_date DATE, last_consumable_purchase_date DATE,
-    months_since_last_purchase INTEGER, tenure_months INTEGER,
-    avg_monthly_consumption DOUBLE NOT NULL, avg_order_size DOUBLE,
-    activity_status VARCHAR NOT NULL, value_tier VARCHAR, prev_value_tier VARCHAR,
-    lifecycle_stage VARCHAR NOT NULL, lifecycle_event VARCHAR,
-    r_score INTEGER, f_score INTEGER, m_score INTEGER, t_score INTEGER,
-    opt_email BOOLEAN NOT NULL, opt_sms BOOLEAN NOT NULL, opt_phone BOOLEAN NOT NULL
-);
+{SNAPSHOT_TABLE.ddl()}
 CREATE TABLE IF NOT EXISTS reporting.snapshot_manifest (
     report_month DATE NOT NULL, run_id VARCHAR NOT NULL, computed_at TIMESTAMP NOT NULL,
     rules_version VARCHAR NOT NULL, rules JSON NOT NULL, customers BIGINT NOT NULL
@@ -59,14 +92,6 @@ CREATE TABLE IF NOT EXISTS reporting.snapshot_changes (
 
 
 
-SNAPSHOT_COLUMNS = (
-    "report_month", "customer_id", "customer_group", "city",
-    "m_total", "m1", "m6", "m12", "m13", "m24", "m25", "o6", "o12",
-    "first_device_purchase_date", "first_consumable_purchase_date", "last_consumable_purchase_date",
-    "months_since_last_purchase", "tenure_months", "avg_monthly_consumption", "avg_order_size",
-    "activity_status", "value_tier", "prev_value_tier", "lifecycle_stage", "lifecycle_event",
-    "r_score", "f_score", "m_score", "t_score", "opt_email", "opt_sms", "opt_phone",
-)
 
 SNAPSHOT_SQL = """
 SELECT f.report_month, f.customer_id, c.customer_group, c.city,
@@ -107,7 +132,7 @@ FULL JOIN (SELECT * FROM {{table}} WHERE report_month IN (SELECT DISTINCT report
 GROUP BY report_month
 """
 
-TABLE = "reporting.customer_snapshot"
+TABLE = SNAPSHOT_TABLE.name
 ASSET = "reporting/customer_snapshot"
 CHECKS = [
     quality.unique_customer_month(ASSET, TABLE),
@@ -173,7 +198,10 @@ def changes_by_month(con, run_id: str) -> dict[str, dict[str, int]]:
     return {key: dict(zip(names, values)) for key, *values in rows}
 
 
-@monthly_asset("reporting", checks=CHECKS, deps=[customer_features, customer_lifecycle, customer_rfmt, enriched.customers])
+@monthly_asset(
+    "reporting", checks=CHECKS, deps=[customer_features, customer_lifecycle, customer_rfmt, enriched.customers],
+    metadata={"dagster/column_schema": SNAPSHOT_TABLE.column_schema()},
+)
 def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
     """The monthly snapshot of every evaluated customer: features, status, tier, stage, event, scores.
 

@@ -37,11 +37,12 @@ from pathlib import Path
 
 from crm_assets.core.errors import CrmError
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
-from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
+from crm_assets.layers import enriched
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE
 
-SNAPSHOT = "reporting.customer_snapshot"
+SNAPSHOT = SNAPSHOT_TABLE.name
 AUDIT_TABLE = "reporting.export_audit"
-CONTACT_COLUMNS = ("email", "mobile_number")
+CONTACT_COLUMNS = tuple(c.name for c in enriched.CONTACT_COLUMNS)
 EXPORT_COLUMNS = (*SNAPSHOT_COLUMNS, *CONTACT_COLUMNS)
 CHANNELS = ("email", "sms", "phone")
 FORMATS = {".csv": "csv", ".xlsx": "xlsx"}

@@ -40,14 +40,14 @@ from crm_assets.core.errors import CrmError
 from crm_assets.core.resources import OutputFolder, Warehouse, table_names
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
 from crm_assets.layers import enriched
-from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, customer_snapshot
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE, customer_snapshot
 
 POWERBI_FOLDER = "powerbi"
 # A replaced set stays (hidden, next to the folder) this long for readers still reading it.
 RETIRED_GRACE_SECONDS = 600.0
 # A staging folder untouched this long belongs to a refresh that was killed.
 STAGING_MAX_SECONDS = 3600.0
-SNAPSHOT = "reporting.customer_snapshot"
+SNAPSHOT = SNAPSHOT_TABLE.name
 
 MANIFEST = "reporting.snapshot_manifest"
 FACT = "fact_customer_month"

@@ -23,9 +23,9 @@ from crm_assets.core.partitioned import MonthWindow, add_month_metadata, month_w
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import TIERS
 from crm_assets.layers import enriched
-from crm_assets.layers.reporting import customer_snapshot
+from crm_assets.layers.reporting import SNAPSHOT_TABLE, customer_snapshot
 
-SNAPSHOT = "reporting.customer_snapshot"
+SNAPSHOT = SNAPSHOT_TABLE.name
 
 # The label of "no value tier" in the migration matrix: Not Active, or not yet
 # entered (prev_value_tier is NULL in both cases).

@@ -46,13 +46,19 @@ from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
+from crm_assets.core.columns import EXCEL_COUNT as COUNT
+from crm_assets.core.columns import EXCEL_DATE as DATE
+from crm_assets.core.columns import EXCEL_DECIMAL as DECIMAL
+from crm_assets.core.columns import EXCEL_MONTH_KEY
+from crm_assets.core.columns import EXCEL_TEXT as TEXT
 from crm_assets.core.errors import CrmError
 from crm_assets.core.months import add_months, key_to_date
 from crm_assets.core.partitioned import add_month_metadata, month_window
 from crm_assets.core.partitions import monthly_partitions
 from crm_assets.core.resources import OutputFolder, Warehouse, table_names
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
-from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, customer_snapshot
+from crm_assets.layers.enriched import CONTACT_COLUMNS
+from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE, customer_snapshot
 from crm_assets.outputs import xlsx_list
 from crm_assets.outputs.views import NO_TIER, VIEWS, view_assets
 
@@ -73,18 +79,13 @@ HEADER_FILL = PatternFill("solid", fgColor="305496")
 NOTE_FONT = Font(italic=True, color="595959")
 WRAP = Alignment(wrap_text=True, vertical="top")
 
-COUNT = "#,##0"
 UNITS = "#,##0"
-DECIMAL = "#,##0.00"
 SHARE = "0.0%"
 CHANGE = "+#,##0;-#,##0;0"
 CHANGE_DECIMAL = "+#,##0.00;-#,##0.00;0.00"
 CHANGE_POINTS = '+0.0" pt";-0.0" pt";0.0" pt"'
 CHANGE_SHARE = "+0.0%;-0.0%;0.0%"
 MONTH = "mmm yyyy"
-DATE = "yyyy-mm-dd"
-TEXT = "@"
-INTEGER = "0"
 
 # Colour scales: the migration matrix white (low) to green (high); cohort
 # shares red (0 %) - yellow (50 %) - green (100 %).
@@ -95,48 +96,14 @@ COHORT_SCALE = dict(start_type="num", start_value=0, start_color="F8696B", mid_t
 COHORT_MONTHS = 36
 
 # Number format, width and definition of every column of the customer list
-# (the snapshot's columns; exports add the contact columns).
 LIST_COLUMNS: dict[str, tuple[str | None, float, str]] = {
-    "report_month": ("yyyy-mm", 10, "Report month (first day of the month)."),
-    "customer_id": (TEXT, 14, "Customer id as text, exactly as in the customer master (leading zeros kept)."),
-    "customer_group": (TEXT, 16, "Customer group from the customer master."),
-    "city": (TEXT, 16, "City from the customer master."),
-    "m_total": (DECIMAL, 12, "Units of qualifying consumable lines over the whole history up to the end of the month."),
-    "m1": (DECIMAL, 11, "Units bought in the report month."),
-    "m6": (DECIMAL, 11, "Units bought in the 6 months ending with the report month."),
-    "m12": (DECIMAL, 11, "Units bought in the 12 months ending with the report month."),
-    "m13": (DECIMAL, 11, "Units bought in the 13 months ending with the report month."),
-    "m24": (DECIMAL, 11, "Units bought in the 24 months ending with the report month."),
-    "m25": (DECIMAL, 11, "Units bought in the 25 months ending with the report month."),
-    "o6": (COUNT, 8, "Orders (distinct invoices with a qualifying line) in 6 months."),
-    "o12": (COUNT, 8, "Orders in 12 months."),
-    "first_device_purchase_date": (DATE, 12, "First device purchase (quantity > 0) up to the end of the month."),
-    "first_consumable_purchase_date": (DATE, 12, "First qualifying consumable purchase."),
-    "last_consumable_purchase_date": (DATE, 12, "Last qualifying consumable purchase up to the end of the month."),
-    "months_since_last_purchase": (INTEGER, 10, "Whole calendar months from the last purchase to the report month (0 = bought in the month)."),
-    "tenure_months": (INTEGER, 10, "Calendar months from the first purchase to the report month, both ends counted."),
-    "avg_monthly_consumption": (DECIMAL, 12, "AMC = m6 / 6."),
-    "avg_order_size": (DECIMAL, 12, "AOS = m6 / o6 (blank when o6 = 0)."),
-    "activity_status": (TEXT, 12, "Active when m12 > 0, else Not Active."),
-    "value_tier": (TEXT, 11, "RFMT value tier of Active customers: Diamond, Platinum, Gold, Silver, Bronze, Passive (blank when Not Active)."),
-    "prev_value_tier": (TEXT, 11, "The value tier the same rules give for the previous month."),
-    "lifecycle_stage": (TEXT, 11, "Prospect, New, Active, At Risk or Lost at the end of the month."),
-    "lifecycle_event": (TEXT, 11, "What changed in the month: New, Lost, Reactivated (blank when nothing did)."),
-    "r_score": (INTEGER, 8, "Recency score 1..5 from months since the last purchase (Active only)."),
-    "f_score": (INTEGER, 8, "Frequency score 1..5 from o12 (Active only)."),
-    "m_score": (INTEGER, 8, "Monetary (volume) score 1..5 from the rank of m12 among the month's Active customers."),
-    "t_score": (INTEGER, 8, "Tenure score 1..5 from tenure_months (Active only)."),
-    "opt_email": (None, 9, "Consent to e-mail (TRUE/FALSE; blank or unknown in the master = FALSE)."),
-    "opt_sms": (None, 9, "Consent to SMS."),
-    "opt_phone": (None, 9, "Consent to phone calls."),
-    "email": (TEXT, 26, "E-mail address, only when the customer consented to e-mail; blank otherwise."),
-    "mobile_number": (TEXT, 16, "Mobile number, only when the customer consented to SMS or phone; blank otherwise."),
+    c.name: (c.excel_format, c.width, c.description) for c in (*SNAPSHOT_TABLE.columns, *CONTACT_COLUMNS)
 }
 
 # Formats of the list written as cell styles (see write_customer_list); the other columns have none.
-STYLED_LIST_FORMATS = {DECIMAL, DATE, "yyyy-mm"}
+STYLED_LIST_FORMATS = {DECIMAL, DATE, EXCEL_MONTH_KEY}
 
-SNAPSHOT = "reporting.customer_snapshot"
+SNAPSHOT = SNAPSHOT_TABLE.name
 MANIFEST = "reporting.snapshot_manifest"
 
 
