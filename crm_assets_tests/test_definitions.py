@@ -124,3 +124,14 @@ def test_the_snapshot_contract_is_the_table_the_docs_and_dagster_show(tmp_path):
     spec = defs.resolve_asset_graph().get(AssetKey(["reporting", "customer_snapshot"]))
     schema = spec.metadata["dagster/column_schema"]
     assert [c.name for c in schema.columns] == list(SNAPSHOT_COLUMNS)
+
+
+def test_the_defaults_are_relative_to_the_repository_whatever_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DAGSTER_HOME")
+    root = Path(__file__).resolve().parent.parent
+    assert settings.project_root() == root
+    assert settings.dagster_home() == root / ".dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    home = settings.prepare_dagster_home()
+    assert "enabled: false" in (home / "dagster.yaml").read_text()  # the instance settings: no telemetry

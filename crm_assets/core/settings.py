@@ -25,7 +25,7 @@ DEFAULT_FIRST_MONTH = "2020-01"
 
 def project_root() -> Path:
     """The repository root for an editable install, else the working directory."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]  # crm_assets/core/settings.py -> the repository
     if (here / "pyproject.toml").exists():
         return here
     return Path.cwd()
