@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # one "planned" event per asset for a backfill run, not one per month (see crm_assets/automation/instance.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 
-.PHONY: run test lint dev bench install install-dev sample clean
+.PHONY: run test test-fast lint format dev bench install install-dev sample clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,21 @@ sample: install
 run: sample
 	$(BIN)/crm run --input $(INPUT)
 
-test: install-dev
-	$(BIN)/python -m pytest
+# the whole suite, lint first; the test files run in parallel on every core (one file per worker at a time)
+test: lint
+	$(BIN)/python -m pytest -n auto --dist loadfile
+
+# the inner loop: every test but the slow and end-to-end ones, stopping at the first failure
+test-fast: install-dev
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow and not e2e" -x -q
 
 lint: install-dev
 	$(BIN)/ruff check crm_assets crm_assets_tests benchmarks
+	$(BIN)/ruff format --check crm_assets crm_assets_tests benchmarks
+
+format: install-dev
+	$(BIN)/ruff check --fix crm_assets crm_assets_tests benchmarks
+	$(BIN)/ruff format crm_assets crm_assets_tests benchmarks
 
 dev: install
 	mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml

@@ -54,8 +54,10 @@ def breakdown(run_id: str | None = None) -> dict:
         "events_by_type": dict(by_type.most_common()),
         "planned_phase_s": round(run_start - first, 3) if run_start and first else None,
         "run_span_s": round(run_end - first, 3) if run_end and first else None,
-        "steps": {k: {"seconds": round(v, 3), "events": events_by_step.get(k, 0)}
-                  for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+        "steps": {
+            k: {"seconds": round(v, 3), "events": events_by_step.get(k, 0)}
+            for k, v in sorted(steps.items(), key=lambda kv: -kv[1])
+        },
     }
 
 

@@ -46,12 +46,38 @@ ANONYMOUS = ("general",)
 CONSENT_TRUE = ("1", "true", "yes", "y")
 
 COLUMNS = (
-    "report_month", "customer_id", "customer_group", "city",
-    "m_total", "m1", "m6", "m12", "m13", "m24", "m25", "o6", "o12",
-    "first_device_purchase_date", "first_consumable_purchase_date", "last_consumable_purchase_date",
-    "months_since_last_purchase", "tenure_months", "avg_monthly_consumption", "avg_order_size",
-    "activity_status", "value_tier", "prev_value_tier", "lifecycle_stage", "lifecycle_event",
-    "r_score", "f_score", "m_score", "t_score", "opt_email", "opt_sms", "opt_phone",
+    "report_month",
+    "customer_id",
+    "customer_group",
+    "city",
+    "m_total",
+    "m1",
+    "m6",
+    "m12",
+    "m13",
+    "m24",
+    "m25",
+    "o6",
+    "o12",
+    "first_device_purchase_date",
+    "first_consumable_purchase_date",
+    "last_consumable_purchase_date",
+    "months_since_last_purchase",
+    "tenure_months",
+    "avg_monthly_consumption",
+    "avg_order_size",
+    "activity_status",
+    "value_tier",
+    "prev_value_tier",
+    "lifecycle_stage",
+    "lifecycle_event",
+    "r_score",
+    "f_score",
+    "m_score",
+    "t_score",
+    "opt_email",
+    "opt_sms",
+    "opt_phone",
 )
 DOUBLE_COLUMNS = ("m_total", "m1", "m6", "m12", "m13", "m24", "m25", "avg_monthly_consumption", "avg_order_size")
 
@@ -155,8 +181,8 @@ def _finish(source: str) -> str:
         m6 / {MICRO}::DOUBLE / 6 AS avg_monthly_consumption,
         CASE WHEN o6 > 0 THEN m6 / {MICRO}::DOUBLE / o6 END AS avg_order_size,
         CASE WHEN active THEN 'Active' ELSE 'Not Active' END AS activity_status,
-        {_tier('active', 'l6', 'm6', 'o6')} AS value_tier,
-        {_tier('prev_entered AND prev_l12 > 0', 'prev_l6', 'prev_m6', 'prev_o6')} AS prev_value_tier,
+        {_tier("active", "l6", "m6", "o6")} AS value_tier,
+        {_tier("prev_entered AND prev_l12 > 0", "prev_l6", "prev_m6", "prev_o6")} AS prev_value_tier,
         CASE WHEN l_total = 0 THEN 'Prospect' WHEN l12 = 0 THEN 'Lost' WHEN tenure <= 12 THEN 'New'
              WHEN l6 = 0 THEN 'At Risk' ELSE 'Active' END AS lifecycle_stage,
         CASE WHEN l1 > 0 AND l_total = l1 THEN 'New'
@@ -242,13 +268,13 @@ def floor_sql(input_dir: Path, first_month: str | None = None) -> str:
     windows AS (
         SELECT cid, report_month, first_c, last_c, first_d, entered,
             coalesce(lag(entered) OVER c, false) AS prev_entered,
-            cu AS m_total, cu - {lag('cu', 1)} AS m1, cu - {lag('cu', 6)} AS m6, cu - {lag('cu', 12)} AS m12,
-            cu - {lag('cu', 13)} AS m13, cu - {lag('cu', 24)} AS m24, cu - {lag('cu', 25)} AS m25,
-            cl AS l_total, cl - {lag('cl', 1)} AS l1, cl - {lag('cl', 6)} AS l6, cl - {lag('cl', 12)} AS l12,
-            cl - {lag('cl', 13)} AS l13,
-            co - {lag('co', 6)} - r6 AS o6, co - {lag('co', 12)} - r12 AS o12,
-            {lag('cu', 1)} - {lag('cu', 7)} AS prev_m6, {lag('cl', 1)} - {lag('cl', 7)} AS prev_l6,
-            {lag('cl', 1)} - {lag('cl', 13)} AS prev_l12, {lag('co', 1)} - {lag('co', 7)} - {lag('r6', 1)} AS prev_o6
+            cu AS m_total, cu - {lag("cu", 1)} AS m1, cu - {lag("cu", 6)} AS m6, cu - {lag("cu", 12)} AS m12,
+            cu - {lag("cu", 13)} AS m13, cu - {lag("cu", 24)} AS m24, cu - {lag("cu", 25)} AS m25,
+            cl AS l_total, cl - {lag("cl", 1)} AS l1, cl - {lag("cl", 6)} AS l6, cl - {lag("cl", 12)} AS l12,
+            cl - {lag("cl", 13)} AS l13,
+            co - {lag("co", 6)} - r6 AS o6, co - {lag("co", 12)} - r12 AS o12,
+            {lag("cu", 1)} - {lag("cu", 7)} AS prev_m6, {lag("cl", 1)} - {lag("cl", 7)} AS prev_l6,
+            {lag("cl", 1)} - {lag("cl", 13)} AS prev_l12, {lag("co", 1)} - {lag("co", 7)} - {lag("r6", 1)} AS prev_o6
         FROM running
         WINDOW c AS (PARTITION BY cid ORDER BY report_month)
     ),
@@ -257,7 +283,7 @@ def floor_sql(input_dir: Path, first_month: str | None = None) -> str:
         FROM windows w JOIN numbered n USING (cid)
         WHERE w.entered AND w.report_month >= (SELECT report_from FROM span)
     ),
-    {_finish('reported')}
+    {_finish("reported")}
     """
 
 
@@ -271,7 +297,7 @@ def loop_lines_sql(input_dir: Path) -> str:
 def loop_customers_sql(input_dir: Path) -> str:
     return f"""
     CREATE OR REPLACE TABLE customers AS
-    WITH {sources(input_dir).split('raw_lines AS')[0].rstrip().rstrip(',')}
+    WITH {sources(input_dir).split("raw_lines AS")[0].rstrip().rstrip(",")}
     SELECT * FROM customers
     """
 
@@ -317,7 +343,7 @@ def loop_month_sql() -> str:
         FROM customers c LEFT JOIN agg a USING (customer_id)
         WHERE c.created_date IS NULL OR c.created_date <= last_day($month::DATE) OR a.first_line IS NOT NULL
     ),
-    {_finish('month_rows')}
+    {_finish("month_rows")}
     """
 
 
@@ -365,16 +391,25 @@ def run_loop(input_dir: Path, db: Path, first_month: str | None, memory_limit: s
     first, last = con.execute("SELECT min(month), max(month) FROM lines").fetchone()
     if first_month:
         first = max(first, __import__("datetime").date.fromisoformat(first_month[:7] + "-01"))
-    months = [m for (m,) in con.execute(
-        "SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE", [first, last]).fetchall()]
+    months = [
+        m
+        for (m,) in con.execute(
+            "SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE", [first, last]
+        ).fetchall()
+    ]
     loaded = time.perf_counter() - started
     sql = loop_month_sql()
     for month in months:
         con.execute(sql, {"month": month})
     rows = con.execute("SELECT count(*) FROM snapshot").fetchone()[0]
     con.close()
-    return {"rows": rows, "months": len(months), "queries": len(months) + 2, "load_seconds": round(loaded, 3),
-            "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "rows": rows,
+        "months": len(months),
+        "queries": len(months) + 2,
+        "load_seconds": round(loaded, 3),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def compare(db: Path, warehouse: Path) -> dict:
@@ -401,7 +436,7 @@ def compare(db: Path, warehouse: Path) -> dict:
         SELECT count(*) FILTER (WHERE a.customer_id IS NULL) AS only_warehouse,
             count(*) FILTER (WHERE b.customer_id IS NULL) AS only_reference,
             count(*) FILTER (WHERE a.customer_id IS NOT NULL AND b.customer_id IS NOT NULL
-                             AND ({' OR '.join(f'coalesce({t}, false)' for t in tests)})) AS differing,
+                             AND ({" OR ".join(f"coalesce({t}, false)" for t in tests)})) AS differing,
             {per_column}
         FROM ref.snapshot a FULL JOIN wh.reporting.customer_snapshot b USING (report_month, customer_id)
         """

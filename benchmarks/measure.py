@@ -135,8 +135,14 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def run_measured(step: str, command: list[str], env: dict | None = None, cwd: str | Path | None = None,
-                 timeout: float | None = None, log: Path | None = None) -> Measurement:
+def run_measured(
+    step: str,
+    command: list[str],
+    env: dict | None = None,
+    cwd: str | Path | None = None,
+    timeout: float | None = None,
+    log: Path | None = None,
+) -> Measurement:
     """Run ``command`` to completion (or ``timeout`` seconds) and measure it."""
     command = [str(c) for c in command]
     timer = gnu_time()
@@ -147,8 +153,9 @@ def run_measured(step: str, command: list[str], env: dict | None = None, cwd: st
     else:  # a small wrapper process reports its child's getrusage, so the peak is this step's own
         full = [sys.executable, "-m", "benchmarks.measure", report, *command]
     started = time.perf_counter()
-    process = subprocess.Popen(full, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        full, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     sampler = _TreeSampler(process.pid)
     sampler.start()
     timed_out = False
@@ -161,9 +168,15 @@ def run_measured(step: str, command: list[str], env: dict | None = None, cwd: st
     wall = time.perf_counter() - started
     sampler.stop()
     measurement = Measurement(
-        step=step, command=[str(c) for c in command], returncode=process.returncode, wall_s=round(wall, 3),
-        peak_rss_kb=0, tree_rss_kb=sampler.peak, timed_out=timed_out,
-        stdout_tail=_tail(stdout), stderr_tail=_tail(stderr),
+        step=step,
+        command=[str(c) for c in command],
+        returncode=process.returncode,
+        wall_s=round(wall, 3),
+        peak_rss_kb=0,
+        tree_rss_kb=sampler.peak,
+        timed_out=timed_out,
+        stdout_tail=_tail(stdout),
+        stderr_tail=_tail(stderr),
     )
     text = Path(report).read_text(errors="replace")
     Path(report).unlink(missing_ok=True)
@@ -185,8 +198,10 @@ def run_measured(step: str, command: list[str], env: dict | None = None, cwd: st
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as handle:
             handle.write(f"### {step}: {' '.join(measurement.command)}\n")
-            handle.write(f"# rc={measurement.returncode} wall={measurement.wall_s}s peak={measurement.peak_rss_kb}kB "
-                         f"tree={measurement.tree_rss_kb}kB ({measurement.method})\n")
+            handle.write(
+                f"# rc={measurement.returncode} wall={measurement.wall_s}s peak={measurement.peak_rss_kb}kB "
+                f"tree={measurement.tree_rss_kb}kB ({measurement.method})\n"
+            )
             handle.write(stdout or "")
             handle.write(stderr or "")
             handle.write("\n")
@@ -198,7 +213,9 @@ def _wrapper(argv: list[str]) -> int:
     report, command = argv[0], argv[1:]
     code = subprocess.call(command)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    Path(report).write_text(json.dumps({"maxrss_kb": usage.ru_maxrss, "user_s": usage.ru_utime, "system_s": usage.ru_stime}))
+    Path(report).write_text(
+        json.dumps({"maxrss_kb": usage.ru_maxrss, "user_s": usage.ru_utime, "system_s": usage.ru_stime})
+    )
     return code
 
 

@@ -88,12 +88,18 @@ def _details(step: dict) -> str:
             bits.append(f"{info['queries']} queries")
         compare = info.get("compare")
         if compare:
-            same = compare.get("only_warehouse", 1) == 0 and compare.get("only_reference", 1) == 0 \
+            same = (
+                compare.get("only_warehouse", 1) == 0
+                and compare.get("only_reference", 1) == 0
                 and compare.get("differing_rows", 1) == 0
-            bits.append("identical to the warehouse" if same else
-                        f"differs from the warehouse: {compare.get('differing_rows')} rows "
-                        f"({', '.join(compare.get('differing_columns', {}))}), "
-                        f"{compare.get('only_warehouse')} only there, {compare.get('only_reference')} only here")
+            )
+            bits.append(
+                "identical to the warehouse"
+                if same
+                else f"differs from the warehouse: {compare.get('differing_rows')} rows "
+                f"({', '.join(compare.get('differing_columns', {}))}), "
+                f"{compare.get('only_warehouse')} only there, {compare.get('only_reference')} only here"
+            )
     if info.get("note"):
         bits.append(info["note"])
     if info.get("warehouse"):
@@ -173,7 +179,7 @@ def render(results: list[dict]) -> str:
         f"{m.get('memory_kb', 0) / GIB:.1f} GiB of memory (MemTotal), {m.get('platform')}",
         f"- software: Python {m.get('python')}, DuckDB {m.get('duckdb')}, Dagster {m.get('dagster')}",
         f"- measured with: {m.get('timer')}, one process per step; wall time and peak resident memory "
-        "(\"largest process\" = ru_maxrss of the biggest process; \"process tree\" = peak of the sum over the "
+        '("largest process" = ru_maxrss of the biggest process; "process tree" = peak of the sum over the '
         "process and its children, sampled every 0.1 s)",
         "",
         "| scale | customers | months | measured (UTC) | options |",
@@ -188,8 +194,10 @@ def render(results: list[dict]) -> str:
             opts.append(f"DuckDB threads {options['duckdb_threads']}")
         if r.get("package") and not str(r["package"]).startswith(str(Path(__file__).resolve().parent.parent)):
             opts.append(f"crm_assets from {r['package']}")
-        lines.append(f"| {r['scale']} | {r['customers']:,} | {r['months']} ({r['start']}..{r['end']}) | "
-                     f"{r['started'][:16].replace('T', ' ')} | {'; '.join(opts)} |")
+        lines.append(
+            f"| {r['scale']} | {r['customers']:,} | {r['months']} ({r['start']}..{r['end']}) | "
+            f"{r['started'][:16].replace('T', ' ')} | {'; '.join(opts)} |"
+        )
     lines.append("")
 
     lines += ["## Targets (2 cores, 24 GiB)", "", "| scale | target | limit | measured | |", "|---|---|---|---|---|"]
@@ -207,8 +215,10 @@ def render(results: list[dict]) -> str:
         ]
         for s in r["steps"]:
             label = STEP_LABELS.get(s["step"], s["step"])
-            lines.append(f"| {label} | {_secs(s['wall_s'])} | {_mib(s['peak_rss_kb'])} | {_mib(s['tree_rss_kb'])} | "
-                         f"{_ratio(s, floor)} | {_details(s)} |")
+            lines.append(
+                f"| {label} | {_secs(s['wall_s'])} | {_mib(s['peak_rss_kb'])} | {_mib(s['tree_rss_kb'])} | "
+                f"{_ratio(s, floor)} | {_details(s)} |"
+            )
         lines.append("")
         lines += _breakdown(r)
     return "\n".join(lines).rstrip() + "\n"
@@ -228,8 +238,11 @@ def _breakdown(r: dict) -> list[str]:
             f"({', '.join(f'{k} {v:,}' for k, v in list(dagster['events_by_type'].items())[:4])}); "
             f"{planned:,.1f} s writing the planned events before the run starts, {span - planned:,.1f} s of steps, "
             f"{max(wall - span, 0):,.1f} s of process start, imports and exit. Slowest steps: "
-            + ", ".join(f"{k} {v['seconds']:,.1f} s ({v['events']} events)"
-                        for k, v in list(dagster.get("steps", {}).items())[:6]) + ".",
+            + ", ".join(
+                f"{k} {v['seconds']:,.1f} s ({v['events']} events)"
+                for k, v in list(dagster.get("steps", {}).items())[:6]
+            )
+            + ".",
             "",
         ]
     if sql and sql.get("info", {}).get("layers"):

@@ -118,8 +118,13 @@ class ScaleRun:
         """Where the measured ``crm_assets`` comes from (a patched copy first on PYTHONPATH is measured instead)."""
         import subprocess
 
-        probe = subprocess.run([sys.executable, "-c", "import crm_assets, os; print(os.path.dirname(crm_assets.__file__))"],
-                               env=self.env(), cwd=self.root, capture_output=True, text=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", "import crm_assets, os; print(os.path.dirname(crm_assets.__file__))"],
+            env=self.env(),
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+        )
         return probe.stdout.strip() or "?"
 
     def python(self, module: str, *args) -> list[str]:
@@ -154,8 +159,22 @@ class ScaleRun:
 
         if self.wants("generate") or not self.input.is_dir():
             shutil.rmtree(self.input, ignore_errors=True)
-            gen = self.measure("generate", [*self.crm, "generate", "--out", self.input, "--customers", s.customers,
-                                            "--start", s.start, "--end", s.end], self.env())
+            gen = self.measure(
+                "generate",
+                [
+                    *self.crm,
+                    "generate",
+                    "--out",
+                    self.input,
+                    "--customers",
+                    s.customers,
+                    "--start",
+                    s.start,
+                    "--end",
+                    s.end,
+                ],
+                self.env(),
+            )
             gen.info["lines"] = _transaction_lines(self.input) if gen.ok else None
             gen.info["input_mb"] = round(sum(p.stat().st_size for p in self.input.glob("*.csv")) / 2**20, 1)
             if not gen.ok:
@@ -164,10 +183,14 @@ class ScaleRun:
         # full backfill of every month
         if self.wants("backfill"):
             self.fresh("full")
-            full = self.measure("backfill", [*self.crm, "run", "--input", self.input], self.env("full"),
-                                {"months": s.months})
-            full.info["dagster"] = self.json_out(run_measured(
-                "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("full"), cwd=self.root))
+            full = self.measure(
+                "backfill", [*self.crm, "run", "--input", self.input], self.env("full"), {"months": s.months}
+            )
+            full.info["dagster"] = self.json_out(
+                run_measured(
+                    "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("full"), cwd=self.root
+                )
+            )
             if full.ok:
                 full.info["snapshot_rows"] = _snapshot_rows(self.root / "full" / "warehouse" / "crm.duckdb")
 
@@ -175,18 +198,42 @@ class ScaleRun:
         if self.wants("refresh"):
             self.fresh("refresh")
             if self.args.refresh_setup == "sql":
-                setup = self.measure("refresh setup", self.python(
-                    "benchmarks.sql_only", "--input", self.input, "--db",
-                    self.root / "refresh" / "warehouse" / "crm.duckdb", "--from", s.start, "--to", before_last,
-                    *self.memory_args()), self.env("refresh"), {"months": s.months - 1, "via": "sql"})
+                setup = self.measure(
+                    "refresh setup",
+                    self.python(
+                        "benchmarks.sql_only",
+                        "--input",
+                        self.input,
+                        "--db",
+                        self.root / "refresh" / "warehouse" / "crm.duckdb",
+                        "--from",
+                        s.start,
+                        "--to",
+                        before_last,
+                        *self.memory_args(),
+                    ),
+                    self.env("refresh"),
+                    {"months": s.months - 1, "via": "sql"},
+                )
             else:
-                setup = self.measure("refresh setup", [*self.crm, "run", "--input", self.input, "--to", before_last],
-                                     self.env("refresh"), {"months": s.months - 1})
+                setup = self.measure(
+                    "refresh setup",
+                    [*self.crm, "run", "--input", self.input, "--to", before_last],
+                    self.env("refresh"),
+                    {"months": s.months - 1},
+                )
             if setup.ok:
-                refresh = self.measure("refresh", [*self.crm, "run", "--input", self.input, "--from", last,
-                                                   "--to", last], self.env("refresh"), {"months": 1})
-                refresh.info["dagster"] = self.json_out(run_measured(
-                    "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("refresh"), cwd=self.root))
+                refresh = self.measure(
+                    "refresh",
+                    [*self.crm, "run", "--input", self.input, "--from", last, "--to", last],
+                    self.env("refresh"),
+                    {"months": 1},
+                )
+                refresh.info["dagster"] = self.json_out(
+                    run_measured(
+                        "breakdown", self.python("benchmarks.dagster_breakdown"), env=self.env("refresh"), cwd=self.root
+                    )
+                )
 
         # outputs of the last month, from the full warehouse (or the refreshed one when the backfill failed)
         source = None
@@ -200,31 +247,72 @@ class ScaleRun:
             env = self.env(source)
             info = {} if source == "full" else {"warehouse": "the refreshed one (the backfill failed)"}
             self.measure("report", [*self.crm, "report", "--month", last, "--out", out / "report.xlsx"], env, info)
-            self.measure("export", [*self.crm, "export", "--month", last, "--out", out / "export_all.csv"],
-                         env, {"filters": "none", **info})
-            self.measure("export filtered", [*self.crm, "export", "--month", last, "--tier", "Diamond,Platinum,Gold",
-                                             "--consent", "email", "--out", out / "export_filtered.csv"],
-                         env, {"filters": "--tier Diamond,Platinum,Gold --consent email", **info})
+            self.measure(
+                "export",
+                [*self.crm, "export", "--month", last, "--out", out / "export_all.csv"],
+                env,
+                {"filters": "none", **info},
+            )
+            self.measure(
+                "export filtered",
+                [
+                    *self.crm,
+                    "export",
+                    "--month",
+                    last,
+                    "--tier",
+                    "Diamond,Platinum,Gold",
+                    "--consent",
+                    "email",
+                    "--out",
+                    out / "export_filtered.csv",
+                ],
+                env,
+                {"filters": "--tier Diamond,Platinum,Gold --consent email", **info},
+            )
             for m in self.steps[-3:]:
                 m.info["rows"] = _output_rows(m.stdout_tail)
 
         # the package's SQL alone, the floor, the loop
         if self.wants("sql") and not self.args.skip_sql_only:
-            sql = self.measure("sql only", self.python(
-                "benchmarks.sql_only", "--input", self.input, "--db", self.root / "sql_only" / "crm.duckdb",
-                "--from", s.start, "--to", s.end, "--statements", *self.memory_args()), self.env())
+            sql = self.measure(
+                "sql only",
+                self.python(
+                    "benchmarks.sql_only",
+                    "--input",
+                    self.input,
+                    "--db",
+                    self.root / "sql_only" / "crm.duckdb",
+                    "--from",
+                    s.start,
+                    "--to",
+                    s.end,
+                    "--statements",
+                    *self.memory_args(),
+                ),
+                self.env(),
+            )
             sql.info.update(self.json_out(sql))
             shutil.rmtree(self.root / "sql_only", ignore_errors=True)
         for mode in ("floor", "loop"):
             if not self.wants(mode) or (mode == "loop" and self.args.skip_loop):
                 continue
             db = self.root / f"{mode}.duckdb"
-            m = self.measure(mode, self.python("benchmarks.floor", mode, "--input", self.input, "--db", db,
-                                               "--first", s.start, *self.memory_args()), self.env())
+            m = self.measure(
+                mode,
+                self.python(
+                    "benchmarks.floor", mode, "--input", self.input, "--db", db, "--first", s.start, *self.memory_args()
+                ),
+                self.env(),
+            )
             m.info.update(self.json_out(m))
             if m.ok and warehouse is not None:
-                check = run_measured(f"compare {mode}", self.python(
-                    "benchmarks.floor", "compare", "--db", db, "--warehouse", warehouse), env=self.env(), cwd=self.root)
+                check = run_measured(
+                    f"compare {mode}",
+                    self.python("benchmarks.floor", "compare", "--db", db, "--warehouse", warehouse),
+                    env=self.env(),
+                    cwd=self.root,
+                )
                 m.info["compare"] = self.json_out(check)
                 if source != "full":
                     m.info["compare"]["warehouse"] = source
@@ -239,12 +327,20 @@ class ScaleRun:
     def result(self, started: datetime) -> dict:
         s = self.scale
         return {
-            "scale": s.name, "customers": s.customers, "start": s.start, "end": s.end, "months": s.months,
-            "note": s.note, "started": started.isoformat(timespec="seconds"),
+            "scale": s.name,
+            "customers": s.customers,
+            "start": s.start,
+            "end": s.end,
+            "months": s.months,
+            "note": s.note,
+            "started": started.isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "options": {"refresh_setup": self.args.refresh_setup, "timeout_s": self.args.timeout,
-                        "duckdb_memory_limit": self.args.duckdb_memory_limit or None,
-                        "duckdb_threads": self.args.duckdb_threads or None},
+            "options": {
+                "refresh_setup": self.args.refresh_setup,
+                "timeout_s": self.args.timeout,
+                "duckdb_memory_limit": self.args.duckdb_memory_limit or None,
+                "duckdb_threads": self.args.duckdb_threads or None,
+            },
             "machine": machine(),
             "package": self.package(),
             "steps": self.merged_steps(),
@@ -259,8 +355,18 @@ class ScaleRun:
         for name, value in now.items():
             value.setdefault("info", {})["measured_separately"] = True
             old[name] = value
-        order = ["generate", "backfill", "refresh setup", "refresh", "report", "export", "export filtered",
-                 "sql only", "floor", "loop"]
+        order = [
+            "generate",
+            "backfill",
+            "refresh setup",
+            "refresh",
+            "report",
+            "export",
+            "export filtered",
+            "sql only",
+            "floor",
+            "loop",
+        ]
         return sorted(old.values(), key=lambda x: order.index(x["step"]) if x["step"] in order else 99)
 
 
@@ -299,24 +405,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Benchmark suite of the CRM pipeline.")
     parser.add_argument("--scales", default="S,M,L", help="comma-separated scales among S, M, L, XL (default S,M,L)")
     parser.add_argument("--xl", action="store_true", help="also run XL (1,000,000 customers, ~60 million lines)")
-    parser.add_argument("--smoke", action="store_true", help="a tiny run (50 customers, 3 months) that only checks it works")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny run (50 customers, 3 months) that only checks it works"
+    )
     parser.add_argument("--out", type=Path, default=None, help="Markdown report (default docs/performance.md)")
-    parser.add_argument("--results", type=Path, default=None,
-                        help="folder of the JSON results per scale (default benchmarks/results; <workdir>/results with --smoke)")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/crm-bench"), help="data and warehouses (default /tmp/crm-bench)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="folder of the JSON results per scale (default benchmarks/results; <workdir>/results with --smoke)",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("/tmp/crm-bench"), help="data and warehouses (default /tmp/crm-bench)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data of each scale in the workdir afterwards")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a step is killed (default 3600)")
-    parser.add_argument("--refresh-setup", choices=("crm", "sql"), default="crm",
-                        help="build the months before the refreshed one with `crm run` (default) or with the SQL alone")
-    parser.add_argument("--duckdb-memory-limit", default="",
-                        help="DuckDB memory_limit of every step (CRM_DUCKDB_MEMORY_LIMIT; default: the package's, 3GB; "
-                             "the floor and the loop: DuckDB's own)")
+    parser.add_argument(
+        "--refresh-setup",
+        choices=("crm", "sql"),
+        default="crm",
+        help="build the months before the refreshed one with `crm run` (default) or with the SQL alone",
+    )
+    parser.add_argument(
+        "--duckdb-memory-limit",
+        default="",
+        help="DuckDB memory_limit of every step (CRM_DUCKDB_MEMORY_LIMIT; default: the package's, 3GB; "
+        "the floor and the loop: DuckDB's own)",
+    )
     parser.add_argument("--duckdb-threads", type=int, default=0, help="DuckDB threads of crm (CRM_DUCKDB_THREADS)")
     parser.add_argument("--skip-loop", action="store_true", help="do not run the one-query-per-month loop")
     parser.add_argument("--skip-sql-only", action="store_true", help="do not run the SQL-only pipeline")
-    parser.add_argument("--steps", default=None,
-                        help="only these steps (comma-separated among generate, backfill, refresh, report, sql, floor, "
-                             "loop), merged into the stored result of the scale; reuses the data kept with --keep")
+    parser.add_argument(
+        "--steps",
+        default=None,
+        help="only these steps (comma-separated among generate, backfill, refresh, report, sql, floor, "
+        "loop), merged into the stored result of the scale; reuses the data kept with --keep",
+    )
     parser.add_argument("--report-only", action="store_true", help="only rewrite --out from the stored results")
     return parser.parse_args(argv)
 

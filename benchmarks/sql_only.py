@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     rules = CrmRules()
     layers = [
         ("raw: masters", lambda: (load_master(con, args.input, PRODUCTS), load_master(con, args.input, CUSTOMERS))),
-        ("raw: transactions", lambda: load_transactions(con, args.input, window.start, window.end, first_partition,
-                                                         last_partition)),
+        (
+            "raw: transactions",
+            lambda: load_transactions(con, args.input, window.start, window.end, first_partition, last_partition),
+        ),
         ("enriched", lambda: (build_customers(con, rules), build_transactions(con, window))),
         ("features: monthly activity", lambda: build_activity(con, window)),
         ("features: customer features", lambda: build_features(con, window)),

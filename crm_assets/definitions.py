@@ -21,7 +21,15 @@ from crm_assets.layers.reporting import reporting_assets
 from crm_assets.layers.rfmt import rfmt_assets
 from crm_assets.outputs.assets import output_assets
 
-all_assets = [*raw_assets, *enriched_assets, *features_assets, *lifecycle_assets, *rfmt_assets, *reporting_assets, *output_assets]
+all_assets = [
+    *raw_assets,
+    *enriched_assets,
+    *features_assets,
+    *lifecycle_assets,
+    *rfmt_assets,
+    *reporting_assets,
+    *output_assets,
+]
 
 
 def build_resources() -> dict:

@@ -19,7 +19,9 @@ os.environ["CRM_INPUT_DIR"] = tempfile.mkdtemp(prefix="crm-tests-no-input-")
 os.environ.pop("CRM_FIRST_MONTH", None)
 
 TX_HEADER = "invoice_id,customer_id,invoice_date,product_id,quantity,revenue,store_id"
-CUSTOMER_HEADER = "customer_id,customer_name,customer_group,city,created_date,email,mobile_number,opt_email,opt_sms,opt_phone"
+CUSTOMER_HEADER = (
+    "customer_id,customer_name,customer_group,city,created_date,email,mobile_number,opt_email,opt_sms,opt_phone"
+)
 PRODUCT_HEADER = "product_id,product_name,brand,category,unit_size"
 
 
@@ -75,15 +77,15 @@ def table_dump(path: Path) -> dict[str, list[tuple]]:
     """Every row of every table of the warehouse except load timestamps, for before/after comparisons."""
     con = duckdb.connect(str(path), read_only=True)
     try:
-        tables = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
-        ).fetchall()
+        tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2").fetchall()
         dump = {}
         for schema, table in tables:
             columns = [
-                c for (c,) in con.execute(
+                c
+                for (c,) in con.execute(
                     "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-                    "AND column_name NOT IN ('loaded_at', 'applied_at') ORDER BY ordinal_position", [schema, table]
+                    "AND column_name NOT IN ('loaded_at', 'applied_at') ORDER BY ordinal_position",
+                    [schema, table],
                 ).fetchall()
             ]
             cols = ", ".join(f'"{c}"' for c in columns)

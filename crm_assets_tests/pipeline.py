@@ -55,8 +55,15 @@ def snapshot(warehouse: Path, where: str = "true", params: list | None = None) -
         con.close()
 
 
-def build(tmp_path: Path, products: list[str], customers: list[str], transactions: dict[str, list[str]],
-          first: str, last: str, rules: CrmRules | None = None) -> list[dict]:
+def build(
+    tmp_path: Path,
+    products: list[str],
+    customers: list[str],
+    transactions: dict[str, list[str]],
+    first: str,
+    last: str,
+    rules: CrmRules | None = None,
+) -> list[dict]:
     """Write the files, run the pipeline for first..last, return every snapshot row."""
     folder = write_inputs(tmp_path / "input", products, customers, transactions)
     warehouse = tmp_path / "warehouse" / "crm.duckdb"

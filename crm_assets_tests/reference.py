@@ -122,10 +122,18 @@ def features(lines: list[dict], m: int, created: date | None) -> dict:
     else:
         entered = month_index(created) <= m or (first_line is not None and month_index(first_line) <= m)
     f = {
-        "m_total": units(None), "m1": units(1), "m6": units(6), "m12": units(12), "m13": units(13),
-        "m24": units(24), "m25": units(25), "o6": orders(6), "o12": orders(12),
+        "m_total": units(None),
+        "m1": units(1),
+        "m6": units(6),
+        "m12": units(12),
+        "m13": units(13),
+        "m24": units(24),
+        "m25": units(25),
+        "o6": orders(6),
+        "o12": orders(12),
         "first_device_purchase_date": min(devices, default=None),
-        "first_consumable_purchase_date": first_c, "last_consumable_purchase_date": last_c,
+        "first_consumable_purchase_date": first_c,
+        "last_consumable_purchase_date": last_c,
         "months_since_last_purchase": None if last_c is None else m - month_index(last_c),
         "tenure_months": None if first_c is None else m - month_index(first_c) + 1,
         "entered": entered,
@@ -135,8 +143,9 @@ def features(lines: list[dict], m: int, created: date | None) -> dict:
     return f
 
 
-def snapshot(products: list[dict], customers: list[dict], lines: list[dict], months: list[date],
-             rules: Rules | None = None) -> dict[tuple[date, str], dict]:
+def snapshot(
+    products: list[dict], customers: list[dict], lines: list[dict], months: list[date], rules: Rules | None = None
+) -> dict[tuple[date, str], dict]:
     """Every snapshot row, keyed by (report month, customer_id)."""
     rules = rules or Rules()
     product_by_id = {p["product_id"].strip(): p for p in products}
@@ -147,7 +156,9 @@ def snapshot(products: list[dict], customers: list[dict], lines: list[dict], mon
         unit_size = Fraction(str(product["unit_size"])) if product and product["unit_size"] is not None else None
         by_customer.setdefault(ln["customer_id"].strip(), []).append(
             {
-                "date": ln["date"], "invoice": ln["invoice_id"].strip(), "quantity": Fraction(str(ln["quantity"])),
+                "date": ln["date"],
+                "invoice": ln["invoice_id"].strip(),
+                "quantity": Fraction(str(ln["quantity"])),
                 "category": cat,
                 "units": Fraction(str(ln["quantity"])) * unit_size if cat == "consumable" else Fraction(0),
             }
@@ -187,15 +198,18 @@ def snapshot(products: list[dict], customers: list[dict], lines: list[dict], mon
             row = dict(f)
             del row["entered"]
             row.update(
-                customer_id=cid, report_month=month,
+                customer_id=cid,
+                report_month=month,
                 activity_status="Active" if active else "Not Active",
                 value_tier=tier(f, rules),
                 prev_value_tier=tier(prev, rules) if prev["entered"] else None,
-                lifecycle_stage=stage, lifecycle_event=event,
+                lifecycle_stage=stage,
+                lifecycle_event=event,
                 r_score=r_score(f["months_since_last_purchase"]) if active else None,
                 f_score=f_score(f["o12"]) if active else None,
                 t_score=t_score(f["tenure_months"]) if active else None,
-                opt_email=consent(c.get("opt_email")), opt_sms=consent(c.get("opt_sms")),
+                opt_email=consent(c.get("opt_email")),
+                opt_sms=consent(c.get("opt_sms")),
                 opt_phone=consent(c.get("opt_phone")),
             )
             rows.append(row)

@@ -45,7 +45,8 @@ def test_every_module_has_a_place_in_the_layers():
 def test_imports_point_one_way():
     wrong = sorted(
         f"{src} imports {dst}"
-        for src, targets in GRAPH.items() for dst in targets
+        for src, targets in GRAPH.items()
+        for dst in targets
         if rank(src) is not None and rank(dst) is not None and rank(dst) > rank(src)
     )
     assert wrong == []
@@ -58,7 +59,7 @@ def test_no_import_cycles():
         state[node] = "open"
         for nxt in sorted(GRAPH[node]):
             if state.get(nxt) == "open":
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt, [*stack, nxt])
         state[node] = "done"

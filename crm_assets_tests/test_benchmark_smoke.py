@@ -19,8 +19,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
-STEPS = ("generate", "backfill", "refresh setup", "refresh", "report", "export", "export filtered", "sql only", "floor",
-         "loop")
+STEPS = (
+    "generate",
+    "backfill",
+    "refresh setup",
+    "refresh",
+    "report",
+    "export",
+    "export filtered",
+    "sql only",
+    "floor",
+    "loop",
+)
 
 
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
@@ -30,7 +40,10 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     work = tmp_path / "work"
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--smoke", "--workdir", str(work), "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 

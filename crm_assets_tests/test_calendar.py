@@ -18,9 +18,16 @@ from .test_cli import one_line_error, run_cli
 def first_key_in_a_fresh_process(folder, **env) -> str:
     """What the UI shows as the first partition: the definitions imported by a new process."""
     result = subprocess.run(
-        [sys.executable, "-c", "from crm_assets.definitions import defs; "
-         "print(defs.resolve_job_def('crm_pipeline').partitions_def.get_partition_keys()[0])"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "CRM_INPUT_DIR": str(folder), **env},
+        [
+            sys.executable,
+            "-c",
+            "from crm_assets.definitions import defs; "
+            "print(defs.resolve_job_def('crm_pipeline').partitions_def.get_partition_keys()[0])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CRM_INPUT_DIR": str(folder), **env},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
@@ -36,7 +43,10 @@ def test_data_of_any_year_runs_with_no_setting(tmp_path, start, end):
     assert result.returncode == 0, result.stderr
     months = (int(end[:4]) - int(start[:4])) * 12 + int(end[5:]) - int(start[5:]) + 1
     assert f"{start}..{end} ({months} months)" in result.stdout
-    built = query(warehouse, "SELECT min(report_month), max(report_month), count(DISTINCT report_month) FROM reporting.customer_snapshot")
+    built = query(
+        warehouse,
+        "SELECT min(report_month), max(report_month), count(DISTINCT report_month) FROM reporting.customer_snapshot",
+    )
     assert [(a.isoformat()[:7], b.isoformat()[:7], n) for a, b, n in built] == [(start, end, months)]
     assert first_key_in_a_fresh_process(folder) == f"{start}-01"
 
@@ -50,10 +60,17 @@ def test_first_month_setting_overrides_the_data(input_dir):
 def test_a_month_outside_the_calendar_names_it_and_the_way_to_widen_it(input_dir):
     result = run_cli("run", "--from", "2022-06")
     assert result.returncode == 2
-    one_line_error(result, "--from 2022-06 is before the calendar 2023-01..", "first month of the data",
-                   "set CRM_FIRST_MONTH=YYYY-MM to widen it")
-    one_line_error(run_cli("run", "--to", "2999-01"), "--to 2999-01 is after the calendar 2023-01..",
-                   "a month is in it once it has ended")
+    one_line_error(
+        result,
+        "--from 2022-06 is before the calendar 2023-01..",
+        "first month of the data",
+        "set CRM_FIRST_MONTH=YYYY-MM to widen it",
+    )
+    one_line_error(
+        run_cli("run", "--to", "2999-01"),
+        "--to 2999-01 is after the calendar 2023-01..",
+        "a month is in it once it has ended",
+    )
 
 
 def test_an_explicit_to_past_the_data_says_so_and_warns(input_dir, warehouse_path):

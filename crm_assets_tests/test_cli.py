@@ -18,7 +18,9 @@ def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedPr
 
     env = dict(os.environ)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "crm_assets.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "crm_assets.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_run_materializes_and_records_in_dagster_home(input_dir, warehouse_path, tmp_path, capsys):
@@ -42,7 +44,12 @@ def test_run_months_option_limits_the_range(input_dir, warehouse_path, capsys):
     assert "2023-01..2024-03 (15 months)" in capsys.readouterr().out
     assert main([*args, "--from", "2024-01", "--to", "2024-12"]) == 0
     assert "2024-01..2024-12 (12 months)" in capsys.readouterr().out
-    runs_per_month = dict(query(warehouse_path, "SELECT strftime(report_month, '%Y-%m'), count(DISTINCT run_id) FROM reporting.snapshot_manifest GROUP BY 1"))
+    runs_per_month = dict(
+        query(
+            warehouse_path,
+            "SELECT strftime(report_month, '%Y-%m'), count(DISTINCT run_id) FROM reporting.snapshot_manifest GROUP BY 1",
+        )
+    )
     assert runs_per_month["2023-06"] == 1 and runs_per_month["2024-03"] == 2 and runs_per_month["2024-12"] == 1
 
 
@@ -95,7 +102,11 @@ def test_locked_warehouse_is_one_clear_line(input_dir, warehouse_path):
     holder = duckdb.connect(str(warehouse_path))  # another process holding the file read-write
     try:
         result = run_cli(
-            "run", "--input", str(input_dir), "--warehouse", str(warehouse_path),
+            "run",
+            "--input",
+            str(input_dir),
+            "--warehouse",
+            str(warehouse_path),
             env_extra={"CRM_LOCK_TIMEOUT_SECONDS": "1"},
         )
     finally:
@@ -113,7 +124,10 @@ def test_duplicate_key_is_one_clear_line(input_dir, warehouse_path):
 
 
 def test_run_prints_each_asset_and_a_summary_with_the_rejects(input_dir, warehouse_path, capsys):
-    write(input_dir / "sales_transactions_2023.csv", lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-01-16,P1,x,1,S1"))
+    write(
+        input_dir / "sales_transactions_2023.csv",
+        lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-01-16,P1,x,1,S1"),
+    )
     assert main(["run", "--input", str(input_dir), "--warehouse", str(warehouse_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     raw = [line.split() for line in out if line.split()[:1] == ["raw/sales_transactions"]]
@@ -124,8 +138,10 @@ def test_run_prints_each_asset_and_a_summary_with_the_rejects(input_dir, warehou
     assert "  months built: 2023-01..2023-01 (1 months), 1 snapshot rows" in out
     assert "  rejected rows: 1 (sales_transactions_2023.csv 1); list them with" in out
     assert "    SELECT source_file, line_number, reason, raw_line FROM raw.rejected_rows ORDER BY 1, 2" in out
-    assert any(line.startswith("  warning checks that failed: ") and "raw/sales_transactions rejected_rows (1)" in line
-               for line in out)
+    assert any(
+        line.startswith("  warning checks that failed: ") and "raw/sales_transactions rejected_rows (1)" in line
+        for line in out
+    )
     assert any(line.startswith("  workbook: ") and line.endswith("crm_summary_2023-01.xlsx") for line in out)
 
 

@@ -19,16 +19,30 @@ from .conftest import table_dump
 pytestmark = pytest.mark.slow
 
 # Columns and tables that record when and by which run, not what.
-VOLATILE_TABLES = ("quality.check_results", "reporting.snapshot_manifest", "reporting.snapshot_changes", "reporting.export_audit")
+VOLATILE_TABLES = (
+    "quality.check_results",
+    "reporting.snapshot_manifest",
+    "reporting.snapshot_changes",
+    "reporting.export_audit",
+)
 
 
 def crm_run(input_dir: Path, warehouse: Path, home: Path) -> subprocess.Popen:
-    env = dict(os.environ, DAGSTER_HOME=str(home), CRM_WAREHOUSE=str(warehouse), CRM_INPUT_DIR=str(input_dir),
-               CRM_OUTPUT_DIR=str(warehouse.parent / f"{warehouse.stem}_output"))
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(home),
+        CRM_WAREHOUSE=str(warehouse),
+        CRM_INPUT_DIR=str(input_dir),
+        CRM_OUTPUT_DIR=str(warehouse.parent / f"{warehouse.stem}_output"),
+    )
     home.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "crm_assets.cli", "run", "--input", str(input_dir), "--warehouse", str(warehouse)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 

@@ -47,8 +47,12 @@ def run(capsys, folder: Path, warehouse: Path, *extra: str) -> tuple[int, str, s
 
 
 def loaded(warehouse: Path, name: str) -> list[int]:
-    return [n for (n,) in query(warehouse, "SELECT line_number FROM raw.sales_transactions WHERE source_file = ? "
-                                           "ORDER BY 1", [name])]
+    return [
+        n
+        for (n,) in query(
+            warehouse, "SELECT line_number FROM raw.sales_transactions WHERE source_file = ? ORDER BY 1", [name]
+        )
+    ]
 
 
 def rejected(warehouse: Path) -> list[tuple]:
@@ -56,19 +60,31 @@ def rejected(warehouse: Path) -> list[tuple]:
 
 
 def months_built(warehouse: Path) -> list[str]:
-    return [m for (m,) in query(warehouse, "SELECT DISTINCT strftime(report_month, '%Y-%m') FROM "
-                                           "reporting.customer_snapshot ORDER BY 1")]
+    return [
+        m
+        for (m,) in query(
+            warehouse, "SELECT DISTINCT strftime(report_month, '%Y-%m') FROM reporting.customer_snapshot ORDER BY 1"
+        )
+    ]
 
 
 def m_total(warehouse: Path, customer: str, month: str) -> float:
-    return query(warehouse, "SELECT m_total FROM reporting.customer_snapshot WHERE customer_id = ? AND "
-                            "strftime(report_month, '%Y-%m') = ?", [customer, month])[0][0]
+    return query(
+        warehouse,
+        "SELECT m_total FROM reporting.customer_snapshot WHERE customer_id = ? AND strftime(report_month, '%Y-%m') = ?",
+        [customer, month],
+    )[0][0]
 
 
 def analytics(warehouse: Path) -> dict:
     """Every table a clean build decides (no run ids, timestamps or run history)."""
-    skip = {"reporting.snapshot_manifest", "reporting.snapshot_changes", "quality.check_results", "raw.file_months",
-            "reporting.export_audit"}
+    skip = {
+        "reporting.snapshot_manifest",
+        "reporting.snapshot_changes",
+        "quality.check_results",
+        "raw.file_months",
+        "reporting.export_audit",
+    }
     return {name: rows for name, rows in table_dump(warehouse).items() if name not in skip}
 
 
@@ -76,7 +92,9 @@ def analytics(warehouse: Path) -> dict:
 
 
 def test_unterminated_quote_in_the_newest_file_rejects_one_line_and_keeps_the_later_months(capsys, folder, warehouse):
-    write(folder / "sales_transactions_2024.csv", lines(TX_HEADER, TX_2024[0], 'X,"C1,2024-02-01,P1,1,1,S1', *TX_2024[1:]))
+    write(
+        folder / "sales_transactions_2024.csv", lines(TX_HEADER, TX_2024[0], 'X,"C1,2024-02-01,P1,1,1,S1', *TX_2024[1:])
+    )
     code, out, _ = run(capsys, folder, warehouse)
     assert code == 0, out
     assert "2023-10..2024-03 (6 months)" in out  # --to is still the last month of the data
@@ -86,15 +104,22 @@ def test_unterminated_quote_in_the_newest_file_rejects_one_line_and_keeps_the_la
 
 
 def test_quoted_field_with_a_line_break_rejects_both_lines_without_a_traceback(capsys, folder, warehouse):
-    write(folder / "sales_transactions_2024.csv", lines(TX_HEADER, TX_2024[0], 'Y,"two', 'lines",2024-02-01,P1,1,1,S1', *TX_2024[1:]))
+    write(
+        folder / "sales_transactions_2024.csv",
+        lines(TX_HEADER, TX_2024[0], 'Y,"two', 'lines",2024-02-01,P1,1,1,S1', *TX_2024[1:]),
+    )
     code, out, err = run(capsys, folder, warehouse)
     assert code == 0, err
     assert loaded(warehouse, "sales_transactions_2024.csv") == [2, 5, 6]
     assert rejected(warehouse) == [
-        ("sales_transactions_2024.csv", 3, MALFORMED_QUOTING), ("sales_transactions_2024.csv", 4, MALFORMED_QUOTING)
+        ("sales_transactions_2024.csv", 3, MALFORMED_QUOTING),
+        ("sales_transactions_2024.csv", 4, MALFORMED_QUOTING),
     ]
-    assert query(warehouse, "SELECT sum(rows_read), sum(rows_valid), sum(rows_rejected) FROM raw.file_loads "
-                            "WHERE source_file = 'sales_transactions_2024.csv'") == [(5, 3, 2)]
+    assert query(
+        warehouse,
+        "SELECT sum(rows_read), sum(rows_valid), sum(rows_rejected) FROM raw.file_loads "
+        "WHERE source_file = 'sales_transactions_2024.csv'",
+    ) == [(5, 3, 2)]
 
 
 # --- bounds ---------------------------------------------------------------------------------------
@@ -160,7 +185,9 @@ def test_a_removed_newest_file_stops_the_run_then_its_rows_and_bookkeeping_go_to
     assert run(capsys, folder, warehouse)[0] == 0
     (folder / "sales_transactions_2024.csv").unlink()
     code, _, err = run(capsys, folder, warehouse)
-    assert code == 2 and "sales_transactions_2024.csv is gone from the folder; 2024-01..2024-03 would lose 3 rows" in err
+    assert (
+        code == 2 and "sales_transactions_2024.csv is gone from the folder; 2024-01..2024-03 would lose 3 rows" in err
+    )
     code, out, err = run(capsys, folder, warehouse, "--allow-removals")
     assert code == 0, err
     assert "2023-10..2024-03" in out  # the months that lost rows are recomputed, through the newest built
@@ -185,8 +212,10 @@ def test_a_corrected_old_month_run_alone_carries_its_history_to_every_later_mont
     write(folder / "sales_transactions_2023.csv", lines(TX_HEADER, *TX_2023[:2], "C,C1,2023-12-30,P1,7,1,S1"))
     code, out, err = run(capsys, folder, warehouse, "--from", "2023-12", "--to", "2023-12")
     assert code == 0, err
-    assert ("lines of 2023-12 changed since they were built: running 2023-12..2024-03 (not 2023-12..2023-12) "
-            "so that every later month follows") in out
+    assert (
+        "lines of 2023-12 changed since they were built: running 2023-12..2024-03 (not 2023-12..2023-12) "
+        "so that every later month follows"
+    ) in out
     assert (m_total(warehouse, "C1", "2023-12"), m_total(warehouse, "C1", "2024-01")) == (100, 110)
     assert analytics(warehouse) == analytics(clean_build(capsys, folder, tmp_path))
 
@@ -207,8 +236,11 @@ def test_a_narrow_run_from_the_ui_cannot_leave_later_months_on_old_lines(folder,
     run_pipeline(folder, warehouse, "2023-10", "2024-03")
     before = analytics(warehouse)
     write(folder / "sales_transactions_2023.csv", lines(TX_HEADER, *TX_2023[:2], "C,C1,2023-12-30,P1,7,1,S1"))
-    with pytest.raises(Exception, match=r"lines of 2023-12 changed, and the months after 2023-12 through 2024-03 are "
-                                        r"built on the old lines: run through 2024-03"):
+    with pytest.raises(
+        Exception,
+        match=r"lines of 2023-12 changed, and the months after 2023-12 through 2024-03 are "
+        r"built on the old lines: run through 2024-03",
+    ):
         run_pipeline(folder, warehouse, "2023-10", "2023-12")
     assert analytics(warehouse) == before
     run_pipeline(folder, warehouse, "2023-12", "2024-03")
@@ -238,7 +270,9 @@ def test_a_refused_removal_in_a_ui_run_leaves_the_masters_as_they_were(folder, w
 
     run_pipeline(folder, warehouse, "2023-10", "2024-03")
     before = analytics(warehouse)
-    write(folder / "products_master.csv", lines(PRODUCT_HEADER, "P1,Renamed pods,B,consumable,10", "D1,Machine,B,device,"))
+    write(
+        folder / "products_master.csv", lines(PRODUCT_HEADER, "P1,Renamed pods,B,consumable,10", "D1,Machine,B,device,")
+    )
     (folder / "sales_transactions_2024.csv").unlink()
     with pytest.raises(Exception, match="sales_transactions_2024.csv is gone from the folder"):
         run_pipeline(folder, warehouse, "2023-10", "2024-03")
@@ -249,7 +283,9 @@ def test_a_refused_removal_in_a_ui_run_leaves_the_masters_as_they_were(folder, w
 # --- encodings -----------------------------------------------------------------------------------
 
 
-def test_a_cp1252_master_is_refused_naming_the_line_and_the_setting_then_loads_with_it(capsys, folder, warehouse, monkeypatch):
+def test_a_cp1252_master_is_refused_naming_the_line_and_the_setting_then_loads_with_it(
+    capsys, folder, warehouse, monkeypatch
+):
     assert run(capsys, folder, warehouse)[0] == 0
     before = table_dump(warehouse)
     write(folder / "customers_master.csv", lines(CUSTOMER_HEADER, *CUSTOMERS).encode("cp1252"))
@@ -272,7 +308,10 @@ def test_a_cp1252_master_is_refused_naming_the_line_and_the_setting_then_loads_w
 
 
 def test_a_latin1_transactions_file_is_refused_before_the_run(capsys, folder, warehouse):
-    write(folder / "sales_transactions_2024.csv", lines(TX_HEADER, "D,C1,2024-01-05,P1,1,1,Gare du Nord é").encode("latin-1"))
+    write(
+        folder / "sales_transactions_2024.csv",
+        lines(TX_HEADER, "D,C1,2024-01-05,P1,1,1,Gare du Nord é").encode("latin-1"),
+    )
     code, _, err = run(capsys, folder, warehouse)
     assert code == 2 and "sales_transactions_2024.csv: line 2 is not valid utf-8 text" in err
     assert not warehouse.exists()
@@ -286,7 +325,10 @@ def test_a_warehouse_path_that_is_a_folder_is_one_line(capsys, folder, tmp_path)
     target.mkdir()
     code, _, err = run(capsys, folder, target)
     assert code == 2
-    assert err.strip() == f"crm run: {target}: is a folder; the warehouse must be a file path (--warehouse or CRM_WAREHOUSE)"
+    assert (
+        err.strip()
+        == f"crm run: {target}: is a folder; the warehouse must be a file path (--warehouse or CRM_WAREHOUSE)"
+    )
 
 
 def test_a_warehouse_under_a_file_is_one_line(capsys, folder, tmp_path):

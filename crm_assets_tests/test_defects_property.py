@@ -36,9 +36,15 @@ RUN_TABLES = {"reporting.snapshot_manifest", "reporting.snapshot_changes", "qual
 
 def landing(folder: Path, transactions: dict[str, list[str]]) -> Path:
     write(folder / "products_master.csv", lines(PRODUCT_HEADER, "P1,Pods,B,consumable,10", "D1,Machine,B,device,"))
-    write(folder / "customers_master.csv", lines(
-        CUSTOMER_HEADER, "C1,Ann,Loyalty,Paris,2023-01-10,,,1,0,", "C2,Bo,Loyalty,Lyon,,,,,,", "C3,Cy,General,Nice,,,,,,"
-    ))
+    write(
+        folder / "customers_master.csv",
+        lines(
+            CUSTOMER_HEADER,
+            "C1,Ann,Loyalty,Paris,2023-01-10,,,1,0,",
+            "C2,Bo,Loyalty,Lyon,,,,,,",
+            "C3,Cy,General,Nice,,,,,,",
+        ),
+    )
     for year, rows in transactions.items():
         write(folder / f"sales_transactions_{year}.csv", lines(TX_HEADER, *rows))
     return folder
@@ -70,9 +76,15 @@ def tables(warehouse: Path, drop: tuple[str, ...] = ("loaded_at",)) -> dict[str,
         for schema, table in names:
             if f"{schema}.{table}" in RUN_TABLES:
                 continue
-            columns = [c for (c,) in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-                "ORDER BY ordinal_position", [schema, table]).fetchall() if c not in drop]
+            columns = [
+                c
+                for (c,) in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                    "ORDER BY ordinal_position",
+                    [schema, table],
+                ).fetchall()
+                if c not in drop
+            ]
             cols = ", ".join(f'"{c}"' for c in columns)
             dump[f"{schema}.{table}"] = con.execute(f'SELECT {cols} FROM "{schema}"."{table}" ORDER BY ALL').fetchall()
         return dump
@@ -88,11 +100,20 @@ DEFECT = st.one_of(
     st.builds(lambda a, b: [f'{a},"C1{b}', f'{b}",2023-11-05,P1,1,1,S1'], text, text),  # a field holding a line break
     st.builds(lambda q: [f"Q,C1,2023-11-05,P1,{q},1,S1"], st.integers(100_001, 10**15)),  # a bar code as quantity
     st.builds(lambda q: [f"Q,C1,2023-11-05,P1,{q!r},1,S1"], st.floats(1e5 + 1, 1e300)),
-    st.builds(lambda d: [f"Q,C1,{d.year:04d}-{d.month:02d}-{d.day:02d},P1,1,1,S1"],
-              st.dates(max_value=date(1969, 12, 31))),  # a date before the bound
-    st.sampled_from([["Q,C1,2023-02-30,P1,1,1,S1"], ["Q,C1,15/11/2023,P1,1,1,S1"], ["Q,C1,2023-11-05,P1,two,1,S1"],
-                     ["Q,,2023-11-05,P1,1,1,S1"], ["Q,C1,2023-11-05"], ["Q,C1,2023-11-05,P1,1,1,S1,extra"],
-                     ["Q,C1,2023-11-05,P1,nan,1,S1"]]),
+    st.builds(
+        lambda d: [f"Q,C1,{d.year:04d}-{d.month:02d}-{d.day:02d},P1,1,1,S1"], st.dates(max_value=date(1969, 12, 31))
+    ),  # a date before the bound
+    st.sampled_from(
+        [
+            ["Q,C1,2023-02-30,P1,1,1,S1"],
+            ["Q,C1,15/11/2023,P1,1,1,S1"],
+            ["Q,C1,2023-11-05,P1,two,1,S1"],
+            ["Q,,2023-11-05,P1,1,1,S1"],
+            ["Q,C1,2023-11-05"],
+            ["Q,C1,2023-11-05,P1,1,1,S1,extra"],
+            ["Q,C1,2023-11-05,P1,nan,1,S1"],
+        ]
+    ),
 )
 
 
@@ -127,7 +148,11 @@ def test_a_defective_line_anywhere_changes_nothing_but_the_rejected_rows(defect,
 
 LINE = st.builds(
     lambda i, c, m, d, q: f"{i},C{c},{m[:8]}{d:02d},P1,{q},1,S1",
-    st.sampled_from(["A", "G", "H"]), st.integers(1, 3), st.sampled_from(MONTHS), st.integers(1, 28), st.integers(-1, 9),
+    st.sampled_from(["A", "G", "H"]),
+    st.integers(1, 3),
+    st.sampled_from(MONTHS),
+    st.integers(1, 28),
+    st.integers(-1, 9),
 )
 EDIT = st.one_of(
     st.tuples(st.just("correct"), st.sampled_from(["2023", "2024"]), st.integers(0, 10), LINE),
@@ -164,8 +189,12 @@ def test_any_edit_then_any_range_equals_a_clean_build(monkeypatch, steps):
                 months = resolve_months(None, None, folder, allow_removals=True)
             build(folder, warehouse, months.first, months.last, allow_removals=True)
         con = duckdb.connect(str(warehouse), read_only=True)
-        built = [m.strftime("%Y-%m-%d") for (m,) in con.execute(
-            "SELECT DISTINCT report_month FROM reporting.customer_snapshot ORDER BY 1").fetchall()]
+        built = [
+            m.strftime("%Y-%m-%d")
+            for (m,) in con.execute(
+                "SELECT DISTINCT report_month FROM reporting.customer_snapshot ORDER BY 1"
+            ).fetchall()
+        ]
         con.close()
         clean = tmp / "clean" / "crm.duckdb"
         build(folder, clean, built[0], built[-1])

@@ -24,8 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.sys.executable).parent
 LAYERS = ("raw", "enriched", "features", "lifecycle", "rfmt", "reporting")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
 ]
 
 
@@ -55,8 +62,11 @@ def dagster_services(tmp_path_factory):
     shutil.copy(ROOT / "dagster_instance.yaml", home / "dagster.yaml")
     generate.generate(root / "input", customers=200, start="2025-01", end="2025-06")
     env = dict(
-        os.environ, DAGSTER_HOME=str(home), CRM_INPUT_DIR=str(root / "input"),
-        CRM_WAREHOUSE=str(root / "warehouse" / "crm.duckdb"), CRM_OUTPUT_DIR=str(root / "output"),
+        os.environ,
+        DAGSTER_HOME=str(home),
+        CRM_INPUT_DIR=str(root / "input"),
+        CRM_WAREHOUSE=str(root / "warehouse" / "crm.duckdb"),
+        CRM_OUTPUT_DIR=str(root / "output"),
     )
     # create the instance's SQLite storage once, before two processes race to create it
     from dagster import DagsterInstance
@@ -66,10 +76,22 @@ def dagster_services(tmp_path_factory):
     port = free_port()
     logs = {name: open(root / f"{name}.log", "w") for name in ("webserver", "daemon")}
     processes = [
-        subprocess.Popen([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                         cwd=ROOT, env=env, stdout=logs["webserver"], stderr=subprocess.STDOUT, start_new_session=True),
-        subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                         cwd=ROOT, env=env, stdout=logs["daemon"], stderr=subprocess.STDOUT, start_new_session=True),
+        subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=logs["webserver"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            cwd=ROOT,
+            env=env,
+            stdout=logs["daemon"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
     ]
     try:
         deadline = time.monotonic() + 120
@@ -126,16 +148,30 @@ def test_graphql_lists_assets_checks_schedule_and_sensor(dagster_services):
 
 def test_partition_backfill_through_graphql_is_one_successful_run(dagster_services):
     port, root = dagster_services
-    keys = [["raw", "products"], ["raw", "customers"], ["raw", "sales_transactions"], ["enriched", "customers"],
-            ["enriched", "transactions"], ["features", "customer_month_activity"], ["features", "repeated_orders"],
-            ["features", "customer_features"], ["lifecycle", "customer_lifecycle"], ["rfmt", "customer_rfmt"],
-            ["reporting", "customer_snapshot"]]
+    keys = [
+        ["raw", "products"],
+        ["raw", "customers"],
+        ["raw", "sales_transactions"],
+        ["enriched", "customers"],
+        ["enriched", "transactions"],
+        ["features", "customer_month_activity"],
+        ["features", "repeated_orders"],
+        ["features", "customer_features"],
+        ["lifecycle", "customer_lifecycle"],
+        ["rfmt", "customer_rfmt"],
+        ["reporting", "customer_snapshot"],
+    ]
     launched = graphql(
         port,
         """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-        {"params": {"partitionNames": ["2025-01-01", "2025-02-01", "2025-03-01"],
-                    "assetSelection": [{"path": k} for k in keys], "fromFailure": False}},
+        {
+            "params": {
+                "partitionNames": ["2025-01-01", "2025-02-01", "2025-03-01"],
+                "assetSelection": [{"path": k} for k in keys],
+                "fromFailure": False,
+            }
+        },
     )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
@@ -157,7 +193,9 @@ def test_partition_backfill_through_graphql_is_one_successful_run(dagster_servic
     # the three months of every monthly asset are one run; the unpartitioned masters get their own run
     assert len(monthly) == 1 and len(runs) <= 2, tags
     assert (monthly[0]["dagster/asset_partition_range_start"], monthly[0]["dagster/asset_partition_range_end"]) == (
-        "2025-01-01", "2025-03-01")
+        "2025-01-01",
+        "2025-03-01",
+    )
 
 
 def test_ui_shows_the_layers_in_headless_chromium(dagster_services, tmp_path):
@@ -166,13 +204,20 @@ def test_ui_shows_the_layers_in_headless_chromium(dagster_services, tmp_path):
     assert chromium, "Debian's chromium package is required (installed by .ci/run)"
     url = f"http://127.0.0.1:{port}/asset-groups"
     common = [chromium, *CHROMIUM_FLAGS, "--virtual-time-budget=30000", "--window-size=1600,1000"]
-    dom = subprocess.run([*common, f"--user-data-dir={tmp_path / 'profile1'}", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=180).stdout
+    dom = subprocess.run(
+        [*common, f"--user-data-dir={tmp_path / 'profile1'}", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
     text = " ".join(re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style).*?</\1>", "", dom, flags=re.S)).split())
     assert "Global asset lineage" in text
     for layer in LAYERS:
         assert re.search(rf"\b{layer}\b", text), layer
     screenshot = tmp_path / "asset_graph.png"
-    subprocess.run([*common, f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={screenshot}", url],
-                   capture_output=True, timeout=180)
+    subprocess.run(
+        [*common, f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={screenshot}", url],
+        capture_output=True,
+        timeout=180,
+    )
     assert screenshot.exists() and screenshot.stat().st_size > 10_000

@@ -113,8 +113,12 @@ def test_csv_has_the_snapshot_columns_and_values(small, tmp_path):  # noqa: F811
     # the rows equal the snapshot's, column by column
     _, out = run_export(small, tmp_path, MAR, name="all.csv")
     _, rows = read_csv(out)
-    snap = query(small.warehouse, f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM reporting.customer_snapshot "
-                                  "WHERE report_month = ? ORDER BY customer_id", [MAR])
+    snap = query(
+        small.warehouse,
+        f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM reporting.customer_snapshot "
+        "WHERE report_month = ? ORDER BY customer_id",
+        [MAR],
+    )
     assert [r["customer_id"] for r in rows] == [s[1] for s in snap]
     assert [float(r["m_total"]) for r in rows] == [s[4] for s in snap]
     assert [r["value_tier"] or None for r in rows] == [s[21] for s in snap]
@@ -175,12 +179,28 @@ def test_xlsx_export_splits_over_numbered_sheets_at_the_row_limit(small, tmp_pat
 @pytest.mark.parametrize(
     "month, filters, message",
     [
-        (MAR, {"tier": ["Platinium"]}, "--tier: unknown value 'Platinium'; valid values: Diamond, Platinum, Gold, Silver, Bronze, Passive"),
-        (MAR, {"stage": ["Churned"]}, "--stage: unknown value 'Churned'; valid values: Prospect, New, Active, At Risk, Lost"),
+        (
+            MAR,
+            {"tier": ["Platinium"]},
+            "--tier: unknown value 'Platinium'; valid values: Diamond, Platinum, Gold, Silver, Bronze, Passive",
+        ),
+        (
+            MAR,
+            {"stage": ["Churned"]},
+            "--stage: unknown value 'Churned'; valid values: Prospect, New, Active, At Risk, Lost",
+        ),
         (MAR, {"event": ["Won"]}, "--event: unknown value 'Won'; valid values: New, Lost, Reactivated"),
         (MAR, {"status": ["Inactive"]}, "--status: unknown value 'Inactive'; valid values: Active, Not Active"),
-        (MAR, {"group": ["General"]}, "--group: unknown value 'General' in 2024-03; valid values: Loyalty, Online, Retail"),
-        (MAR, {"city": ["Berlin"]}, "--city: unknown value 'Berlin' in 2024-03; valid values: Lyon, Paris, Saint-Étienne"),
+        (
+            MAR,
+            {"group": ["General"]},
+            "--group: unknown value 'General' in 2024-03; valid values: Loyalty, Online, Retail",
+        ),
+        (
+            MAR,
+            {"city": ["Berlin"]},
+            "--city: unknown value 'Berlin' in 2024-03; valid values: Lyon, Paris, Saint-Étienne",
+        ),
         (JAN, {"store": ["S3"]}, "--store: unknown value 'S3' in 2024-01; valid values: S1, S2"),
         (MAR, {"consent": ["fax"]}, "--consent: unknown value 'fax'; valid values: email, sms, phone"),
         (MAR, {"city": ["Paris' OR '1'='1"]}, "--city: unknown value 'Paris' OR '1'='1' in 2024-03"),
@@ -203,11 +223,19 @@ def test_filter_values_are_parameters_not_sql_text():
 
 def test_every_export_is_audited(small, tmp_path):  # noqa: F811
     def audit():
-        return query(small.warehouse, "SELECT report_month, filters, rows, file, file_format, consent_rule "
-                                      "FROM reporting.export_audit ORDER BY exported_at, file")
+        return query(
+            small.warehouse,
+            "SELECT report_month, filters, rows, file, file_format, consent_rule "
+            "FROM reporting.export_audit ORDER BY exported_at, file",
+        )
 
-    before = len(audit()) if query(small.warehouse, "SELECT count(*) FROM information_schema.tables "
-                                                    "WHERE table_name = 'export_audit'")[0][0] else 0
+    before = (
+        len(audit())
+        if query(small.warehouse, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'export_audit'")[
+            0
+        ][0]
+        else 0
+    )
     run_export(small, tmp_path, MAR, name="a.csv", city=["Paris"], consent=["email", "sms"])
     run_export(small, tmp_path, FEB, name="b.xlsx")
     with pytest.raises(CrmError):
@@ -223,16 +251,50 @@ def test_every_export_is_audited(small, tmp_path):  # noqa: F811
 
 def test_cli_export(small, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "cli.csv"
-    code = main(["export", "--month", "2024-03", "--tier", "gold", "--tier", "Bronze", "--city", "Paris,Lyon",
-                 "--consent", "email", "--warehouse", str(small.warehouse), "--out", str(out)])
+    code = main(
+        [
+            "export",
+            "--month",
+            "2024-03",
+            "--tier",
+            "gold",
+            "--tier",
+            "Bronze",
+            "--city",
+            "Paris,Lyon",
+            "--consent",
+            "email",
+            "--warehouse",
+            str(small.warehouse),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert "wrote 2 customers of 2024-03" in capsys.readouterr().out  # Paris or Lyon, Gold or Bronze, email
     assert [r["customer_id"] for r in read_csv(out)[1]] == ["007", "C3"]
-    assert main(["export", "--month", "2024-03", "--tier", "Platinium", "--warehouse", str(small.warehouse),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--month",
+                "2024-03",
+                "--tier",
+                "Platinium",
+                "--warehouse",
+                str(small.warehouse),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("crm export: --tier: unknown value 'Platinium'") and "\n" not in err
     assert main(["export", "--month", "2030-01", "--warehouse", str(small.warehouse), "--out", str(out)]) == 2
     assert "month 2030-01 is not in the warehouse (months held: 2024-01..2024-03)" in capsys.readouterr().err
-    assert main(["export", "--month", "2024-03", "--warehouse", str(small.warehouse), "--out", str(tmp_path / "x.txt")]) == 2
+    assert (
+        main(["export", "--month", "2024-03", "--warehouse", str(small.warehouse), "--out", str(tmp_path / "x.txt")])
+        == 2
+    )
     assert "must end with .csv or .xlsx" in capsys.readouterr().err

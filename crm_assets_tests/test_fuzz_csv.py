@@ -26,7 +26,9 @@ EXAMPLES = int(os.environ.get("CRM_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 field = st.one_of(
-    st.sampled_from(["A1", "C1", "007", "2023-01-15", "2023-02-30", "15/01/2023", "3", "-1", "1.5", "x", "", " ", "inf", "NaN"]),
+    st.sampled_from(
+        ["A1", "C1", "007", "2023-01-15", "2023-02-30", "15/01/2023", "3", "-1", "1.5", "x", "", " ", "inf", "NaN"]
+    ),
     st.text(max_size=8),
     st.text(alphabet='",\r\n\t ;', max_size=4),
 )

@@ -24,8 +24,16 @@ from crm_assets.cli import generate as gen
 
 TX_COLUMNS = ["invoice_id", "customer_id", "invoice_date", "product_id", "quantity", "revenue", "store_id"]
 CUSTOMER_COLUMNS = [
-    "customer_id", "customer_name", "customer_group", "city", "created_date",
-    "email", "mobile_number", "opt_email", "opt_sms", "opt_phone",
+    "customer_id",
+    "customer_name",
+    "customer_group",
+    "city",
+    "created_date",
+    "email",
+    "mobile_number",
+    "opt_email",
+    "opt_sms",
+    "opt_phone",
 ]
 PRODUCT_COLUMNS = ["product_id", "product_name", "brand", "category", "unit_size"]
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -63,8 +71,13 @@ def tx_problem(row: list[str]) -> str | None:
     if len(row) != 7:
         return f"{len(row)} fields"
     invoice, customer, day, product, quantity, revenue, _store = row
-    for name, value in (("invoice_id", invoice), ("customer_id", customer), ("invoice_date", day),
-                        ("product_id", product), ("quantity", quantity)):
+    for name, value in (
+        ("invoice_id", invoice),
+        ("customer_id", customer),
+        ("invoice_date", day),
+        ("product_id", product),
+        ("quantity", quantity),
+    ):
         if not value.strip():
             return f"missing {name}"
     if parse_date(day) is None:
@@ -189,7 +202,7 @@ def test_default_files_columns_and_summary(default_sample, sample_frames):
     assert customers.customer_id.is_unique and products.product_id.is_unique
     # every transaction file holds only its own year, in date order
     for name, part in tx.groupby("file"):
-        year = int(name[len("sales_transactions_"):-4])
+        year = int(name[len("sales_transactions_") : -4])
         dates = part.sort_values("line").invoice_date.tolist()
         assert all(d.startswith(f"{year}-") for d in dates)
         assert dates == sorted(dates)
@@ -204,8 +217,9 @@ def test_start_and_end_are_respected(tmp_path):
     days = tx.invoice_date.map(parse_date)
     assert days.min() >= date(2022, 11, 1) and days.max() <= date(2024, 2, 29)
     months = {d[:7] for d in tx.invoice_date}
-    assert months == {f"{y}-{m:02d}" for y, m in [(2022, 11), (2022, 12)] + [(2023, m) for m in range(1, 13)]
-                      + [(2024, 1), (2024, 2)]}
+    assert months == {
+        f"{y}-{m:02d}" for y, m in [(2022, 11), (2022, 12)] + [(2023, m) for m in range(1, 13)] + [(2024, 1), (2024, 2)]
+    }
     assert len(bad) == summary["planted"]["malformed_rows"] == len(gen.MALFORMED_KINDS)
     customers = load_master(folder / "customers_master.csv", CUSTOMER_COLUMNS)
     created = customers.created_date[customers.created_date != ""].map(parse_date)
@@ -313,8 +327,16 @@ def test_malformed_rows(default_sample, sample_frames):
     assert sorted(p["kind"] for p in planted) == sorted(gen.MALFORMED_KINDS)
     assert [(f, n, ",".join(r)) for f, n, r in bad] == sorted((p["file"], p["line"], p["text"]) for p in planted)
     reasons = Counter(tx_problem(r) for _, _, r in bad)
-    assert reasons == Counter({"bad date": 2, "bad quantity": 1, "missing customer_id": 1, "missing product_id": 1,
-                               "5 fields": 1, "8 fields": 1})
+    assert reasons == Counter(
+        {
+            "bad date": 2,
+            "bad quantity": 1,
+            "missing customer_id": 1,
+            "missing product_id": 1,
+            "5 fields": 1,
+            "8 fields": 1,
+        }
+    )
     texts = [",".join(r) for _, _, r in bad]
     assert any(re.search(r",\d{4}-02-30,", t) for t in texts)
     assert any(re.search(r",\d{2}/\d{2}/\d{4},", t) for t in texts)
@@ -434,8 +456,10 @@ def snapshots(folder: Path, first_month: str, last_month: str) -> pd.DataFrame:
     first_line = tx.groupby("customer_id").day.min()
     created = evaluated.created_date.map(parse_date)
     first_tx = evaluated.customer_id.map(first_line)
-    entry = [min(d for d in (c, t) if isinstance(d, date)) if isinstance(c, date) else None
-             for c, t in zip(created, first_tx)]
+    entry = [
+        min(d for d in (c, t) if isinstance(d, date)) if isinstance(c, date) else None
+        for c, t in zip(created, first_tx)
+    ]
     evaluated["entry_month"] = [month_number(d) if d else None for d in entry]
 
     qual = tx[tx.product_id.isin(consumables) & (tx.quantity > 0) & tx.customer_id.isin(evaluated.customer_id)].copy()
@@ -468,22 +492,32 @@ def snapshots(folder: Path, first_month: str, last_month: str) -> pd.DataFrame:
         active = f.m12 > 0
         f["status"] = np.where(active, "Active", "Not Active")
         tier = np.select(
-            [f.m6 == 0,
-             (f.amc >= T_HIGH) & (f.aos >= A_HIGH) & (f.o6 >= F_HIGH),
-             (f.amc >= T_HIGH) & (f.o6 >= F_MID),
-             f.amc >= T_MID_HIGH,
-             f.amc >= T_MID,
-             f.amc > 0],
-            ["Passive", "Diamond", "Platinum", "Gold", "Silver", "Bronze"], default=None)
+            [
+                f.m6 == 0,
+                (f.amc >= T_HIGH) & (f.aos >= A_HIGH) & (f.o6 >= F_HIGH),
+                (f.amc >= T_HIGH) & (f.o6 >= F_MID),
+                f.amc >= T_MID_HIGH,
+                f.amc >= T_MID,
+                f.amc > 0,
+            ],
+            ["Passive", "Diamond", "Platinum", "Gold", "Silver", "Bronze"],
+            default=None,
+        )
         f["tier"] = np.where(active, tier, None)
         f["event"] = np.select(
-            [(f.m1 > 0) & (f.m1 == f.m_total),
-             (f.m12 == 0) & (f.m13 > 0),
-             (f.m1 > 0) & (f.m1 == f.m13) & (f.m_total > f.m13)],
-            ["New", "Lost", "Reactivated"], default=None)
+            [
+                (f.m1 > 0) & (f.m1 == f.m_total),
+                (f.m12 == 0) & (f.m13 > 0),
+                (f.m1 > 0) & (f.m1 == f.m13) & (f.m_total > f.m13),
+            ],
+            ["New", "Lost", "Reactivated"],
+            default=None,
+        )
         f["stage"] = np.select(
             [f.m_total == 0, f.m12 == 0, f.tenure <= 12, f.m6 == 0],
-            ["Prospect", "Lost", "New", "At Risk"], default="Active")
+            ["Prospect", "Lost", "New", "At Risk"],
+            default="Active",
+        )
         f["r"] = [r_score(int(x)) if a else None for x, a in zip(f.months_since.fillna(-1), active)]
         f["f"] = [bin_score(int(x), F_EDGES) if a else None for x, a in zip(f.o12, active)]
         f["t"] = [bin_score(int(x), T_EDGES) if a else None for x, a in zip(f.tenure.fillna(0), active)]
@@ -501,12 +535,15 @@ def test_independent_rules_on_a_hand_made_example(tmp_path):
     folder = tmp_path / "example"
     folder.mkdir()
     (folder / "products_master.csv").write_text(
-        ",".join(PRODUCT_COLUMNS) + "\nP1,Pods,B,consumable,10\nD1,Machine,B,device,\n")
+        ",".join(PRODUCT_COLUMNS) + "\nP1,Pods,B,consumable,10\nD1,Machine,B,device,\n"
+    )
     (folder / "customers_master.csv").write_text(
-        ",".join(CUSTOMER_COLUMNS) + "\nC1,Ann,Loyalty,Paris,2023-01-10,a@x.org,+331,1,0,\n")
+        ",".join(CUSTOMER_COLUMNS) + "\nC1,Ann,Loyalty,Paris,2023-01-10,a@x.org,+331,1,0,\n"
+    )
     (folder / "sales_transactions_2023.csv").write_text(
         ",".join(TX_COLUMNS) + "\nA,C1,2023-01-15,D1,1,,\nA,C1,2023-01-15,P1,3,,\nB,C1,2023-02-20,P1,2,,\n"
-        "B,C1,2023-02-27,P1,-1,,\nC,C1,2023-06-30,P1,5,,\nD,C1,2024-07-01,P1,1,,\n")
+        "B,C1,2023-02-27,P1,-1,,\nC,C1,2023-06-30,P1,5,,\nD,C1,2024-07-01,P1,1,,\n"
+    )
     snap = snapshots(folder, "2023-01", "2024-07").set_index("month")
 
     def row(text: str) -> pd.Series:

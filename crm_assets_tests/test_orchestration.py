@@ -115,8 +115,10 @@ def test_sensor_after_a_run_requests_nothing(landing):
 def test_sensor_replaced_file_requests_from_its_earliest_changed_month(landing):
     build_warehouse(landing, "2023-01-01", "2023-12-01")
     with instance_for_test() as instance:
-        write(landing / "sales_transactions_2023.csv",
-              lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-05-20,P1,4,5,S1", "C,C1,2023-09-01,P1,1,1,S1"))
+        write(
+            landing / "sales_transactions_2023.csv",
+            lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-05-20,P1,4,5,S1", "C,C1,2023-09-01,P1,1,1,S1"),
+        )
         request, cursor = tick(instance, None)
     # May changed; the refresh runs through the newest built month, as one run
     assert span(request) == ("2023-05-01", "2023-12-01")
@@ -126,7 +128,10 @@ def test_sensor_replaced_file_requests_from_its_earliest_changed_month(landing):
 def test_sensor_new_year_file_requests_its_months(landing):
     build_warehouse(landing, "2023-01-01", "2023-09-01")
     with instance_for_test() as instance:
-        write(landing / "sales_transactions_2024.csv", lines(TX_HEADER, "D,C1,2024-03-01,P1,1,1,S1", "E,C1,2024-04-01,P1,1,1,S1"))
+        write(
+            landing / "sales_transactions_2024.csv",
+            lines(TX_HEADER, "D,C1,2024-03-01,P1,1,1,S1", "E,C1,2024-04-01,P1,1,1,S1"),
+        )
         request, _ = tick(instance, None)
     assert span(request) == ("2024-03-01", "2024-04-01")
 
@@ -134,10 +139,17 @@ def test_sensor_new_year_file_requests_its_months(landing):
 def test_sensor_months_come_from_the_valid_lines_despite_an_open_quote(landing):
     build_warehouse(landing, "2023-01-01", "2023-09-01")
     with instance_for_test() as instance:
-        write(landing / "sales_transactions_2024.csv", lines(
-            TX_HEADER, "D,C1,2024-03-01,P1,1,1,S1", 'X,"C1,2024-04-01,P1,1,1,S1', "E,C1,2024-06-01,P1,1,1,S1",
-            'Y,"multi', 'line",2024-07-01,P1,1,1,S1',
-        ))
+        write(
+            landing / "sales_transactions_2024.csv",
+            lines(
+                TX_HEADER,
+                "D,C1,2024-03-01,P1,1,1,S1",
+                'X,"C1,2024-04-01,P1,1,1,S1',
+                "E,C1,2024-06-01,P1,1,1,S1",
+                'Y,"multi',
+                'line",2024-07-01,P1,1,1,S1',
+            ),
+        )
         request, _ = tick(instance, None)
     assert span(request) == ("2024-03-01", "2024-06-01")
 
@@ -199,8 +211,16 @@ def test_recomputed_month_records_what_changed(landing, tmp_path):
     build_all(con, landing, window("2023-01-01", "2023-12-01"), date(2020, 1, 1), date(2026, 10, 1), run_id="first")
     assert con.execute("SELECT count(*) FROM reporting.snapshot_changes").fetchone() == (0,)  # nothing to compare with
     # a late line in March: the customer stays Active, but the tier and event of March move
-    write(landing / "sales_transactions_2023.csv",
-          lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "L,C1,2023-03-10,P1,700,1,S1", "B,C1,2023-05-20,P1,2,5,S1", "C,C1,2023-09-01,P1,1,1,S1"))
+    write(
+        landing / "sales_transactions_2023.csv",
+        lines(
+            TX_HEADER,
+            "A,C1,2023-01-15,P1,3,10,S1",
+            "L,C1,2023-03-10,P1,700,1,S1",
+            "B,C1,2023-05-20,P1,2,5,S1",
+            "C,C1,2023-09-01,P1,1,1,S1",
+        ),
+    )
     build_all(con, landing, window("2023-03-01", "2023-12-01"), date(2020, 1, 1), date(2026, 10, 1), run_id="late")
     rows = con.execute(
         "SELECT strftime(report_month, '%Y-%m'), changed_tier, changed_status, changed_any FROM reporting.snapshot_changes "
@@ -224,7 +244,10 @@ def test_two_overlapping_runs_both_succeed_and_leave_a_clean_warehouse(tmp_path)
     def launch(warehouse: Path) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "crm_assets.cli", "run", "--warehouse", str(warehouse)],
-            env=dict(env, CRM_WAREHOUSE=str(warehouse)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(env, CRM_WAREHOUSE=str(warehouse)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "home"))).dispose()  # storage created once, up front
@@ -240,7 +263,12 @@ def test_two_overlapping_runs_both_succeed_and_leave_a_clean_warehouse(tmp_path)
 
     def stable(path):
         dump = table_dump(path)
-        for volatile in ("quality.check_results", "reporting.snapshot_manifest", "reporting.snapshot_changes", "reporting.export_audit"):
+        for volatile in (
+            "quality.check_results",
+            "reporting.snapshot_manifest",
+            "reporting.snapshot_changes",
+            "reporting.export_audit",
+        ):
             dump.pop(volatile, None)
         return dump
 
@@ -258,13 +286,25 @@ def test_dagster_cli_partition_range_is_one_run(tmp_path):
     generate.generate(tmp_path / "input", customers=100, start="2025-01", end="2025-03")
     home = tmp_path / "home"
     home.mkdir()
-    env = dict(os.environ, DAGSTER_HOME=str(home), CRM_INPUT_DIR=str(tmp_path / "input"),
-               CRM_WAREHOUSE=str(tmp_path / "w.duckdb"), CRM_OUTPUT_DIR=str(tmp_path / "out"))
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(home),
+        CRM_INPUT_DIR=str(tmp_path / "input"),
+        CRM_WAREHOUSE=str(tmp_path / "w.duckdb"),
+        CRM_OUTPUT_DIR=str(tmp_path / "out"),
+    )
     dagster = Path(sys.executable).parent / "dagster"
-    for selection, extra in (("raw/products,raw/customers,enriched/customers", []),
-                             (MONTHLY_CORE, ["--partition-range", "2025-01-01...2025-03-01"])):
-        done = subprocess.run([str(dagster), "asset", "materialize", "-m", "crm_assets.definitions", "--select", selection, *extra],
-                              env=env, capture_output=True, text=True, timeout=600)
+    for selection, extra in (
+        ("raw/products,raw/customers,enriched/customers", []),
+        (MONTHLY_CORE, ["--partition-range", "2025-01-01...2025-03-01"]),
+    ):
+        done = subprocess.run(
+            [str(dagster), "asset", "materialize", "-m", "crm_assets.definitions", "--select", selection, *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         records = instance.get_run_records()
@@ -319,8 +359,10 @@ def test_schedule_after_the_data_ends_skips_naming_the_month_and_the_newest_date
 def test_schedule_in_january_builds_december_of_the_year_before(landing):
     build_warehouse(landing, "2023-01-01", "2023-09-01")
     write(landing / "sales_transactions_2024.csv", lines(TX_HEADER, "D,C1,2024-01-01,P1,1,1,S1"))
-    write(landing / "sales_transactions_2023.csv",
-          (landing / "sales_transactions_2023.csv").read_text() + "E,C1,2023-12-15,P1,1,1,S1\n")
+    write(
+        landing / "sales_transactions_2023.csv",
+        (landing / "sales_transactions_2023.csv").read_text() + "E,C1,2023-12-15,P1,1,1,S1\n",
+    )
     written(landing / "sales_transactions_2023.csv", utc(2023, 12, 20))  # December incomplete in its own file...
     written(landing / "sales_transactions_2024.csv", utc(2024, 1, 1, 9))  # ...but a January line follows it
     # October and November have no line: covered all the same (a later line exists), and built before December
@@ -356,6 +398,11 @@ def test_month_before_crosses_the_year():
 def test_refresh_range_starts_at_the_first_unbuilt_month_or_the_first_changed_one():
     keys = months("2020-01-01", "2026-10-01")
     assert refresh_range("2025-12-01", [], "2021-01-01", keys) == ("2021-01-01", "2025-12-01")
-    assert refresh_range("2025-12-01", months("2021-01-01", "2025-11-01"), "2021-01-01", keys) == ("2025-12-01", "2025-12-01")
+    assert refresh_range("2025-12-01", months("2021-01-01", "2025-11-01"), "2021-01-01", keys) == (
+        "2025-12-01",
+        "2025-12-01",
+    )
     assert refresh_range("2025-12-01", months("2021-01-01", "2025-12-01"), "2021-01-01", keys, ["2024-03-01"]) == (
-        "2024-03-01", "2025-12-01")
+        "2024-03-01",
+        "2025-12-01",
+    )

@@ -24,13 +24,16 @@ def table(rows):
 
 def test_breakdowns_in_one_scan_equal_counting_each_column():
     rng = random.Random(7)
-    rows = [(rng.choice([JAN, FEB, MAR]), rng.choice(["Gold", "Silver", None]), rng.choice([1, 2, None]))
-            for _ in range(300)]
+    rows = [
+        (rng.choice([JAN, FEB, MAR]), rng.choice(["Gold", "Silver", None]), rng.choice([1, 2, None]))
+        for _ in range(300)
+    ]
     got = counts_by_month_of(table(rows), "t", "report_month", WINDOW, ["tier", "score"])
     for column, index in (("tier", 1), ("score", 2)):
         expected = {"2024-02-01": {}, "2024-03-01": {}, "2024-04-01": {}}  # April: no row, still a key
-        counted = Counter((r[0].isoformat(), "(none)" if r[index] is None else str(r[index]))
-                          for r in rows if FEB <= r[0] <= APR)
+        counted = Counter(
+            (r[0].isoformat(), "(none)" if r[index] is None else str(r[index])) for r in rows if FEB <= r[0] <= APR
+        )
         for (key, value), n in counted.items():
             expected[key][value] = n
         assert got[column] == expected, column

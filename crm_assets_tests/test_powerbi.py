@@ -22,8 +22,13 @@ from .conftest import query
 from .test_views import JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
 FILES = {
-    "fact_customer_month", "dim_customer", "dim_month",
-    "dim_activity_status", "dim_value_tier", "dim_lifecycle_stage", "dim_lifecycle_event",
+    "fact_customer_month",
+    "dim_customer",
+    "dim_month",
+    "dim_activity_status",
+    "dim_value_tier",
+    "dim_lifecycle_stage",
+    "dim_lifecycle_event",
 }
 
 
@@ -46,7 +51,8 @@ def test_the_folder_holds_the_star_schema_and_nothing_else(small):  # noqa: F811
     assert {p.stem for p in folder.iterdir()} == FILES
     assert all(p.suffix == ".parquet" for p in folder.iterdir() if p.is_file())
     assert {p.name for p in (folder / "fact_customer_month").iterdir()} == {
-        "fact_customer_month_2024-01.parquet", "fact_customer_month_2024-02.parquet",
+        "fact_customer_month_2024-01.parquet",
+        "fact_customer_month_2024-02.parquet",
         "fact_customer_month_2024-03.parquet",
     }
     assert not [p for p in small.output_dir.iterdir() if p.name.startswith(".powerbi.new")]
@@ -57,7 +63,12 @@ def test_fact_is_the_snapshot_row_for_row_with_its_types(small):  # noqa: F811
     assert fact.column_names == list(SNAPSHOT_COLUMNS)
     assert fact.num_rows == query(small.warehouse, "SELECT count(*) FROM reporting.customer_snapshot")[0][0] == 15
     schema = fact.schema
-    for name in ("report_month", "first_device_purchase_date", "first_consumable_purchase_date", "last_consumable_purchase_date"):
+    for name in (
+        "report_month",
+        "first_device_purchase_date",
+        "first_consumable_purchase_date",
+        "last_consumable_purchase_date",
+    ):
         assert schema.field(name).type == pa.date32(), name  # DATE, not an integer timestamp
     assert schema.field("m_total").type == pa.float64() and schema.field("o6").type == pa.int64()
     assert schema.field("r_score").type == pa.int32() and schema.field("opt_email").type == pa.bool_()
@@ -65,8 +76,13 @@ def test_fact_is_the_snapshot_row_for_row_with_its_types(small):  # noqa: F811
     path = str(small.output_dir / "powerbi" / "fact_customer_month" / "*.parquet")
     con = duckdb.connect(str(small.warehouse), read_only=True)
     try:
-        for a, b in (("read_parquet(?)", "reporting.customer_snapshot"), ("reporting.customer_snapshot", "read_parquet(?)")):
-            diff = con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})", [path]).fetchone()
+        for a, b in (
+            ("read_parquet(?)", "reporting.customer_snapshot"),
+            ("reporting.customer_snapshot", "read_parquet(?)"),
+        ):
+            diff = con.execute(
+                f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})", [path]
+            ).fetchone()
             assert diff == (0,)
     finally:
         con.close()
@@ -95,16 +111,25 @@ def test_dim_month(small):  # noqa: F811
     assert [m["months_from_latest"] for m in months] == [-2, -1, 0]
     march = months[-1]
     assert (march["year"], march["quarter"], march["quarter_label"], march["month_number"]) == (2024, 1, "Q1", 3)
-    assert (march["month_name"], march["month_short"], march["year_month"], march["year_month_sort"]) == ("March", "Mar", "2024-03", 202403)
+    assert (march["month_name"], march["month_short"], march["year_month"], march["year_month_sort"]) == (
+        "March",
+        "Mar",
+        "2024-03",
+        202403,
+    )
     assert march["month_label"] == "Mar 2024" and march["year_quarter"] == "2024-Q1"
 
 
 def test_is_latest_is_the_newest_month_with_data(small, tmp_path):  # noqa: F811
     # March built, but without a transaction (as after an explicit crm run --to past the data): February is latest
-    copy = warehouse_copy(small, tmp_path, "DELETE FROM raw.sales_transactions WHERE partition_month = DATE '2024-03-01'")
+    copy = warehouse_copy(
+        small, tmp_path, "DELETE FROM raw.sales_transactions WHERE partition_month = DATE '2024-03-01'"
+    )
     con = duckdb.connect(str(copy), read_only=True)
     try:
-        rows = con.execute(f"SELECT report_month, is_latest, months_from_latest FROM ({powerbi.DIM_MONTH_SQL})").fetchall()
+        rows = con.execute(
+            f"SELECT report_month, is_latest, months_from_latest FROM ({powerbi.DIM_MONTH_SQL})"
+        ).fetchall()
     finally:
         con.close()
     assert rows == [(JAN, False, -1), (date(2024, 2, 1), True, 0), (MAR, False, 1)]
@@ -129,8 +154,12 @@ def test_small_dimensions_have_a_sort_order_and_cover_the_fact(small, name, colu
 
 def test_every_fact_key_has_its_dimension_row(small):  # noqa: F811
     fact = table(small, "fact_customer_month")
-    assert set(fact.column("customer_id").to_pylist()) == set(table(small, "dim_customer").column("customer_id").to_pylist())
-    assert set(fact.column("report_month").to_pylist()) == set(table(small, "dim_month").column("report_month").to_pylist())
+    assert set(fact.column("customer_id").to_pylist()) == set(
+        table(small, "dim_customer").column("customer_id").to_pylist()
+    )
+    assert set(fact.column("report_month").to_pylist()) == set(
+        table(small, "dim_month").column("report_month").to_pylist()
+    )
 
 
 def _write(small, output_dir, warehouse=None):  # noqa: F811

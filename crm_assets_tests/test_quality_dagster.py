@@ -43,7 +43,9 @@ def evaluations(result) -> dict[tuple[str, str], bool]:
 
 
 def materialized(result) -> set[str]:
-    return {"/".join(e.asset_key.path) for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION}
+    return {
+        "/".join(e.asset_key.path) for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    }
 
 
 @pytest.fixture
@@ -53,8 +55,13 @@ def example(tmp_path):
         ["P1,Pods,B,consumable,10", "D1,Machine,B,device,"],
         ["C1,Ann,Loyalty,Paris,2023-01-10,a@x.org,+331,1,0,", "C2,Bob,Retail,Lyon,2023-01-02,,,0,1,1"],
         {
-            "2023": ["A,C1,2023-01-15,D1,1,100,S1", "A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-02-20,P1,2,5,S1",
-                     "C,C1,2023-06-30,P1,5,5,S1", "E,C2,2023-03-03,P1,4,4,S2"],
+            "2023": [
+                "A,C1,2023-01-15,D1,1,100,S1",
+                "A,C1,2023-01-15,P1,3,10,S1",
+                "B,C1,2023-02-20,P1,2,5,S1",
+                "C,C1,2023-06-30,P1,5,5,S1",
+                "E,C2,2023-03-03,P1,4,4,S2",
+            ],
             "2024": ["D,C1,2024-07-01,P1,1,1,S1", "F,C2,2024-02-03,P1,4,4,S2"],
         },
     )
@@ -76,11 +83,31 @@ def test_every_check_is_evaluated_and_passes_on_good_data(example):
 @pytest.mark.parametrize(
     "file, text, check",
     [
-        ("products_master.csv", lines(PRODUCT_HEADER, "P1,Pods,B,consumable,10", "P1,Pods,B,consumable,10"), ("raw/products", "unique_key")),
-        ("products_master.csv", lines(PRODUCT_HEADER, "P1,Pods,B,consumable,0"), ("raw/products", "consumables_have_positive_unit_size")),
-        ("products_master.csv", lines("product_id,brand,unit_size", "P1,B,10"), ("raw/products", "readable_with_required_columns")),
-        ("customers_master.csv", lines(CUSTOMER_HEADER, "C1,A,G,X,,,,,,", " C1,B,G,X,,,,,,"), ("raw/customers", "unique_key")),
-        ("sales_transactions_2024.csv", lines("invoice_id,customer_id,product_id,quantity", "A,C1,P1,1"), ("raw/sales_transactions", "readable_with_required_columns")),
+        (
+            "products_master.csv",
+            lines(PRODUCT_HEADER, "P1,Pods,B,consumable,10", "P1,Pods,B,consumable,10"),
+            ("raw/products", "unique_key"),
+        ),
+        (
+            "products_master.csv",
+            lines(PRODUCT_HEADER, "P1,Pods,B,consumable,0"),
+            ("raw/products", "consumables_have_positive_unit_size"),
+        ),
+        (
+            "products_master.csv",
+            lines("product_id,brand,unit_size", "P1,B,10"),
+            ("raw/products", "readable_with_required_columns"),
+        ),
+        (
+            "customers_master.csv",
+            lines(CUSTOMER_HEADER, "C1,A,G,X,,,,,,", " C1,B,G,X,,,,,,"),
+            ("raw/customers", "unique_key"),
+        ),
+        (
+            "sales_transactions_2024.csv",
+            lines("invoice_id,customer_id,product_id,quantity", "A,C1,P1,1"),
+            ("raw/sales_transactions", "readable_with_required_columns"),
+        ),
     ],
 )
 def test_blocking_raw_check_stops_the_run_and_keeps_the_last_good_state(example, file, text, check):
@@ -91,7 +118,11 @@ def test_blocking_raw_check_stops_the_run_and_keeps_the_last_good_state(example,
     result = run(folder, warehouse)
     assert not result.success
     assert evaluations(result)[check] is False
-    assert not materialized(result) & {"reporting/customer_snapshot", "features/customer_features", "enriched/transactions"}
+    assert not materialized(result) & {
+        "reporting/customer_snapshot",
+        "features/customer_features",
+        "enriched/transactions",
+    }
     after = table_dump(warehouse)
     failed = [r for r in after.pop("quality.check_results") if r[2] == check[1] and r[5] is False]
     before.pop("quality.check_results")
@@ -103,7 +134,11 @@ def test_blocking_analytics_check_rolls_back_and_stops_downstream(example, monke
     folder, warehouse = example
     assert run(folder, warehouse).success
     before = table_dump(warehouse)
-    monkeypatch.setattr(lifecycle, "LIFECYCLE_SQL", lifecycle.LIFECYCLE_SQL.replace("THEN 'At Risk'", "THEN 'at risk'").replace("THEN 'Lost'\n", "THEN 'Gone'\n"))
+    monkeypatch.setattr(
+        lifecycle,
+        "LIFECYCLE_SQL",
+        lifecycle.LIFECYCLE_SQL.replace("THEN 'At Risk'", "THEN 'at risk'").replace("THEN 'Lost'\n", "THEN 'Gone'\n"),
+    )
     result = run(folder, warehouse)
     assert not result.success
     assert evaluations(result)[("lifecycle/customer_lifecycle", "accepted_values_lifecycle_stage")] is False

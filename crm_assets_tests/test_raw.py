@@ -80,8 +80,11 @@ def test_valid_line_is_typed_and_traceable(tmp_path):
         ("A,C1,2023-01-15,P1,-100001,1,S1", "quantity -100001 is outside the bound -100000..100000"),
         ("A,C1,0024-06-18,P1,1,1,S1", "invoice_date 0024-06-18 is before the bound 1970-01-01"),
         ("A,C1,1969-12-31,P1,1,1,S1", "invoice_date 1969-12-31 is before the bound 1970-01-01"),
-        (",,bad,,x,,", "missing invoice_id; missing customer_id; invoice_date is not a valid YYYY-MM-DD date; "
-         "missing product_id; quantity is not a number"),
+        (
+            ",,bad,,x,,",
+            "missing invoice_id; missing customer_id; invoice_date is not a valid YYYY-MM-DD date; "
+            "missing product_id; quantity is not a number",
+        ),
     ],
 )
 def test_bad_transaction_line_is_rejected_with_reason(tmp_path, line, reason):
@@ -93,19 +96,27 @@ def test_bad_transaction_line_is_rejected_with_reason(tmp_path, line, reason):
 
 
 def test_quantity_and_date_at_their_bounds_load(tmp_path):
-    staged, valid, rejected = stage(tmp_path, lines(
-        TX_HEADER, "A,C1,1970-01-01,P1,100000,1,S1", "B,C1,2023-01-15,P1,-100000,1,S1", "C,C1,2023-01-15,P1,0.000001,1,S1"
-    ))
+    staged, valid, rejected = stage(
+        tmp_path,
+        lines(
+            TX_HEADER,
+            "A,C1,1970-01-01,P1,100000,1,S1",
+            "B,C1,2023-01-15,P1,-100000,1,S1",
+            "C,C1,2023-01-15,P1,0.000001,1,S1",
+        ),
+    )
     assert [(v[0], v[3], v[5]) for v in valid] == [
-        (2, date(1970, 1, 1), 100000.0), (3, date(2023, 1, 15), -100000.0), (4, date(2023, 1, 15), 0.000001)
+        (2, date(1970, 1, 1), 100000.0),
+        (3, date(2023, 1, 15), -100000.0),
+        (4, date(2023, 1, 15), 0.000001),
     ]
     assert rejected == []
 
 
 def test_invalid_utf8_file_is_refused_naming_the_first_bad_line_and_the_setting(tmp_path):
-    text = (TX_HEADER + "\nA,C1,2023-01-15,P1,1,1,S1\nB,C\xff1,2023-01-15,P1,1,1,S1\nC,C\xe91,2023-01-16,P1,2,1,S1\n").encode(
-        "latin-1"
-    )
+    text = (
+        TX_HEADER + "\nA,C1,2023-01-15,P1,1,1,S1\nB,C\xff1,2023-01-15,P1,1,1,S1\nC,C\xe91,2023-01-16,P1,2,1,S1\n"
+    ).encode("latin-1")
     with pytest.raises(InputFileError) as error:
         stage(tmp_path, text)
     message = str(error.value)
@@ -151,14 +162,18 @@ def test_quoted_fields_commas_and_quotes(tmp_path):
 
 
 def test_field_spanning_lines_rejects_each_physical_line(tmp_path):
-    staged, valid, rejected = stage(tmp_path, lines(TX_HEADER, '"A', 'B",C1,2023-01-15,P1,1,1,S1', "C,C1,2023-01-15,P1,1,1,S1"))
+    staged, valid, rejected = stage(
+        tmp_path, lines(TX_HEADER, '"A', 'B",C1,2023-01-15,P1,1,1,S1', "C,C1,2023-01-15,P1,1,1,S1")
+    )
     assert [v[0] for v in valid] == [4]
     assert [(r[0], r[2]) for r in rejected] == [(2, MALFORMED_QUOTING), (3, MALFORMED_QUOTING)]
     assert staged.rows_read == 3
 
 
 def test_blank_lines_are_not_rows_and_line_numbers_stay_physical(tmp_path):
-    staged, valid, rejected = stage(tmp_path, lines(TX_HEADER, "A,C1,2023-01-15,P1,1,1,S1", "", "B,C1,2023-01-15,P1,1,1,S1"))
+    staged, valid, rejected = stage(
+        tmp_path, lines(TX_HEADER, "A,C1,2023-01-15,P1,1,1,S1", "", "B,C1,2023-01-15,P1,1,1,S1")
+    )
     assert [v[0] for v in valid] == [2, 4]
     assert staged.blank_lines == 1 and staged.rows_read == 2
 
@@ -171,7 +186,9 @@ def test_header_trimmed_case_insensitive_with_bom_and_extra_column(tmp_path):
 
 
 def test_optional_columns_may_be_absent(tmp_path):
-    staged, valid, _ = stage(tmp_path, lines("invoice_id,customer_id,invoice_date,product_id,quantity", "A,C1,2023-01-15,P1,1"))
+    staged, valid, _ = stage(
+        tmp_path, lines("invoice_id,customer_id,invoice_date,product_id,quantity", "A,C1,2023-01-15,P1,1")
+    )
     assert valid == [(2, "A", "C1", date(2023, 1, 15), "P1", 1.0, None, None, None)]
 
 
@@ -233,7 +250,10 @@ def test_ids_007_and_7_are_different_keys(input_dir, warehouse_path):
 
 @pytest.mark.parametrize("unit_size", ["", "0", "-5", "ten"])
 def test_consumable_without_positive_unit_size_stops(input_dir, warehouse_path, unit_size):
-    write(input_dir / "products_master.csv", lines(PRODUCT_HEADER, "P1,Pods,B,consumable,10", f"P2,Caps,B, Refill ,{unit_size}"))
+    write(
+        input_dir / "products_master.csv",
+        lines(PRODUCT_HEADER, "P1,Pods,B,consumable,10", f"P2,Caps,B, Refill ,{unit_size}"),
+    )
     with pytest.raises(InputFileError) as err:
         load_all(input_dir, warehouse_path)
     assert f"consumable product 'P2' has no positive unit_size (got '{unit_size}'); 1 such product(s)" in str(err.value)
@@ -242,10 +262,17 @@ def test_consumable_without_positive_unit_size_stops(input_dir, warehouse_path, 
 def test_grammage_g_is_unit_size_and_categories_load_as_written(input_dir, warehouse_path):
     write(
         input_dir / "products_master.csv",
-        lines("product_id,product_name,brand,category,grammage_g", "P1,Pods,B,REFILL,250", "G1,Gift,B,gift_card,", "D1,M,B,device,n/a"),
+        lines(
+            "product_id,product_name,brand,category,grammage_g",
+            "P1,Pods,B,REFILL,250",
+            "G1,Gift,B,gift_card,",
+            "D1,M,B,device,n/a",
+        ),
     )
     load_all(input_dir, warehouse_path)
-    assert query(warehouse_path, "SELECT product_id, category, unit_size, unit_size_text FROM raw.products ORDER BY line_number") == [
+    assert query(
+        warehouse_path, "SELECT product_id, category, unit_size, unit_size_text FROM raw.products ORDER BY line_number"
+    ) == [
         ("P1", "REFILL", 250.0, "250"),
         ("G1", "gift_card", None, None),
         ("D1", "device", None, "n/a"),
@@ -294,7 +321,10 @@ def test_orphans_duplicates_future_and_returns_are_loaded(input_dir, warehouse_p
         ),
     )
     load_all(input_dir, warehouse_path)
-    assert query(warehouse_path, "SELECT line_number, invoice_id, customer_id, product_id, quantity, partition_month FROM raw.sales_transactions ORDER BY line_number") == [
+    assert query(
+        warehouse_path,
+        "SELECT line_number, invoice_id, customer_id, product_id, quantity, partition_month FROM raw.sales_transactions ORDER BY line_number",
+    ) == [
         (2, "A", "C1", "P1", 3.0, date(2023, 1, 1)),
         (3, "A", "C1", "P1", 3.0, date(2023, 1, 1)),
         (4, "B", "C404", "P1", 1.0, date(2023, 2, 1)),
@@ -306,7 +336,12 @@ def test_orphans_duplicates_future_and_returns_are_loaded(input_dir, warehouse_p
 
 
 def test_rows_read_equal_loaded_plus_rejected_for_every_file(input_dir, warehouse_path):
-    write(input_dir / "sales_transactions_2024.csv", lines(TX_HEADER, "A,C1,2024-01-15,P1,1,1,S1", "bad", "B,C1,2024-13-01,P1,1,1,S1", "", "C,C1,2019-06-01,P1,1,1,S1"))
+    write(
+        input_dir / "sales_transactions_2024.csv",
+        lines(
+            TX_HEADER, "A,C1,2024-01-15,P1,1,1,S1", "bad", "B,C1,2024-13-01,P1,1,1,S1", "", "C,C1,2019-06-01,P1,1,1,S1"
+        ),
+    )
     load_all(input_dir, warehouse_path)
     rows = query(
         warehouse_path,
@@ -319,18 +354,30 @@ def test_rows_read_equal_loaded_plus_rejected_for_every_file(input_dir, warehous
     )
     assert rows == [("sales_transactions_2023.csv", 1, 1, 0), ("sales_transactions_2024.csv", 4, 2, 2)]
     # the 2019 line predates the first partition: owned by it, still loaded
-    assert query(warehouse_path, "SELECT partition_month FROM raw.sales_transactions WHERE invoice_id = 'C'") == [(date(2020, 1, 1),)]
+    assert query(warehouse_path, "SELECT partition_month FROM raw.sales_transactions WHERE invoice_id = 'C'") == [
+        (date(2020, 1, 1),)
+    ]
 
 
 def test_window_replaces_exactly_its_months(input_dir, warehouse_path):
-    write(input_dir / "sales_transactions_2023.csv", lines(TX_HEADER, "A,C1,2023-01-15,P1,1,1,S1", "B,C1,2023-02-15,P1,1,1,S1", "C,C1,2023-03-15,P1,1,1,S1"))
+    write(
+        input_dir / "sales_transactions_2023.csv",
+        lines(TX_HEADER, "A,C1,2023-01-15,P1,1,1,S1", "B,C1,2023-02-15,P1,1,1,S1", "C,C1,2023-03-15,P1,1,1,S1"),
+    )
     load_all(input_dir, warehouse_path)
     # the file changes in every month, but only February is reloaded
-    write(input_dir / "sales_transactions_2023.csv", lines(TX_HEADER, "A2,C1,2023-01-15,P1,1,1,S1", "B2,C1,2023-02-15,P1,1,1,S1", "C2,C1,2023-03-15,P1,1,1,S1"))
+    write(
+        input_dir / "sales_transactions_2023.csv",
+        lines(TX_HEADER, "A2,C1,2023-01-15,P1,1,1,S1", "B2,C1,2023-02-15,P1,1,1,S1", "C2,C1,2023-03-15,P1,1,1,S1"),
+    )
     con = duckdb.connect(str(warehouse_path))
     load_transactions(con, input_dir, date(2023, 2, 1), date(2023, 2, 1), FIRST, LAST)
     con.close()
-    assert query(warehouse_path, "SELECT invoice_id FROM raw.sales_transactions ORDER BY invoice_date") == [("A",), ("B2",), ("C",)]
+    assert query(warehouse_path, "SELECT invoice_id FROM raw.sales_transactions ORDER BY invoice_date") == [
+        ("A",),
+        ("B2",),
+        ("C",),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -339,7 +386,9 @@ def test_window_replaces_exactly_its_months(input_dir, warehouse_path):
         lambda d: write(d / "products_master.csv", lines("product_id,product_name,brand,unit_size", "P1,a,b,1")),
         lambda d: write(d / "customers_master.csv", lines(CUSTOMER_HEADER, "C1,A,G,X,,,,,,", "C1,B,G,X,,,,,,")),
         lambda d: write(d / "products_master.csv", lines(PRODUCT_HEADER, "P1,Pods,B,consumable,0")),
-        lambda d: write(d / "sales_transactions_2023.csv", lines("invoice_id,customer_id,product_id,quantity", "A,C1,P1,1")),
+        lambda d: write(
+            d / "sales_transactions_2023.csv", lines("invoice_id,customer_id,product_id,quantity", "A,C1,P1,1")
+        ),
         lambda d: (d / "products_master.csv").unlink(),
     ],
 )
@@ -360,7 +409,10 @@ def test_assets_materialize_a_month_range_in_one_run(input_dir, warehouse_path):
     write(input_dir / "sales_transactions_2024.csv", lines(TX_HEADER, "B,C1,2024-03-01,P1,1,1,S1", "oops"))
     result = materialize(
         raw_assets,
-        resources={"warehouse": Warehouse(database=str(warehouse_path)), "input_folder": InputFolder(path=str(input_dir))},
+        resources={
+            "warehouse": Warehouse(database=str(warehouse_path)),
+            "input_folder": InputFolder(path=str(input_dir)),
+        },
         instance=DagsterInstance.ephemeral(),
         tags={RANGE_START_TAG: "2023-01-01", RANGE_END_TAG: "2024-12-01"},
     )

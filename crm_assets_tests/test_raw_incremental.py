@@ -60,7 +60,10 @@ def test_a_refresh_reads_only_the_changed_file(tmp_path):
     write(b, tx("I3,C2,2023-03-10,P1,3,1,S1", "I4,C2,2023-04-10,P1,4,1,S1"))
     assert read_files(con, tmp_path, 4, 4) == [b.name]
     assert con.execute("SELECT invoice_id FROM raw.sales_transactions ORDER BY 1").fetchall() == [
-        ("I1",), ("I2",), ("I3",), ("I4",)
+        ("I1",),
+        ("I2",),
+        ("I3",),
+        ("I4",),
     ]
 
 
@@ -113,13 +116,17 @@ def test_a_removed_file_stops_the_load_until_removals_are_allowed(tmp_path):
     )
     assert dump(con) == before
     # allowed, but the window starts after the first month that loses rows: still refused
-    with pytest.raises(InputFileError, match=r"the run must cover 2023-01..2023-03 to remove those rows \(it covers 2023-03..2023-03\)"):
+    with pytest.raises(
+        InputFileError, match=r"the run must cover 2023-01..2023-03 to remove those rows \(it covers 2023-03..2023-03\)"
+    ):
         load_transactions(con, tmp_path, month(3), month(3), FIRST, LAST, allow_removals=True)
     assert dump(con) == before
     load_transactions(con, tmp_path, month(1), month(3), FIRST, LAST, allow_removals=True)
     assert con.execute("SELECT invoice_id FROM raw.sales_transactions").fetchall() == [("I1",)]
     assert con.execute("SELECT source_file FROM raw.file_loads").fetchall() == [("sales_transactions_a.csv",)]
-    assert con.execute("SELECT DISTINCT source_file FROM raw.file_profiles").fetchall() == [("sales_transactions_a.csv",)]
+    assert con.execute("SELECT DISTINCT source_file FROM raw.file_profiles").fetchall() == [
+        ("sales_transactions_a.csv",)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -132,8 +139,10 @@ def test_a_removed_file_stops_the_load_until_removals_are_allowed(tmp_path):
     ],
 )
 def test_a_file_that_lost_more_than_half_of_its_rows_stops_the_load(tmp_path, new_rows, stops):
-    a = write(tmp_path / "sales_transactions_a.csv",
-              tx("I1,C1,2023-01-10,P1,1,1,S1", "I2,C1,2023-02-10,P1,1,1,S1", "I3,C1,2023-03-10,P1,1,1,S1"))
+    a = write(
+        tmp_path / "sales_transactions_a.csv",
+        tx("I1,C1,2023-01-10,P1,1,1,S1", "I2,C1,2023-02-10,P1,1,1,S1", "I3,C1,2023-03-10,P1,1,1,S1"),
+    )
     con = duckdb.connect()
     read_files(con, tmp_path, 1, 3)
     before = dump(con)
@@ -142,8 +151,11 @@ def test_a_file_that_lost_more_than_half_of_its_rows_stops_the_load(tmp_path, ne
         read_files(con, tmp_path, 1, 3)
         assert con.execute("SELECT count(*) FROM raw.sales_transactions").fetchone() == (2,)
         return
-    with pytest.raises(InputFileError, match=r"^sales_transactions_a.csv has \d valid rows, fewer than half of the 3 "
-                                             r"loaded; .* would lose \d rows\. Nothing was changed"):
+    with pytest.raises(
+        InputFileError,
+        match=r"^sales_transactions_a.csv has \d valid rows, fewer than half of the 3 "
+        r"loaded; .* would lose \d rows\. Nothing was changed",
+    ):
         read_files(con, tmp_path, 1, 3)
     assert dump(con) == before
     load_transactions(con, tmp_path, month(1), month(3), FIRST, LAST, allow_removals=True)
@@ -160,9 +172,7 @@ ROW = st.tuples(
     st.sampled_from(["2022-12-05", "2023-01-05", "2023-02-05", "2023-03-05", "2023-06-30", "2023-07-01", "bad"]),
     st.sampled_from(["1", "2", "x"]),
 )
-FILE_TEXT = st.lists(ROW, max_size=5).map(
-    lambda rows: tx(*(f"{i},{c},{d},P1,{q},1,S1" for i, c, d, q in rows))
-)
+FILE_TEXT = st.lists(ROW, max_size=5).map(lambda rows: tx(*(f"{i},{c},{d},P1,{q},1,S1" for i, c, d, q in rows)))
 STEP = st.one_of(
     st.tuples(st.just("write"), st.sampled_from("abc"), FILE_TEXT),
     st.tuples(st.just("remove"), st.sampled_from("ab"), st.none()),

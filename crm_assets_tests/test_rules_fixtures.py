@@ -38,7 +38,9 @@ def D(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def cust(cid: str, group: str = "Loyalty", created: str = "2018-01-01", opts=("1", "1", "1"), city: str = "Paris") -> str:
+def cust(
+    cid: str, group: str = "Loyalty", created: str = "2018-01-01", opts=("1", "1", "1"), city: str = "Paris"
+) -> str:
     return f"{cid},Name {cid},{group},{city},{created},{cid}@x.org,+33100,{opts[0]},{opts[1]},{opts[2]}"
 
 
@@ -99,9 +101,14 @@ def worked(tmp_path_factory):
 
 
 WORKED_COMMON = dict(
-    customer_id="C1", customer_group="Loyalty", city="Paris",
-    first_device_purchase_date=D("2023-01-15"), first_consumable_purchase_date=D("2023-01-15"),
-    opt_email=True, opt_sms=False, opt_phone=False,  # "1", "0", blank
+    customer_id="C1",
+    customer_group="Loyalty",
+    city="Paris",
+    first_device_purchase_date=D("2023-01-15"),
+    first_consumable_purchase_date=D("2023-01-15"),
+    opt_email=True,
+    opt_sms=False,
+    opt_phone=False,  # "1", "0", blank
 )
 WORKED = {
     # Jan: A P1 3*10 = 30; Feb: B 2*10 = 20 (B -1 return ignored). All windows hold Jan+Feb = 50.
@@ -109,21 +116,57 @@ WORKED = {
     # Jan tier: m6 = 30 -> Bronze; stage New (tenure 2 <= 12); event: m1 20 != m_total 50, m12 > 0,
     # m1 20 != m13 50 -> NULL; r (0 months) 5, f (o12 2) 2, m 5 (only customer), t (tenure 2) 1.
     "2023-02": dict(
-        m_total=50.0, m1=20.0, m6=50.0, m12=50.0, m13=50.0, m24=50.0, m25=50.0, o6=2, o12=2,
-        last_consumable_purchase_date=D("2023-02-20"), months_since_last_purchase=0, tenure_months=2,
-        avg_monthly_consumption=50 / 6, avg_order_size=25.0, activity_status="Active", value_tier="Bronze",
-        prev_value_tier="Bronze", lifecycle_stage="New", lifecycle_event=None,
-        r_score=5, f_score=2, m_score=5, t_score=1,
+        m_total=50.0,
+        m1=20.0,
+        m6=50.0,
+        m12=50.0,
+        m13=50.0,
+        m24=50.0,
+        m25=50.0,
+        o6=2,
+        o12=2,
+        last_consumable_purchase_date=D("2023-02-20"),
+        months_since_last_purchase=0,
+        tenure_months=2,
+        avg_monthly_consumption=50 / 6,
+        avg_order_size=25.0,
+        activity_status="Active",
+        value_tier="Bronze",
+        prev_value_tier="Bronze",
+        lifecycle_stage="New",
+        lifecycle_event=None,
+        r_score=5,
+        f_score=2,
+        m_score=5,
+        t_score=1,
     ),
     # Jun: C 5*10 = 50 -> m_total 30+20+50 = 100, m1 50; 6m window 2023-01..06 = 100; o = {A,B,C} = 3;
     # tenure (6-1)+1 = 6; AMC 100/6 = 16.67; AOS 100/3 = 33.33 -> Bronze; May m6 (2022-12..2023-05) = 50
     # -> Bronze; stage New; event NULL (m1 50 != 100, m1 50 != m13 100); r 5, f (3) 2, m 5, t (6) 2.
     "2023-06": dict(
-        m_total=100.0, m1=50.0, m6=100.0, m12=100.0, m13=100.0, m24=100.0, m25=100.0, o6=3, o12=3,
-        last_consumable_purchase_date=D("2023-06-30"), months_since_last_purchase=0, tenure_months=6,
-        avg_monthly_consumption=100 / 6, avg_order_size=100 / 3, activity_status="Active", value_tier="Bronze",
-        prev_value_tier="Bronze", lifecycle_stage="New", lifecycle_event=None,
-        r_score=5, f_score=2, m_score=5, t_score=2,
+        m_total=100.0,
+        m1=50.0,
+        m6=100.0,
+        m12=100.0,
+        m13=100.0,
+        m24=100.0,
+        m25=100.0,
+        o6=3,
+        o12=3,
+        last_consumable_purchase_date=D("2023-06-30"),
+        months_since_last_purchase=0,
+        tenure_months=6,
+        avg_monthly_consumption=100 / 6,
+        avg_order_size=100 / 3,
+        activity_status="Active",
+        value_tier="Bronze",
+        prev_value_tier="Bronze",
+        lifecycle_stage="New",
+        lifecycle_event=None,
+        r_score=5,
+        f_score=2,
+        m_score=5,
+        t_score=2,
     ),
     # 2024-06: 6m 2024-01..06 = 0; 12m 2023-07..2024-06 = 0; 13m 2023-06..2024-06 = 50 (C);
     # 24m 2022-07..2024-06 = 100; 25m = 100; months since (2024-06) - (2023-06) = 12;
@@ -131,10 +174,26 @@ WORKED = {
     # May 2024: 12m 2023-06..2024-05 = 50 > 0, 6m 2023-12..2024-05 = 0 -> Passive;
     # stage Lost (m12 0); event Lost (m12 0, m13 50 > 0).
     "2024-06": dict(
-        m_total=100.0, m1=0.0, m6=0.0, m12=0.0, m13=50.0, m24=100.0, m25=100.0, o6=0, o12=0,
-        last_consumable_purchase_date=D("2023-06-30"), months_since_last_purchase=12, tenure_months=18,
-        avg_monthly_consumption=0.0, avg_order_size=None, activity_status="Not Active", value_tier=None,
-        prev_value_tier="Passive", lifecycle_stage="Lost", lifecycle_event="Lost", **NULL_SCORES,
+        m_total=100.0,
+        m1=0.0,
+        m6=0.0,
+        m12=0.0,
+        m13=50.0,
+        m24=100.0,
+        m25=100.0,
+        o6=0,
+        o12=0,
+        last_consumable_purchase_date=D("2023-06-30"),
+        months_since_last_purchase=12,
+        tenure_months=18,
+        avg_monthly_consumption=0.0,
+        avg_order_size=None,
+        activity_status="Not Active",
+        value_tier=None,
+        prev_value_tier="Passive",
+        lifecycle_stage="Lost",
+        lifecycle_event="Lost",
+        **NULL_SCORES,
     ),
     # 2024-07: D 1*10 = 10; m_total 110; 6m/12m/13m (2023-07..2024-07) = 10; 24m 2022-08..2024-07 = 110;
     # 25m = 110; o = {D} = 1; tenure 12 + (7-1) + 1 = 19; AMC 10/6 = 1.67; AOS 10 -> Bronze;
@@ -142,11 +201,29 @@ WORKED = {
     # event: m1 10 != 110 (not New), m12 > 0 (not Lost), m1 10 = m13 10 and 110 > 10 -> Reactivated;
     # r 5, f (1) 1, m 5, t (19) 4.
     "2024-07": dict(
-        m_total=110.0, m1=10.0, m6=10.0, m12=10.0, m13=10.0, m24=110.0, m25=110.0, o6=1, o12=1,
-        last_consumable_purchase_date=D("2024-07-01"), months_since_last_purchase=0, tenure_months=19,
-        avg_monthly_consumption=10 / 6, avg_order_size=10.0, activity_status="Active", value_tier="Bronze",
-        prev_value_tier=None, lifecycle_stage="Active", lifecycle_event="Reactivated",
-        r_score=5, f_score=1, m_score=5, t_score=4,
+        m_total=110.0,
+        m1=10.0,
+        m6=10.0,
+        m12=10.0,
+        m13=10.0,
+        m24=110.0,
+        m25=110.0,
+        o6=1,
+        o12=1,
+        last_consumable_purchase_date=D("2024-07-01"),
+        months_since_last_purchase=0,
+        tenure_months=19,
+        avg_monthly_consumption=10 / 6,
+        avg_order_size=10.0,
+        activity_status="Active",
+        value_tier="Bronze",
+        prev_value_tier=None,
+        lifecycle_stage="Active",
+        lifecycle_event="Reactivated",
+        r_score=5,
+        f_score=1,
+        m_score=5,
+        t_score=4,
     ),
 }
 
@@ -196,14 +273,27 @@ def tiers(tmp_path_factory):
         ("NA-1", "NOT_ACTIVE_M12", "2023-06-30", "U1", 10),
     ]
     ids = sorted({line[1] for line in lines})
-    return build(tmp_path_factory.mktemp("tiers"), PRODUCTS, [cust(c, created="2023-01-01") for c in ids],
-                 txs(*lines), "2023-06", "2024-06")
+    return build(
+        tmp_path_factory.mktemp("tiers"),
+        PRODUCTS,
+        [cust(c, created="2023-01-01") for c in ids],
+        txs(*lines),
+        "2023-06",
+        "2024-06",
+    )
 
 
 def test_tier_diamond_at_exact_a_high_and_exact_f_high(tiers):
     # 6 invoices x 1500 = 9000: AMC 9000/6 = 1500 >= 1000, AOS 9000/6 = 1500 >= 1500 (exact), o6 6 >= 6 (exact)
-    check(row(tiers, TIER_M, "DIA_EXACT"), m6=9000.0, o6=6, avg_monthly_consumption=1500.0,
-          avg_order_size=1500.0, activity_status="Active", value_tier="Diamond")
+    check(
+        row(tiers, TIER_M, "DIA_EXACT"),
+        m6=9000.0,
+        o6=6,
+        avg_monthly_consumption=1500.0,
+        avg_order_size=1500.0,
+        activity_status="Active",
+        value_tier="Diamond",
+    )
 
 
 def test_tier_aos_just_below_a_high_is_platinum(tiers):
@@ -218,8 +308,14 @@ def test_tier_o6_f_high_minus_one_is_platinum(tiers):
 
 def test_tier_platinum_at_exact_t_high_and_exact_f_mid(tiers):
     # 3 x 2000 = 6000: AMC 6000/6 = 1000 = t_high; o6 3 = f_mid; AOS 2000 but o6 3 < 6 -> Platinum
-    check(row(tiers, TIER_M, "PLAT_EXACT"), m6=6000.0, o6=3, avg_monthly_consumption=1000.0,
-          avg_order_size=2000.0, value_tier="Platinum")
+    check(
+        row(tiers, TIER_M, "PLAT_EXACT"),
+        m6=6000.0,
+        o6=3,
+        avg_monthly_consumption=1000.0,
+        avg_order_size=2000.0,
+        value_tier="Platinum",
+    )
 
 
 def test_tier_o6_f_mid_minus_one_is_gold(tiers):
@@ -229,14 +325,19 @@ def test_tier_o6_f_mid_minus_one_is_gold(tiers):
 
 def test_tier_amc_just_below_t_high_is_gold(tiers):
     # 2000 + 2000 + 1999 = 5999: AMC 999.83 < 1000 (o6 3 would qualify) -> Gold
-    check(row(tiers, TIER_M, "AMC_BELOW_HIGH"), m6=5999.0, o6=3, avg_monthly_consumption=5999 / 6,
-          value_tier="Gold")
+    check(row(tiers, TIER_M, "AMC_BELOW_HIGH"), m6=5999.0, o6=3, avg_monthly_consumption=5999 / 6, value_tier="Gold")
 
 
 def test_tier_huge_single_order_is_not_diamond_or_platinum(tiers):
     # one invoice of 100000: AMC 16666.67, AOS 100000, but o6 1 < 6 and < 3 -> Gold
-    check(row(tiers, TIER_M, "HUGE"), m6=100000.0, o6=1, avg_monthly_consumption=100000 / 6,
-          avg_order_size=100000.0, value_tier="Gold")
+    check(
+        row(tiers, TIER_M, "HUGE"),
+        m6=100000.0,
+        o6=1,
+        avg_monthly_consumption=100000 / 6,
+        avg_order_size=100000.0,
+        value_tier="Gold",
+    )
 
 
 def test_tier_gold_at_exact_t_mid_high(tiers):
@@ -261,8 +362,9 @@ def test_tier_just_below_t_mid_is_bronze(tiers):
 
 def test_tier_bronze_for_smallest_amount_at_start_of_6_month_window(tiers):
     # 1 unit on 2024-01-01 (M-5, first day of the 6m window): AMC 1/6 > 0 -> Bronze
-    check(row(tiers, TIER_M, "BRONZE_MIN"), m6=1.0, avg_monthly_consumption=1 / 6, avg_order_size=1.0,
-          value_tier="Bronze")
+    check(
+        row(tiers, TIER_M, "BRONZE_MIN"), m6=1.0, avg_monthly_consumption=1 / 6, avg_order_size=1.0, value_tier="Bronze"
+    )
 
 
 @pytest.mark.parametrize(
@@ -275,14 +377,33 @@ def test_tier_bronze_for_smallest_amount_at_start_of_6_month_window(tiers):
 def test_tier_passive_when_bought_7_to_12_months_ago_only(tiers, customer, m12, months_since):
     # m6 = 0 and m12 > 0 -> Active, Passive; AMC 0; AOS NULL (o6 = 0); stage: tenure > 12? no:
     # PASSIVE_M6 tenure (2024-06)-(2023-12)+1 = 7, PASSIVE_M11 = 12 -> New
-    check(row(tiers, TIER_M, customer), m6=0.0, m12=m12, o6=0, o12=1, avg_monthly_consumption=0.0,
-          avg_order_size=None, activity_status="Active", value_tier="Passive", months_since_last_purchase=months_since)
+    check(
+        row(tiers, TIER_M, customer),
+        m6=0.0,
+        m12=m12,
+        o6=0,
+        o12=1,
+        avg_monthly_consumption=0.0,
+        avg_order_size=None,
+        activity_status="Active",
+        value_tier="Passive",
+        months_since_last_purchase=months_since,
+    )
 
 
 def test_not_active_has_null_tier_and_null_scores(tiers):
     # 2023-06-30 = M-12: outside 12m (2023-07..2024-06) -> Not Active; in 13m -> event Lost
-    check(row(tiers, TIER_M, "NOT_ACTIVE_M12"), m12=0.0, m13=10.0, activity_status="Not Active", value_tier=None,
-          lifecycle_stage="Lost", lifecycle_event="Lost", months_since_last_purchase=12, **NULL_SCORES)
+    check(
+        row(tiers, TIER_M, "NOT_ACTIVE_M12"),
+        m12=0.0,
+        m13=10.0,
+        activity_status="Not Active",
+        value_tier=None,
+        lifecycle_stage="Lost",
+        lifecycle_event="Lost",
+        months_since_last_purchase=12,
+        **NULL_SCORES,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,20 +426,43 @@ def lifecycle(tmp_path_factory):
         ("AC-2", "ST_ACTIVE_13", "2024-01-10", "P1", 1),
     ]
     ids = sorted({line[1] for line in lines})
-    return build(tmp_path_factory.mktemp("lifecycle"), PRODUCTS, [cust(c, created="2021-06-01") for c in ids],
-                 txs(*lines), "2022-01", "2024-04")
+    return build(
+        tmp_path_factory.mktemp("lifecycle"),
+        PRODUCTS,
+        [cust(c, created="2021-06-01") for c in ids],
+        txs(*lines),
+        "2022-01",
+        "2024-04",
+    )
 
 
 def test_stage_prospect_before_first_consumable_purchase(lifecycle):
     # entered (created 2021-06) but m_total 0 -> Prospect, Not Active, no event
-    check(row(lifecycle, "2024-02", "EV_NEW"), m_total=0.0, activity_status="Not Active", value_tier=None,
-          lifecycle_stage="Prospect", lifecycle_event=None, tenure_months=None, **NULL_SCORES)
+    check(
+        row(lifecycle, "2024-02", "EV_NEW"),
+        m_total=0.0,
+        activity_status="Not Active",
+        value_tier=None,
+        lifecycle_stage="Prospect",
+        lifecycle_event=None,
+        tenure_months=None,
+        **NULL_SCORES,
+    )
 
 
 def test_event_new_in_month_of_first_consumable_purchase(lifecycle):
     # m1 = 10 = m_total -> New; tenure 1 <= 12 -> stage New; t_score (1) 1
-    check(row(lifecycle, "2024-03", "EV_NEW"), m1=10.0, m_total=10.0, tenure_months=1, lifecycle_event="New",
-          lifecycle_stage="New", activity_status="Active", t_score=1, prev_value_tier=None)
+    check(
+        row(lifecycle, "2024-03", "EV_NEW"),
+        m1=10.0,
+        m_total=10.0,
+        tenure_months=1,
+        lifecycle_event="New",
+        lifecycle_stage="New",
+        activity_status="Active",
+        t_score=1,
+        prev_value_tier=None,
+    )
 
 
 def test_event_new_only_in_the_first_purchase_month(lifecycle):
@@ -329,20 +473,40 @@ def test_event_new_only_in_the_first_purchase_month(lifecycle):
 def test_stage_new_at_tenure_12_beats_passive(lifecycle):
     # EV_LOST at 2024-02: 12m 2023-03..2024-02 = 10, 6m 2023-09..2024-02 = 0 -> Active, Passive;
     # tenure (2024-2023)*12 + (2-3) + 1 = 12 <= 12 -> New (checked before At Risk)
-    check(row(lifecycle, "2024-02", "EV_LOST"), tenure_months=12, activity_status="Active", value_tier="Passive",
-          lifecycle_stage="New", lifecycle_event=None)
+    check(
+        row(lifecycle, "2024-02", "EV_LOST"),
+        tenure_months=12,
+        activity_status="Active",
+        value_tier="Passive",
+        lifecycle_stage="New",
+        lifecycle_event=None,
+    )
 
 
 def test_event_lost_when_last_purchase_leaves_12_month_window(lifecycle):
     # 2024-03: 12m 2023-04..2024-03 = 0, 13m 2023-03..2024-03 = 10 -> event Lost, stage Lost
-    check(row(lifecycle, "2024-03", "EV_LOST"), m12=0.0, m13=10.0, activity_status="Not Active",
-          lifecycle_event="Lost", lifecycle_stage="Lost", prev_value_tier="Passive", value_tier=None)
+    check(
+        row(lifecycle, "2024-03", "EV_LOST"),
+        m12=0.0,
+        m13=10.0,
+        activity_status="Not Active",
+        lifecycle_event="Lost",
+        lifecycle_stage="Lost",
+        prev_value_tier="Passive",
+        value_tier=None,
+    )
 
 
 def test_event_lost_only_in_first_not_active_month(lifecycle):
     # 2024-04: 13m 2023-04..2024-04 = 0 -> no event; stage stays Lost (m_total 10 > 0, m12 0)
-    check(row(lifecycle, "2024-04", "EV_LOST"), m13=0.0, m25=10.0, lifecycle_event=None, lifecycle_stage="Lost",
-          prev_value_tier=None)
+    check(
+        row(lifecycle, "2024-04", "EV_LOST"),
+        m13=0.0,
+        m25=10.0,
+        lifecycle_event=None,
+        lifecycle_stage="Lost",
+        prev_value_tier=None,
+    )
 
 
 def test_event_lost_then_reactivated_after_12_silent_months(lifecycle):
@@ -350,18 +514,36 @@ def test_event_lost_then_reactivated_after_12_silent_months(lifecycle):
     check(row(lifecycle, "2023-01", "EV_REACT"), lifecycle_event="Lost", lifecycle_stage="Lost")
     # 2023-02: m1 20; 13m 2022-02..2023-02 = 20 = m1; m_total 30 > 20 -> Reactivated;
     # tenure 12 + (2-1) + 1 = 14 > 12, m6 20 > 0 -> stage Active; Jan Not Active -> prev NULL
-    check(row(lifecycle, "2023-02", "EV_REACT"), m1=20.0, m13=20.0, m_total=30.0, tenure_months=14,
-          lifecycle_event="Reactivated", lifecycle_stage="Active", prev_value_tier=None, value_tier="Bronze")
+    check(
+        row(lifecycle, "2023-02", "EV_REACT"),
+        m1=20.0,
+        m13=20.0,
+        m_total=30.0,
+        tenure_months=14,
+        lifecycle_event="Reactivated",
+        lifecycle_stage="Active",
+        prev_value_tier=None,
+        value_tier="Bronze",
+    )
 
 
 def test_not_reactivated_when_previous_purchase_exactly_12_months_before(lifecycle):
     # 2023-01: m1 20; 13m 2022-01..2023-01 = 10 + 20 = 30 != m1 -> not Reactivated; m_total 30 != m1 -> not New;
     # m12 (2022-02..2023-01) = 20 > 0 -> not Lost => NULL. Dec 2022 was Active (12m 2022-01..12 = 10),
     # its 6m 2022-07..12 = 0 -> prev Passive. tenure 12 + 0 + 1 = 13, m6 20 > 0 -> stage Active
-    check(row(lifecycle, "2023-01", "EV_NOT_REACT_12"), m1=20.0, m12=20.0, m13=30.0, lifecycle_event=None,
-          prev_value_tier="Passive", tenure_months=13, lifecycle_stage="Active")
-    check(row(lifecycle, "2022-12", "EV_NOT_REACT_12"), activity_status="Active", lifecycle_stage="New",
-          tenure_months=12)
+    check(
+        row(lifecycle, "2023-01", "EV_NOT_REACT_12"),
+        m1=20.0,
+        m12=20.0,
+        m13=30.0,
+        lifecycle_event=None,
+        prev_value_tier="Passive",
+        tenure_months=13,
+        lifecycle_stage="Active",
+    )
+    check(
+        row(lifecycle, "2022-12", "EV_NOT_REACT_12"), activity_status="Active", lifecycle_stage="New", tenure_months=12
+    )
 
 
 def test_stage_new_at_tenure_12_then_at_risk_at_tenure_13(lifecycle):
@@ -369,16 +551,30 @@ def test_stage_new_at_tenure_12_then_at_risk_at_tenure_13(lifecycle):
     # 2023-12: tenure (12-1)+1 = 12 -> New although 6m 2023-07..12 = 0
     check(row(lifecycle, "2023-12", "ST_AT_RISK_13"), tenure_months=12, m6=0.0, lifecycle_stage="New")
     # 2024-01: 12m 2023-02..2024-01 = 10 > 0; tenure 12 + 0 + 1 = 13; 6m 2023-08..2024-01 = 0 -> At Risk
-    check(row(lifecycle, "2024-01", "ST_AT_RISK_13"), tenure_months=13, m12=10.0, m6=0.0, value_tier="Passive",
-          lifecycle_stage="At Risk", lifecycle_event=None)
+    check(
+        row(lifecycle, "2024-01", "ST_AT_RISK_13"),
+        tenure_months=13,
+        m12=10.0,
+        m6=0.0,
+        value_tier="Passive",
+        lifecycle_stage="At Risk",
+        lifecycle_event=None,
+    )
 
 
 def test_stage_active_at_tenure_13_with_purchase_in_6_months(lifecycle):
     # ST_ACTIVE_13 bought 2023-01-15 and 2024-01-10. 2023-12: tenure 12 -> New.
     check(row(lifecycle, "2023-12", "ST_ACTIVE_13"), tenure_months=12, lifecycle_stage="New")
     # 2024-01: tenure 13, 6m 2023-08..2024-01 = 10 > 0 -> Active; event: m1 10 != m13 (2023-01..2024-01) 20 -> NULL
-    check(row(lifecycle, "2024-01", "ST_ACTIVE_13"), tenure_months=13, m6=10.0, m12=10.0, m13=20.0,
-          lifecycle_stage="Active", lifecycle_event=None)
+    check(
+        row(lifecycle, "2024-01", "ST_ACTIVE_13"),
+        tenure_months=13,
+        m6=10.0,
+        m12=10.0,
+        m13=20.0,
+        lifecycle_stage="Active",
+        lifecycle_event=None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,22 +586,26 @@ def test_stage_active_at_tenure_13_with_purchase_in_6_months(lifecycle):
 def windows(tmp_path_factory):
     lines = [
         # WIN: one U1 invoice per window edge, powers of two so every window sum is unique (M = 2024-03)
-        ("Wa", "WIN", "2024-03-31", "U1", 1),     # M, last day of the month
-        ("Wb", "WIN", "2024-02-29", "U1", 2),     # M-1, leap day
-        ("Wc", "WIN", "2023-10-01", "U1", 4),     # M-5, first month of 6m
-        ("Wd", "WIN", "2023-09-30", "U1", 8),     # M-6, just outside 6m
-        ("We", "WIN", "2023-04-01", "U1", 16),    # M-11, first month of 12m
-        ("Wf", "WIN", "2023-03-15", "U1", 32),    # M-12, in 13m not 12m
-        ("Wg", "WIN", "2023-02-28", "U1", 64),    # M-13, in 24m/25m not 13m
-        ("Wh", "WIN", "2022-04-30", "U1", 128),   # M-23, first month of 24m
-        ("Wi", "WIN", "2022-03-01", "U1", 256),   # M-24, in 25m not 24m
-        ("Wj", "WIN", "2022-02-28", "U1", 512),   # M-25, outside 25m
+        ("Wa", "WIN", "2024-03-31", "U1", 1),  # M, last day of the month
+        ("Wb", "WIN", "2024-02-29", "U1", 2),  # M-1, leap day
+        ("Wc", "WIN", "2023-10-01", "U1", 4),  # M-5, first month of 6m
+        ("Wd", "WIN", "2023-09-30", "U1", 8),  # M-6, just outside 6m
+        ("We", "WIN", "2023-04-01", "U1", 16),  # M-11, first month of 12m
+        ("Wf", "WIN", "2023-03-15", "U1", 32),  # M-12, in 13m not 12m
+        ("Wg", "WIN", "2023-02-28", "U1", 64),  # M-13, in 24m/25m not 13m
+        ("Wh", "WIN", "2022-04-30", "U1", 128),  # M-23, first month of 24m
+        ("Wi", "WIN", "2022-03-01", "U1", 256),  # M-24, in 25m not 24m
+        ("Wj", "WIN", "2022-02-28", "U1", 512),  # M-25, outside 25m
         ("Wk", "WIN", "2024-04-01", "U1", 1024),  # after M
         ("DJ1", "DECJAN", "2023-12-31", "U1", 1),
         ("DJ2", "DECJAN", "2024-01-01", "U1", 2),
         ("LP1", "LEAP", "2024-02-29", "U1", 5),
     ]
-    customers = [cust("WIN", created="2021-01-01"), cust("DECJAN", created="2023-12-01"), cust("LEAP", created="2024-02-29")]
+    customers = [
+        cust("WIN", created="2021-01-01"),
+        cust("DECJAN", created="2023-12-01"),
+        cust("LEAP", created="2024-02-29"),
+    ]
     return build(tmp_path_factory.mktemp("windows"), PRODUCTS, customers, txs(*lines), "2022-02", "2024-04")
 
 
@@ -414,24 +614,53 @@ def test_windows_each_edge_month_for_march_2024(windows):
     # 13m 2023-03.. = 31+32 = 63; 24m 2022-04.. = 63+64+128 = 255; 25m 2022-03.. = 255+256 = 511;
     # m_total = 511 + 512 = 1023 (Wk dated 2024-04-01 is after M: excluded)
     # o6 {a,b,c} = 3; o12 {a..e} = 5; AMC 7/6; AOS 7/3; tenure (2024-2022)*12 + (3-2) + 1 = 26
-    check(row(windows, "2024-03", "WIN"), m1=1.0, m6=7.0, m12=31.0, m13=63.0, m24=255.0, m25=511.0,
-          m_total=1023.0, o6=3, o12=5, avg_monthly_consumption=7 / 6, avg_order_size=7 / 3,
-          first_consumable_purchase_date=D("2022-02-28"), last_consumable_purchase_date=D("2024-03-31"),
-          months_since_last_purchase=0, tenure_months=26)
+    check(
+        row(windows, "2024-03", "WIN"),
+        m1=1.0,
+        m6=7.0,
+        m12=31.0,
+        m13=63.0,
+        m24=255.0,
+        m25=511.0,
+        m_total=1023.0,
+        o6=3,
+        o12=5,
+        avg_monthly_consumption=7 / 6,
+        avg_order_size=7 / 3,
+        first_consumable_purchase_date=D("2022-02-28"),
+        last_consumable_purchase_date=D("2024-03-31"),
+        months_since_last_purchase=0,
+        tenure_months=26,
+    )
 
 
 def test_windows_leap_day_month_february_2024(windows):
     # M = 2024-02: m1 = b 2 (2024-02-29); 6m 2023-09..2024-02 = 2+4+8 = 14; 12m 2023-03.. = 14+16+32 = 62;
     # 13m 2023-02.. = 62+64 = 126; 24m 2022-03.. = 126+128+256 = 510; 25m 2022-02.. = 510+512 = 1022 = m_total
-    check(row(windows, "2024-02", "WIN"), m1=2.0, m6=14.0, m12=62.0, m13=126.0, m24=510.0, m25=1022.0,
-          m_total=1022.0, last_consumable_purchase_date=D("2024-02-29"), months_since_last_purchase=0,
-          tenure_months=25)
+    check(
+        row(windows, "2024-02", "WIN"),
+        m1=2.0,
+        m6=14.0,
+        m12=62.0,
+        m13=126.0,
+        m24=510.0,
+        m25=1022.0,
+        m_total=1022.0,
+        last_consumable_purchase_date=D("2024-02-29"),
+        months_since_last_purchase=0,
+        tenure_months=25,
+    )
 
 
 def test_point_in_time_later_purchase_counts_only_from_its_month(windows):
     # M = 2024-04: m1 = k 1024; 6m 2023-11..2024-04 = 1024+1+2 = 1027; m_total = 1023 + 1024 = 2047
-    check(row(windows, "2024-04", "WIN"), m1=1024.0, m6=1027.0, m_total=2047.0,
-          last_consumable_purchase_date=D("2024-04-01"))
+    check(
+        row(windows, "2024-04", "WIN"),
+        m1=1024.0,
+        m6=1027.0,
+        m_total=2047.0,
+        last_consumable_purchase_date=D("2024-04-01"),
+    )
 
 
 def test_purchase_exactly_12_months_back_is_in_m13_not_m12(windows):
@@ -452,19 +681,39 @@ def test_purchase_exactly_13_and_24_months_back(windows):
 
 def test_december_to_january_windows_cross_the_year(windows):
     # 2023-12: only DJ1 (2023-12-31, last day) -> m1 1, m_total 1, tenure 1, event New
-    check(row(windows, "2023-12", "DECJAN"), m1=1.0, m6=1.0, m_total=1.0, o6=1, tenure_months=1,
-          months_since_last_purchase=0, lifecycle_event="New", last_consumable_purchase_date=D("2023-12-31"))
+    check(
+        row(windows, "2023-12", "DECJAN"),
+        m1=1.0,
+        m6=1.0,
+        m_total=1.0,
+        o6=1,
+        tenure_months=1,
+        months_since_last_purchase=0,
+        lifecycle_event="New",
+        last_consumable_purchase_date=D("2023-12-31"),
+    )
     # 2024-01: m1 = DJ2 2; 6m 2023-08..2024-01 = 1+2 = 3; o6 2; tenure (2024-2023)*12 + (1-12) + 1 = 2;
     # Dec tier: m6 1 -> Bronze
-    check(row(windows, "2024-01", "DECJAN"), m1=2.0, m6=3.0, m12=3.0, m_total=3.0, o6=2, o12=2, tenure_months=2,
-          months_since_last_purchase=0, last_consumable_purchase_date=D("2024-01-01"),
-          first_consumable_purchase_date=D("2023-12-31"), lifecycle_event=None, prev_value_tier="Bronze")
+    check(
+        row(windows, "2024-01", "DECJAN"),
+        m1=2.0,
+        m6=3.0,
+        m12=3.0,
+        m_total=3.0,
+        o6=2,
+        o12=2,
+        tenure_months=2,
+        months_since_last_purchase=0,
+        last_consumable_purchase_date=D("2024-01-01"),
+        first_consumable_purchase_date=D("2023-12-31"),
+        lifecycle_event=None,
+        prev_value_tier="Bronze",
+    )
 
 
 def test_december_to_january_months_since_and_tenure_later(windows):
     # 2024-03: months since (2024*12+3) - (2024*12+1) = 2 -> r 3; tenure 12 + (3-12) + 1 = 4
-    check(row(windows, "2024-03", "DECJAN"), months_since_last_purchase=2, tenure_months=4, m1=0.0, m6=3.0,
-          r_score=3)
+    check(row(windows, "2024-03", "DECJAN"), months_since_last_purchase=2, tenure_months=4, m1=0.0, m6=3.0, r_score=3)
 
 
 def test_entry_month_has_first_row(windows):
@@ -474,8 +723,15 @@ def test_entry_month_has_first_row(windows):
 
 def test_leap_day_purchase(windows):
     # 2024-02-29 counts in February: m1 5, tenure 1; March: m1 0, months since 1, tenure 2; April: 2 and 3
-    check(row(windows, "2024-02", "LEAP"), m1=5.0, m_total=5.0, tenure_months=1, months_since_last_purchase=0,
-          last_consumable_purchase_date=D("2024-02-29"), lifecycle_event="New")
+    check(
+        row(windows, "2024-02", "LEAP"),
+        m1=5.0,
+        m_total=5.0,
+        tenure_months=1,
+        months_since_last_purchase=0,
+        last_consumable_purchase_date=D("2024-02-29"),
+        lifecycle_event="New",
+    )
     check(row(windows, "2024-03", "LEAP"), m1=0.0, m6=5.0, months_since_last_purchase=1, tenure_months=2, r_score=4)
     check(row(windows, "2024-04", "LEAP"), months_since_last_purchase=2, tenure_months=3)
 
@@ -524,22 +780,39 @@ def qualifying(tmp_path_factory):
         ("SHARED", "L_SHARE1", "2024-01-10", "P1", 1),  # the same invoice id for two customers
         ("SHARED", "L_SHARE2", "2024-01-10", "P1", 2),
     ]
-    customers = [cust(c, created="2022-12-01")
-                 for c in ("L_RET", "L_ZERO2", "L_DEV", "L_CAT", "L_SPELL", "L_ORD", "L_SPAN", "L_SHARE1", "L_SHARE2")]
+    customers = [
+        cust(c, created="2022-12-01")
+        for c in ("L_RET", "L_ZERO2", "L_DEV", "L_CAT", "L_SPELL", "L_ORD", "L_SPAN", "L_SHARE1", "L_SHARE2")
+    ]
     customers.append(cust("L_ZERO", created=""))
     return build(tmp_path_factory.mktemp("qualifying"), PRODUCTS, customers, txs(*lines), "2023-01", "2024-02")
 
 
 def test_return_is_ignored_and_original_purchase_counts(qualifying):
     # R1 +3*10 = 30 counts; R2 -3 ignored (not subtracted, not an order) -> m1 30, o6 1, AOS 30
-    check(row(qualifying, "2024-01", "L_RET"), m1=30.0, m_total=30.0, o6=1, o12=1, avg_order_size=30.0,
-          last_consumable_purchase_date=D("2024-01-10"), value_tier="Bronze")
+    check(
+        row(qualifying, "2024-01", "L_RET"),
+        m1=30.0,
+        m_total=30.0,
+        o6=1,
+        o12=1,
+        avg_order_size=30.0,
+        last_consumable_purchase_date=D("2024-01-10"),
+        value_tier="Bronze",
+    )
 
 
 def test_return_in_a_later_month_changes_nothing(qualifying):
     # Feb: R3 -1 ignored -> m1 0, m_total 30; last purchase still 2024-01-10 -> months since 1
-    check(row(qualifying, "2024-02", "L_RET"), m1=0.0, m_total=30.0, m6=30.0, o6=1,
-          last_consumable_purchase_date=D("2024-01-10"), months_since_last_purchase=1)
+    check(
+        row(qualifying, "2024-02", "L_RET"),
+        m1=0.0,
+        m_total=30.0,
+        m6=30.0,
+        o6=1,
+        last_consumable_purchase_date=D("2024-01-10"),
+        months_since_last_purchase=1,
+    )
 
 
 def test_zero_quantity_line_is_not_a_purchase_but_sets_entry(qualifying):
@@ -547,25 +820,60 @@ def test_zero_quantity_line_is_not_a_purchase_but_sets_entry(qualifying):
     # as of the month (point in time), so the customer is in every month built (2023-01..2024-02);
     # the zero line is no purchase
     assert months_of(qualifying, "L_ZERO") == [f"2023-{m:02d}" for m in range(1, 13)] + ["2024-01", "2024-02"]
-    check(row(qualifying, "2024-01", "L_ZERO"), m_total=0.0, m1=0.0, o6=0, o12=0, tenure_months=None,
-          first_consumable_purchase_date=None, last_consumable_purchase_date=None, lifecycle_stage="Prospect",
-          activity_status="Not Active", lifecycle_event=None)
+    check(
+        row(qualifying, "2024-01", "L_ZERO"),
+        m_total=0.0,
+        m1=0.0,
+        o6=0,
+        o12=0,
+        tenure_months=None,
+        first_consumable_purchase_date=None,
+        last_consumable_purchase_date=None,
+        lifecycle_stage="Prospect",
+        activity_status="Not Active",
+        lifecycle_event=None,
+    )
 
 
 def test_zero_quantity_line_is_not_an_order_nor_last_purchase(qualifying):
     # Z2A 2*10 = 20 counts; Z2B qty 0 on 2024-01-25 ignored -> o6 1, last 2024-01-05
-    check(row(qualifying, "2024-01", "L_ZERO2"), m1=20.0, o6=1, avg_order_size=20.0,
-          last_consumable_purchase_date=D("2024-01-05"))
+    check(
+        row(qualifying, "2024-01", "L_ZERO2"),
+        m1=20.0,
+        o6=1,
+        avg_order_size=20.0,
+        last_consumable_purchase_date=D("2024-01-05"),
+    )
 
 
 def test_device_only_customer_is_prospect(qualifying):
     # only device lines: first_device = first qty > 0 device line 2023-11-05 (DV0 qty 0 ignored);
     # no consumable: every figure 0, tenure/months since/dates NULL, Not Active, tier/scores NULL, Prospect
-    check(row(qualifying, "2024-01", "L_DEV"), first_device_purchase_date=D("2023-11-05"), m_total=0.0, m1=0.0,
-          m6=0.0, m12=0.0, m13=0.0, m24=0.0, m25=0.0, o6=0, o12=0, first_consumable_purchase_date=None,
-          last_consumable_purchase_date=None, months_since_last_purchase=None, tenure_months=None,
-          avg_monthly_consumption=0.0, avg_order_size=None, activity_status="Not Active", value_tier=None,
-          prev_value_tier=None, lifecycle_stage="Prospect", lifecycle_event=None, **NULL_SCORES)
+    check(
+        row(qualifying, "2024-01", "L_DEV"),
+        first_device_purchase_date=D("2023-11-05"),
+        m_total=0.0,
+        m1=0.0,
+        m6=0.0,
+        m12=0.0,
+        m13=0.0,
+        m24=0.0,
+        m25=0.0,
+        o6=0,
+        o12=0,
+        first_consumable_purchase_date=None,
+        last_consumable_purchase_date=None,
+        months_since_last_purchase=None,
+        tenure_months=None,
+        avg_monthly_consumption=0.0,
+        avg_order_size=None,
+        activity_status="Not Active",
+        value_tier=None,
+        prev_value_tier=None,
+        lifecycle_stage="Prospect",
+        lifecycle_event=None,
+        **NULL_SCORES,
+    )
 
 
 def test_device_date_needs_positive_quantity_and_is_point_in_time(qualifying):
@@ -577,9 +885,17 @@ def test_device_date_needs_positive_quantity_and_is_point_in_time(qualifying):
 def test_other_categories_are_ignored_and_device_line_only_sets_device_date(qualifying):
     # CA1: accessories, spare_parts, gift_card (unknown), device lines all ignored in units: only P1 1*10 = 10;
     # CA2 (accessories + unknown only) is not an order and not a purchase -> o6 1, last 2024-01-08
-    check(row(qualifying, "2024-01", "L_CAT"), m1=10.0, m_total=10.0, o6=1, o12=1, avg_order_size=10.0,
-          first_device_purchase_date=D("2024-01-08"), first_consumable_purchase_date=D("2024-01-08"),
-          last_consumable_purchase_date=D("2024-01-08"))
+    check(
+        row(qualifying, "2024-01", "L_CAT"),
+        m1=10.0,
+        m_total=10.0,
+        o6=1,
+        o12=1,
+        avg_order_size=10.0,
+        first_device_purchase_date=D("2024-01-08"),
+        first_consumable_purchase_date=D("2024-01-08"),
+        last_consumable_purchase_date=D("2024-01-08"),
+    )
 
 
 def test_refill_and_spaced_upper_case_consumable_spellings_count(qualifying):
@@ -591,8 +907,18 @@ def test_orders_are_distinct_invoices_in_6_and_12_month_windows(qualifying):
     # M = 2024-01: 6m 2023-08..2024-01 -> O3, O4 (2 lines = 1 order) -> o6 2; 12m 2023-02.. -> O2, O3, O4 = 3;
     # O1 (2023-01-31, M-12) only in 13m. m6 = 10 + (10 + 10) = 30; m12 = 30 + 10 = 40; m13 = m_total = 50;
     # AOS = 30 / 2 = 15
-    check(row(qualifying, "2024-01", "L_ORD"), o6=2, o12=3, m1=20.0, m6=30.0, m12=40.0, m13=50.0, m_total=50.0,
-          avg_order_size=15.0, avg_monthly_consumption=5.0)
+    check(
+        row(qualifying, "2024-01", "L_ORD"),
+        o6=2,
+        o12=3,
+        m1=20.0,
+        m6=30.0,
+        m12=40.0,
+        m13=50.0,
+        m_total=50.0,
+        avg_order_size=15.0,
+        avg_monthly_consumption=5.0,
+    )
 
 
 def test_invoice_spanning_two_months_is_one_order(qualifying):
@@ -716,8 +1042,14 @@ def test_blank_created_date_unknown_entry_until_first_transaction(who):
 def test_evaluated_customers_in_first_month(who):
     # Jan: 007, 7, K2, OP (created 2023-12), UNKNOWN, BLANK_LATER (no created date, no line yet:
     # unknown entry as of Jan); not GEN*, C404, MID, EARLY_*
-    assert sorted(r["customer_id"] for r in who if r["report_month"] == D("2024-01-01")) == \
-        ["007", "7", "BLANK_LATER", "K2", "OP", "UNKNOWN"]
+    assert sorted(r["customer_id"] for r in who if r["report_month"] == D("2024-01-01")) == [
+        "007",
+        "7",
+        "BLANK_LATER",
+        "K2",
+        "OP",
+        "UNKNOWN",
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -735,10 +1067,10 @@ R_CASES = {  # customer: (last purchase, months since, r_score)
 }
 F_CASES = {1: 1, 2: 2, 3: 2, 4: 3, 6: 3, 7: 4, 11: 4, 12: 5}  # o12 -> f_score
 T_CASES = {  # tenure: (first purchase, t_score); tenure = (2024 - y)*12 + (12 - m) + 1
-    3: ("2024-10-05", 1),   # 0 + 2 + 1
-    4: ("2024-09-05", 2),   # 0 + 3 + 1
-    6: ("2024-07-05", 2),   # 0 + 5 + 1
-    7: ("2024-06-05", 3),   # 0 + 6 + 1
+    3: ("2024-10-05", 1),  # 0 + 2 + 1
+    4: ("2024-09-05", 2),  # 0 + 3 + 1
+    6: ("2024-07-05", 2),  # 0 + 5 + 1
+    7: ("2024-06-05", 3),  # 0 + 6 + 1
     12: ("2024-01-05", 3),  # 0 + 11 + 1
     13: ("2023-12-05", 4),  # 12 + 0 + 1
     24: ("2023-01-05", 4),  # 12 + 11 + 1
@@ -754,15 +1086,22 @@ def scores(tmp_path_factory):
     for n, (first, _) in T_CASES.items():  # first purchase, and one in M to stay Active
         lines += [(f"T{n}-1", f"T{n}", first, "U1", 1), (f"T{n}-2", f"T{n}", "2024-12-15", "U1", 1)]
     ids = sorted({line[1] for line in lines})
-    return build(tmp_path_factory.mktemp("scores"), PRODUCTS, [cust(c, created="2022-01-01") for c in ids],
-                 txs(*lines), "2022-12", "2024-12")
+    return build(
+        tmp_path_factory.mktemp("scores"),
+        PRODUCTS,
+        [cust(c, created="2022-01-01") for c in ids],
+        txs(*lines),
+        "2022-12",
+        "2024-12",
+    )
 
 
 @pytest.mark.parametrize("customer", sorted(R_CASES))
 def test_r_score_bin_edges(scores, customer):
     _, since, expected = R_CASES[customer]
-    check(row(scores, "2024-12", customer), months_since_last_purchase=since, activity_status="Active",
-          r_score=expected)
+    check(
+        row(scores, "2024-12", customer), months_since_last_purchase=since, activity_status="Active", r_score=expected
+    )
 
 
 @pytest.mark.parametrize("orders", sorted(F_CASES))
@@ -792,8 +1131,14 @@ M_SCORE_LINES = [
 @pytest.fixture(scope="module")
 def m_scores(tmp_path_factory):
     ids = sorted({line[1] for line in M_SCORE_LINES}) + ["PROSPECT"]
-    return build(tmp_path_factory.mktemp("mscore"), PRODUCTS, [cust(c, created="2022-01-01") for c in ids],
-                 txs(*M_SCORE_LINES), "2022-06", "2024-06")
+    return build(
+        tmp_path_factory.mktemp("mscore"),
+        PRODUCTS,
+        [cust(c, created="2022-01-01") for c in ids],
+        txs(*M_SCORE_LINES),
+        "2022-06",
+        "2024-06",
+    )
 
 
 @pytest.mark.parametrize(
@@ -867,8 +1212,13 @@ def test_prev_tier_gold_when_m_minus_1_not_built(prev):
 def test_prev_tier_null_when_not_active_in_m_minus_1(prev):
     # Dec 2019: 12m 2019-01..12 = 0 (only 2018-12) -> Not Active -> NULL. Jan: 1 unit -> Bronze;
     # m1 1 = m13 (2019-01..2020-01) 1, m_total 6 > 1 -> Reactivated
-    check(row(prev, "2020-01", "PV_NULL"), value_tier="Bronze", prev_value_tier=None,
-          lifecycle_event="Reactivated", m_total=6.0)
+    check(
+        row(prev, "2020-01", "PV_NULL"),
+        value_tier="Bronze",
+        prev_value_tier=None,
+        lifecycle_event="Reactivated",
+        m_total=6.0,
+    )
 
 
 def test_prev_tier_passive(prev):
@@ -912,8 +1262,14 @@ CONSENTS = {  # customer: ((opt_email, opt_sms, opt_phone) text, expected boolea
 @pytest.fixture(scope="module")
 def consent(tmp_path_factory):
     customers = [cust(c, created="2023-01-01", opts=texts) for c, (texts, _) in CONSENTS.items()]
-    return build(tmp_path_factory.mktemp("consent"), PRODUCTS, customers,
-                 txs(("I1", "CS01", "2024-01-10", "P1", 1)), "2024-01", "2024-01")
+    return build(
+        tmp_path_factory.mktemp("consent"),
+        PRODUCTS,
+        customers,
+        txs(("I1", "CS01", "2024-01-10", "P1", 1)),
+        "2024-01",
+        "2024-01",
+    )
 
 
 @pytest.mark.parametrize("customer", sorted(CONSENTS))
@@ -927,7 +1283,12 @@ def test_consent_flags(consent, customer):
 # --------------------------------------------------------------------------------------------
 
 CUSTOM = CrmRules(
-    t_high=100, t_mid_high=20, t_mid=5, a_high=150, f_high=2, f_mid=1,  # m6 thresholds 600 / 120 / 30
+    t_high=100,
+    t_mid_high=20,
+    t_mid=5,
+    a_high=150,
+    f_high=2,
+    f_mid=1,  # m6 thresholds 600 / 120 / 30
     anonymous_groups=["Staff"],
     r_score_max_months=[1, 2, 3, 4],
     f_score_min_orders=[3, 5, 8, 13],
@@ -952,19 +1313,22 @@ def custom(tmp_path_factory):
     ]
     ids = ["CR_DIA", "CR_PLAT", "CR_AOS", "CR_GOLD", "CR_SILVER", "CR_BRONZE", "CR_R1", "CR_R5"]
     customers = [cust(c, created="2023-01-01") for c in ids]
-    customers += [cust("STAFF", group=" STAFF ", created="2023-01-01"), cust("GENERAL", group="General", created="2023-01-01")]
+    customers += [
+        cust("STAFF", group=" STAFF ", created="2023-01-01"),
+        cust("GENERAL", group="General", created="2023-01-01"),
+    ]
     return build(tmp_path_factory.mktemp("custom"), PRODUCTS, customers, txs(*lines), "2024-01", "2024-06", CUSTOM)
 
 
 @pytest.mark.parametrize(
     "customer, tier",
     [
-        ("CR_DIA", "Diamond"),      # 300+300 = 600: AMC 100 >= 100, AOS 300 >= 150, o6 2 >= 2 (default: Silver)
-        ("CR_PLAT", "Platinum"),    # 600 in 1 order: o6 1 < 2 -> not Diamond; o6 1 >= f_mid 1 (default: Silver)
-        ("CR_AOS", "Platinum"),     # 5 x 149 = 745: AMC 124.2 >= 100, AOS 149 < 150 -> Platinum (default: Silver)
-        ("CR_GOLD", "Gold"),        # 120 / 6 = 20 = t_mid_high (default: Bronze)
-        ("CR_SILVER", "Silver"),    # 30 / 6 = 5 = t_mid (default: Bronze)
-        ("CR_BRONZE", "Bronze"),    # 29 / 6 = 4.83 < 5
+        ("CR_DIA", "Diamond"),  # 300+300 = 600: AMC 100 >= 100, AOS 300 >= 150, o6 2 >= 2 (default: Silver)
+        ("CR_PLAT", "Platinum"),  # 600 in 1 order: o6 1 < 2 -> not Diamond; o6 1 >= f_mid 1 (default: Silver)
+        ("CR_AOS", "Platinum"),  # 5 x 149 = 745: AMC 124.2 >= 100, AOS 149 < 150 -> Platinum (default: Silver)
+        ("CR_GOLD", "Gold"),  # 120 / 6 = 20 = t_mid_high (default: Bronze)
+        ("CR_SILVER", "Silver"),  # 30 / 6 = 5 = t_mid (default: Bronze)
+        ("CR_BRONZE", "Bronze"),  # 29 / 6 = 4.83 < 5
     ],
 )
 def test_custom_thresholds_move_tiers(custom, customer, tier):

@@ -81,7 +81,10 @@ dataset_st = st.tuples(
 
 
 def to_files(folder: Path, customers: list[dict], lines: list[dict]) -> None:
-    products = [f"{p['product_id']},name,brand,{p['category']},{'' if p['unit_size'] is None else p['unit_size']}" for p in PRODUCTS]
+    products = [
+        f"{p['product_id']},name,brand,{p['category']},{'' if p['unit_size'] is None else p['unit_size']}"
+        for p in PRODUCTS
+    ]
     cust_rows = [
         f"{c['customer_id']},name,{c['customer_group']},City,{c['created_date'] or ''},e@x.org,+1,{c['opt_email']},{c['opt_sms']},{c['opt_phone']}"
         for c in customers
@@ -190,10 +193,17 @@ def test_layers_computed_in_parts_equal_one_pass(dataset):
         one, bucketed = duckdb.connect(), duckdb.connect()
         build(folder, REPORT_START, REPORT_END, one)
         # a few customers per bucket, a few months per part
-        with mock.patch.object(features, "GRID_ROWS_PER_BUCKET", 40), mock.patch.object(partitioned, "ROWS_PER_PART", 7):
+        with (
+            mock.patch.object(features, "GRID_ROWS_PER_BUCKET", 40),
+            mock.patch.object(partitioned, "ROWS_PER_PART", 7),
+        ):
             build(folder, REPORT_START, REPORT_END, bucketed)
         assert warehouse_rows(bucketed) == warehouse_rows(one)
-        for table in ("features.customer_features", "lifecycle.customer_lifecycle", "rfmt.customer_rfmt",
-                      "reporting.customer_snapshot"):
+        for table in (
+            "features.customer_features",
+            "lifecycle.customer_lifecycle",
+            "rfmt.customer_rfmt",
+            "reporting.customer_snapshot",
+        ):
             dump = f"SELECT * FROM {table} ORDER BY report_month, customer_id"
             assert bucketed.execute(dump).fetchall() == one.execute(dump).fetchall(), table

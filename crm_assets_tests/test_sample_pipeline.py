@@ -48,7 +48,11 @@ def test_sixty_month_backfill_is_one_successful_run(sample_run):
     with DagsterInstance.get() as instance:
         runs = instance.get_run_records()
         assert len(runs) == 1 and runs[0].dagster_run.is_success
-        for key in (["raw", "sales_transactions"], ["features", "customer_features"], ["reporting", "customer_snapshot"]):
+        for key in (
+            ["raw", "sales_transactions"],
+            ["features", "customer_features"],
+            ["reporting", "customer_snapshot"],
+        ):
             materialized = instance.get_materialized_partitions(AssetKey(key))
             assert len(materialized) == 60, key
     assert query(warehouse, "SELECT count(DISTINCT report_month) FROM reporting.customer_snapshot") == [(60,)]
@@ -58,7 +62,12 @@ def test_every_value_occurs(sample_run):
     warehouse = sample_run[1]
 
     def values(column):
-        return {v for (v,) in query(warehouse, f"SELECT DISTINCT {column} FROM reporting.customer_snapshot WHERE {column} IS NOT NULL")}
+        return {
+            v
+            for (v,) in query(
+                warehouse, f"SELECT DISTINCT {column} FROM reporting.customer_snapshot WHERE {column} IS NOT NULL"
+            )
+        }
 
     assert values("value_tier") == set(TIERS)
     assert values("prev_value_tier") == set(TIERS)
@@ -166,12 +175,15 @@ def test_warehouse_matches_independent_pandas_rules_on_every_row(sample_run):
     )
     assert len(got) == len(expected)
     exp = {(int(r.month), r.customer_id): r for r in expected.itertuples()}
-    for (month, cid, m_total, m1, m6, m12, m13, m24, m25, o6, o12, status, tier, stage, event, r, f, m, t, tenure) in got:
+    for month, cid, m_total, m1, m6, m12, m13, m24, m25, o6, o12, status, tier, stage, event, r, f, m, t, tenure in got:
         e = exp[(month, cid)]
         assert math.isclose(m_total, e.m_total) and math.isclose(m1, e.m1) and math.isclose(m6, e.m6)
         assert math.isclose(m12, e.m12) and math.isclose(m13, e.m13) and math.isclose(m24, e.m24)
         assert math.isclose(m25, e.m25) and (o6, o12) == (e.o6, e.o12)
-        assert (status, tier, stage, event) == tuple(_none(x) for x in (e.status, e.tier, e.stage, e.event)), (month, cid)
+        assert (status, tier, stage, event) == tuple(_none(x) for x in (e.status, e.tier, e.stage, e.event)), (
+            month,
+            cid,
+        )
         exp_scores = tuple(None if _none(x) is None else int(x) for x in (e.r, e.f, e.m, e.t))
         assert (r, f, m, t) == exp_scores, (month, cid)
 

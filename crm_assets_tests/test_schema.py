@@ -38,7 +38,9 @@ def test_an_earlier_releases_warehouse_upgrades_in_place(input_dir, warehouse_pa
     assert query(warehouse_path, "SELECT version FROM meta.schema_version ORDER BY 1") == [
         (m.version,) for m in schema.MIGRATIONS
     ]
-    columns = {c for (c,) in query(warehouse_path, "SELECT table_name || '.' || column_name FROM information_schema.columns")}
+    columns = {
+        c for (c,) in query(warehouse_path, "SELECT table_name || '.' || column_name FROM information_schema.columns")
+    }
     assert {"file_profiles.last_invoice_date", "file_loads.file_digest"} <= columns
     clean = tmp_path / "clean.duckdb"
     assert run(input_dir, clean) == 0

@@ -165,12 +165,18 @@ def test_tier_migration_matrix(small):
 
     assert matrix(JAN) == [("(no tier)", "Silver", 1), ("(no tier)", "Bronze", 1), ("(no tier)", "(no tier)", 3)]
     assert matrix(FEB) == [
-        ("Silver", "Gold", 1), ("Bronze", "Bronze", 1), ("(no tier)", "Gold", 1), ("(no tier)", "(no tier)", 2),
+        ("Silver", "Gold", 1),
+        ("Bronze", "Bronze", 1),
+        ("(no tier)", "Gold", 1),
+        ("(no tier)", "(no tier)", 2),
     ]
     assert matrix(MAR) == [("Gold", "Gold", 2), ("Bronze", "Bronze", 1), ("(no tier)", "(no tier)", 2)]
     # sort orders follow the spec: Diamond 1 .. Passive 6, (no tier) 7
     assert query(small.warehouse, "SELECT DISTINCT to_tier, to_order FROM reporting.tier_migration ORDER BY 2") == [
-        ("Gold", 3), ("Silver", 4), ("Bronze", 5), ("(no tier)", 7),
+        ("Gold", 3),
+        ("Silver", 4),
+        ("Bronze", 5),
+        ("(no tier)", 7),
     ]
 
 

@@ -142,8 +142,12 @@ def test_customer_list_is_the_months_snapshot_with_formats(small, march):  # noq
     ws = march["Customers"]
     assert [c.value for c in ws[1]] == list(SNAPSHOT_COLUMNS)
     listed = [tuple(c.value for c in row) for row in ws.iter_rows(min_row=2)]
-    snapshot = query(small.warehouse, f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM reporting.customer_snapshot "
-                                      "WHERE report_month = ? ORDER BY customer_id", [MAR])
+    snapshot = query(
+        small.warehouse,
+        f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM reporting.customer_snapshot "
+        "WHERE report_month = ? ORDER BY customer_id",
+        [MAR],
+    )
     assert len(listed) == len(snapshot) == 5
     assert [r[1] for r in listed] == ["007", "7", "C3", "C4", "C5"]
     assert ws["B2"].value == "007" and ws["B2"].data_type == "s"  # the id keeps its leading zeros
@@ -188,8 +192,9 @@ def test_row_limit_splits_the_list_over_numbered_sheets(small, tmp_path, monkeyp
 def test_write_customer_list_refuses_a_count_that_does_not_match(tmp_path, total, message):
     con = duckdb.connect()
     wb = openpyxl.Workbook(write_only=True)
-    listed = workbook.write_customer_list(wb, con, "SELECT * FROM (VALUES ('a'), ('b')) t(customer_id)", [], total,
-                                          ["customer_id"])
+    listed = workbook.write_customer_list(
+        wb, con, "SELECT * FROM (VALUES ('a'), ('b')) t(customer_id)", [], total, ["customer_id"]
+    )
     path = tmp_path / "out" / "list.xlsx"
     with pytest.raises(RuntimeError, match=message):
         workbook.save_atomically(wb, path, [listed])
@@ -299,9 +304,13 @@ def test_lists_within_budget(rows, budget, listed):
 def test_a_long_run_leaves_the_older_lists_out_and_says_how_to_get_them(small, tmp_path):  # noqa: F811
     from crm_assets.core.resources import Warehouse
 
-    summaries = workbook.build_workbooks(Warehouse(database=str(small.warehouse)), tmp_path, [JAN, FEB, MAR], list_rows=10)
+    summaries = workbook.build_workbooks(
+        Warehouse(database=str(small.warehouse)), tmp_path, [JAN, FEB, MAR], list_rows=10
+    )
     assert [(s.month, s.customers, [n for _, n in s.customer_sheets]) for s in summaries] == [
-        (JAN, 5, []), (FEB, 5, [5]), (MAR, 5, [5])
+        (JAN, 5, []),
+        (FEB, 5, [5]),
+        (MAR, 5, [5]),
     ]
     jan = openpyxl.load_workbook(summaries[0].path)
     assert jan.sheetnames == [*SUMMARY_SHEETS, "Customers"]  # every summary sheet, and a Customers sheet

@@ -22,15 +22,37 @@ from crm_assets.outputs import workbook, xlsx_list
 EDGE_ROWS = 5
 EDGE_COLUMNS = [
     ("report_month", "DATE", ["DATE '2024-03-01'"] * EDGE_ROWS),
-    ("customer_id", "VARCHAR", ["'007'", "'  0042 '", "'C<3>&\"''x'", "'A' || chr(0) || 'B' || chr(7) || chr(11) || chr(31) || 'C'", "'   '"]),
-    ("city", "VARCHAR", ["'Saint-Étienne ✓ 😀'", "NULL", "'=1+2'", "'a' || chr(9) || 'b' || chr(10) || 'c' || chr(13) || chr(10) || 'd'", "''"]),
+    (
+        "customer_id",
+        "VARCHAR",
+        ["'007'", "'  0042 '", "'C<3>&\"''x'", "'A' || chr(0) || 'B' || chr(7) || chr(11) || chr(31) || 'C'", "'   '"],
+    ),
+    (
+        "city",
+        "VARCHAR",
+        [
+            "'Saint-Étienne ✓ 😀'",
+            "NULL",
+            "'=1+2'",
+            "'a' || chr(9) || 'b' || chr(10) || 'c' || chr(13) || chr(10) || 'd'",
+            "''",
+        ],
+    ),
     ("m_total", "DOUBLE", ["1600.0", "0.1", "-1.5e-7", "'nan'::DOUBLE", "'inf'::DOUBLE"]),
     ("avg_order_size", "DECIMAL(18,3)", ["12.5", "NULL", "-0.125", "1234567.891", "0"]),
     ("o6", "BIGINT", ["0", "9007199254740993", "-7", "NULL", "42"]),
     ("tenure_months", "INTEGER", ["12", "NULL", "1", "2", "3"]),
-    ("first_consumable_purchase_date", "DATE", ["DATE '2024-01-10'", "DATE '1900-01-15'", "DATE '1900-03-01'", "NULL", "DATE '9999-12-31'"]),
+    (
+        "first_consumable_purchase_date",
+        "DATE",
+        ["DATE '2024-01-10'", "DATE '1900-01-15'", "DATE '1900-03-01'", "NULL", "DATE '9999-12-31'"],
+    ),
     ("opt_email", "BOOLEAN", ["true", "false", "NULL", "true", "false"]),
-    ("changed_at", "TIMESTAMP", ["TIMESTAMP '2024-03-01 12:30:00'", "NULL", "TIMESTAMP '2000-01-01 00:00:00'", "NULL", "NULL"]),
+    (
+        "changed_at",
+        "TIMESTAMP",
+        ["TIMESTAMP '2024-03-01 12:30:00'", "NULL", "TIMESTAMP '2000-01-01 00:00:00'", "NULL", "NULL"],
+    ),
     ("value_tier", "VARCHAR", ["'Gold'", "NULL", "NULL", "'Bronze'", "NULL"]),
     ("note_id", "UUID", ["'00000000-0000-0000-0000-00000000000a'::UUID", "NULL", "NULL", "NULL", "NULL"]),
 ]
@@ -121,8 +143,13 @@ def test_numbers_dates_and_booleans_with_their_formats(edge):
     assert o6[0].number_format == "General"  # whole numbers have no style, as before
     assert [c.value for c in column("tenure_months")] == [12, None, 1, 2, 3]
     purchase = column("first_consumable_purchase_date")
-    assert [c.value for c in purchase] == [datetime(2024, 1, 10), datetime(1900, 1, 15), datetime(1900, 3, 1), None,
-                                          datetime(9999, 12, 31)]
+    assert [c.value for c in purchase] == [
+        datetime(2024, 1, 10),
+        datetime(1900, 1, 15),
+        datetime(1900, 3, 1),
+        None,
+        datetime(9999, 12, 31),
+    ]
     assert purchase[0].number_format == workbook.DATE and purchase[0].is_date
     assert [c.value for c in column("opt_email")] == [True, False, None, True, False]
     assert column("opt_email")[0].data_type == "b"
@@ -148,8 +175,10 @@ def test_nulls_in_the_middle_of_a_row_leave_the_later_cells_in_their_columns(edg
 def test_the_split_over_numbered_sheets_restarts_at_row_2(tmp_path, monkeypatch, block_rows):
     monkeypatch.setattr(workbook, "EXCEL_MAX_ROWS", 4)  # a header and 3 rows per sheet
     monkeypatch.setattr(xlsx_list, "BLOCK_ROWS", block_rows)  # Arrow batches across the sheet boundaries
-    sql = ("SELECT lpad(i::VARCHAR, 4, '0') AS customer_id, i * 1.5 AS m_total, DATE '2024-01-01' + i::INT AS "
-           "first_consumable_purchase_date FROM range(7) t(i) ORDER BY i")
+    sql = (
+        "SELECT lpad(i::VARCHAR, 4, '0') AS customer_id, i * 1.5 AS m_total, DATE '2024-01-01' + i::INT AS "
+        "first_consumable_purchase_date FROM range(7) t(i) ORDER BY i"
+    )
     names = ["customer_id", "m_total", "first_consumable_purchase_date"]
     listed = write_list(tmp_path / "split.xlsx", sql, 7, names)
     assert listed.sheets == [("Customers", 3), ("Customers (2)", 3), ("Customers (3)", 1)]
@@ -198,23 +227,43 @@ def test_sheet_parts_follow_relative_and_absolute_relationship_targets(tmp_path)
     rel = "http://schemas.openxmlformats.org/package/2006/relationships"
     office = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("_rels/.rels", f'<Relationships xmlns="{rel}"><Relationship Id="rId1" '
-                                   f'Type="{office}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
-        zf.writestr("xl/_rels/workbook.xml.rels", f'<Relationships xmlns="{rel}">'
-                    '<Relationship Id="rId1" Type="x" Target="worksheets/a.xml"/>'
-                    '<Relationship Id="rId2" Type="x" Target="/xl/worksheets/b.xml"/></Relationships>')
-        zf.writestr("xl/workbook.xml", '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-                    f'xmlns:r="{office}"><sheets><sheet name="One" sheetId="1" r:id="rId1"/>'
-                    '<sheet name="Two" sheetId="2" r:id="rId2"/></sheets></workbook>')
+        zf.writestr(
+            "_rels/.rels",
+            f'<Relationships xmlns="{rel}"><Relationship Id="rId1" '
+            f'Type="{office}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        )
+        zf.writestr(
+            "xl/_rels/workbook.xml.rels",
+            f'<Relationships xmlns="{rel}">'
+            '<Relationship Id="rId1" Type="x" Target="worksheets/a.xml"/>'
+            '<Relationship Id="rId2" Type="x" Target="/xl/worksheets/b.xml"/></Relationships>',
+        )
+        zf.writestr(
+            "xl/workbook.xml",
+            '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+            f'xmlns:r="{office}"><sheets><sheet name="One" sheetId="1" r:id="rId1"/>'
+            '<sheet name="Two" sheetId="2" r:id="rId2"/></sheets></workbook>',
+        )
     with zipfile.ZipFile(path) as zf:
         assert xlsx_list.sheet_parts(zf) == {"One": "xl/worksheets/a.xml", "Two": "xl/worksheets/b.xml"}
 
 
 @pytest.mark.parametrize(
     "duckdb_type, kind",
-    [("VARCHAR", "text"), ("BIGINT", "number"), ("HUGEINT", "number"), ("DECIMAL(18,3)", "decimal"),
-     ("DOUBLE", "float"), ("FLOAT", "float"), ("DATE", "date"), ("TIMESTAMP", "timestamp"),
-     ("TIMESTAMP_NS", "timestamp"), ("BOOLEAN", "bool"), ("UUID", "other"), ("TIMESTAMP WITH TIME ZONE", "other")],
+    [
+        ("VARCHAR", "text"),
+        ("BIGINT", "number"),
+        ("HUGEINT", "number"),
+        ("DECIMAL(18,3)", "decimal"),
+        ("DOUBLE", "float"),
+        ("FLOAT", "float"),
+        ("DATE", "date"),
+        ("TIMESTAMP", "timestamp"),
+        ("TIMESTAMP_NS", "timestamp"),
+        ("BOOLEAN", "bool"),
+        ("UUID", "other"),
+        ("TIMESTAMP WITH TIME ZONE", "other"),
+    ],
 )
 def test_column_kinds(duckdb_type, kind):
     assert xlsx_list.column_kind(duckdb_type) == kind

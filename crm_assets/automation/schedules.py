@@ -33,7 +33,9 @@ def month_before(day) -> str:
     return key_of(add_months(day, -1))
 
 
-def refresh_range(month: str, built: list[str], data_first: str, keys: list[str], changed: list[str] = ()) -> tuple[str, str]:
+def refresh_range(
+    month: str, built: list[str], data_first: str, keys: list[str], changed: list[str] = ()
+) -> tuple[str, str]:
     """From the first month of the data not built yet (or the first changed month) through ``month``."""
     missing = [k for k in keys if data_first <= k <= month and k not in set(built)]
     starts = [*missing[:1], *[c for c in changed if c <= month][:1]] or [month]
@@ -68,7 +70,7 @@ def decide(month: str, plan, cover, keys: list[str]) -> tuple[tuple[str, str] | 
     execution_timezone=TIMEZONE,
     default_status=DefaultScheduleStatus.RUNNING,
     description="On the 2nd at 06:00: build the month that ended once the files cover it (and any month missing "
-                "before it); skips with the reason otherwise.",
+    "before it); skips with the reason otherwise.",
 )
 def monthly_refresh(context: ScheduleEvaluationContext):
     from crm_assets.core.errors import CrmError

@@ -133,8 +133,16 @@ MAX_CUSTOMERS = 5_000_000  # keeps memory bounded and the orphan ids out of the 
 
 TRANSACTION_COLUMNS = ("invoice_id", "customer_id", "invoice_date", "product_id", "quantity", "revenue", "store_id")
 CUSTOMER_COLUMNS = (
-    "customer_id", "customer_name", "customer_group", "city", "created_date",
-    "email", "mobile_number", "opt_email", "opt_sms", "opt_phone",
+    "customer_id",
+    "customer_name",
+    "customer_group",
+    "city",
+    "created_date",
+    "email",
+    "mobile_number",
+    "opt_email",
+    "opt_sms",
+    "opt_phone",
 )
 PRODUCT_COLUMNS = ("product_id", "product_name", "brand", "category", "unit_size")
 
@@ -205,25 +213,117 @@ _CORPORATE = GROUPS.index("Corporate")
 _HORECA = GROUPS.index("HoReCa")
 
 CITIES = (
-    ("Paris", 14), ("Lyon", 9), ("Marseille", 7), ("Lille", 6), ("Bordeaux", 6), ("Toulouse", 6),
-    ("Nantes", 5), ("Strasbourg", 5), ("Nice", 4), ("Brussels", 9), ("Antwerp", 5), ("Ghent", 4),
-    ("Liège", 3), ("Luxembourg", 4), ("Geneva", 5), ("Lausanne", 4), ("Montréal", 2), ("Québec", 2),
+    ("Paris", 14),
+    ("Lyon", 9),
+    ("Marseille", 7),
+    ("Lille", 6),
+    ("Bordeaux", 6),
+    ("Toulouse", 6),
+    ("Nantes", 5),
+    ("Strasbourg", 5),
+    ("Nice", 4),
+    ("Brussels", 9),
+    ("Antwerp", 5),
+    ("Ghent", 4),
+    ("Liège", 3),
+    ("Luxembourg", 4),
+    ("Geneva", 5),
+    ("Lausanne", 4),
+    ("Montréal", 2),
+    ("Québec", 2),
 )
 FIRST_NAMES = (
-    "Marie", "Lucas", "Emma", "Léa", "Hugo", "Chloé", "Louis", "Camille", "Jules", "Sarah", "Noah", "Inès",
-    "Arthur", "Zoé", "Thomas", "Julie", "Nicolas", "Anaïs", "Pierre", "Laura", "Maxime", "Elena", "Jan",
-    "Sofie", "Lars", "Anna", "Mehdi", "Yasmine", "Karim", "Amélie", "Victor", "Manon",
+    "Marie",
+    "Lucas",
+    "Emma",
+    "Léa",
+    "Hugo",
+    "Chloé",
+    "Louis",
+    "Camille",
+    "Jules",
+    "Sarah",
+    "Noah",
+    "Inès",
+    "Arthur",
+    "Zoé",
+    "Thomas",
+    "Julie",
+    "Nicolas",
+    "Anaïs",
+    "Pierre",
+    "Laura",
+    "Maxime",
+    "Elena",
+    "Jan",
+    "Sofie",
+    "Lars",
+    "Anna",
+    "Mehdi",
+    "Yasmine",
+    "Karim",
+    "Amélie",
+    "Victor",
+    "Manon",
 )
 LAST_NAMES = (
-    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau",
-    "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "Peeters", "Janssens", "Maes", "Müller", "Schmit",
-    "Weber", "Fontaine", "Rousseau", "Vincent", "Faure", "Girard", "Bonnet", "Dupont", "Lambert",
-    "Mercier", "Nguyen", "Benali", "Van Damme", "De Smet", "Rossi", "Keller",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefèvre",
+    "Michel",
+    "Garcia",
+    "Peeters",
+    "Janssens",
+    "Maes",
+    "Müller",
+    "Schmit",
+    "Weber",
+    "Fontaine",
+    "Rousseau",
+    "Vincent",
+    "Faure",
+    "Girard",
+    "Bonnet",
+    "Dupont",
+    "Lambert",
+    "Mercier",
+    "Nguyen",
+    "Benali",
+    "Van Damme",
+    "De Smet",
+    "Rossi",
+    "Keller",
 )
-_CORPORATE_NAMES = (("", " Consulting"), ("", " Logistics"), ("", " Engineering"), ("", " Legal Partners"),
-                    ("", " Office Services"), ("Atelier ", ""), ("", " & Associés"), ("", " Studio"))
-_HORECA_NAMES = (("Hotel ", ""), ("Café ", ""), ("Bistro ", ""), ("", " Bakery"), ("Brasserie ", ""),
-                 ("", " Catering"), ("Restaurant ", ""), ("", " Coffee Bar"))
+_CORPORATE_NAMES = (
+    ("", " Consulting"),
+    ("", " Logistics"),
+    ("", " Engineering"),
+    ("", " Legal Partners"),
+    ("", " Office Services"),
+    ("Atelier ", ""),
+    ("", " & Associés"),
+    ("", " Studio"),
+)
+_HORECA_NAMES = (
+    ("Hotel ", ""),
+    ("Café ", ""),
+    ("Bistro ", ""),
+    ("", " Bakery"),
+    ("Brasserie ", ""),
+    ("", " Catering"),
+    ("Restaurant ", ""),
+    ("", " Coffee Bar"),
+)
 _MOBILE_PREFIXES = ("+336", "+337", "06", "07", "+324", "04")
 _MOBILE_WEIGHTS = (0.3, 0.1, 0.3, 0.1, 0.1, 0.1)
 _EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
@@ -248,13 +348,13 @@ N_BLANK_CREATED = 5
 N_CONSENT_UNKNOWN = 3
 RETURN_RATE = 0.0015
 MALFORMED_KINDS = (
-    "invalid_date",          # YYYY-02-30
-    "date_format",           # 15/MM/YYYY
+    "invalid_date",  # YYYY-02-30
+    "date_format",  # 15/MM/YYYY
     "non_numeric_quantity",  # quantity "two"
     "missing_customer_id",
     "missing_product_id",
-    "too_few_columns",       # 5 fields
-    "too_many_columns",      # 8 fields
+    "too_few_columns",  # 5 fields
+    "too_many_columns",  # 8 fields
 )
 
 
@@ -276,17 +376,93 @@ class Persona:
 
 
 PERSONAS: tuple[Persona, ...] = (
-    Persona("key_account", 0.02, "steady", (0, 0, 0.6, 0.4, 0), 2.5, "office_bulk", 2, 0.5, 2.0, 0.5, ("D003",), 0.15, 0.8),
-    Persona("bulk_buyer", 0.02, "steady", (0, 0, 0.5, 0.5, 0), 0.7, "office_bulk", 2, 0.5, 2.0, 0.5, ("D003", "D001"), 0.12, 0.7),
-    Persona("frequent_office", 0.02, "steady", (0, 0, 0.3, 0.7, 0), 3.0, "office_small", 1, 0.5, 0.5, 0.5, ("D001",), 0.10, 0.7),
-    Persona("office_gold", 0.06, "steady", (0.3, 0, 0.4, 0.3, 0), 0.5, "mixed", 1, 0.4, 0.4, 0.4, ("D003", "D001"), 0.08, 0.6),
-    Persona("home_regular", 0.26, "steady", (0.35, 0.45, 0, 0, 0.2), 0.32, "home", 1, 0.3, 0.3, 0.6, ("D001", "D002", "D004")),
+    Persona(
+        "key_account", 0.02, "steady", (0, 0, 0.6, 0.4, 0), 2.5, "office_bulk", 2, 0.5, 2.0, 0.5, ("D003",), 0.15, 0.8
+    ),
+    Persona(
+        "bulk_buyer",
+        0.02,
+        "steady",
+        (0, 0, 0.5, 0.5, 0),
+        0.7,
+        "office_bulk",
+        2,
+        0.5,
+        2.0,
+        0.5,
+        ("D003", "D001"),
+        0.12,
+        0.7,
+    ),
+    Persona(
+        "frequent_office",
+        0.02,
+        "steady",
+        (0, 0, 0.3, 0.7, 0),
+        3.0,
+        "office_small",
+        1,
+        0.5,
+        0.5,
+        0.5,
+        ("D001",),
+        0.10,
+        0.7,
+    ),
+    Persona(
+        "office_gold",
+        0.06,
+        "steady",
+        (0.3, 0, 0.4, 0.3, 0),
+        0.5,
+        "mixed",
+        1,
+        0.4,
+        0.4,
+        0.4,
+        ("D003", "D001"),
+        0.08,
+        0.6,
+    ),
+    Persona(
+        "home_regular",
+        0.26,
+        "steady",
+        (0.35, 0.45, 0, 0, 0.2),
+        0.32,
+        "home",
+        1,
+        0.3,
+        0.3,
+        0.6,
+        ("D001", "D002", "D004"),
+    ),
     Persona("home_light", 0.18, "steady", (0.5, 0.2, 0, 0, 0.3), 0.1, "home", 0, 0.0, 0.2, 0.5, ("D002", "D004")),
-    Persona("lapsing", 0.14, "churn", (0.45, 0.3, 0, 0, 0.25), 0.35, "home", 1, 0.3, 0.3, 0.6, ("D001", "D002", "D004")),
-    Persona("win_back", 0.06, "react", (0.45, 0.3, 0, 0, 0.25), 0.35, "home", 1, 0.3, 0.3, 0.6, ("D001", "D002", "D004")),
-    Persona("newcomer", 0.08, "new", (0.4, 0.35, 0, 0, 0.25), 0.4, "home", 1, 0.3, 0.3, 0.6, ("D001", "D002", "D004"), 0.0, 0.0),
+    Persona(
+        "lapsing", 0.14, "churn", (0.45, 0.3, 0, 0, 0.25), 0.35, "home", 1, 0.3, 0.3, 0.6, ("D001", "D002", "D004")
+    ),
+    Persona(
+        "win_back", 0.06, "react", (0.45, 0.3, 0, 0, 0.25), 0.35, "home", 1, 0.3, 0.3, 0.6, ("D001", "D002", "D004")
+    ),
+    Persona(
+        "newcomer",
+        0.08,
+        "new",
+        (0.4, 0.35, 0, 0, 0.25),
+        0.4,
+        "home",
+        1,
+        0.3,
+        0.3,
+        0.6,
+        ("D001", "D002", "D004"),
+        0.0,
+        0.0,
+    ),
     Persona("prospect", 0.10, "never", (0.2, 0.4, 0, 0, 0.4)),
-    Persona("device_only", 0.05, "device_only", (0.6, 0, 0, 0, 0.4), 0.05, "", 0, 0.0, 0.0, 1.0, ("D001", "D002", "D004")),
+    Persona(
+        "device_only", 0.05, "device_only", (0.6, 0, 0, 0, 0.4), 0.05, "", 0, 0.0, 0.0, 1.0, ("D001", "D002", "D004")
+    ),
     Persona("anonymous_walk_in", 0.01, "anonymous", (1, 0, 0, 0, 0), 5.0, "walk_in", 2, 0.4, 0.8, 0.0, (), 0.0, 1.0),
 )
 PERSONA_NAMES = tuple(p.name for p in PERSONAS)
@@ -423,8 +599,9 @@ class _Customers:
     planted: dict
 
 
-def _build_customers(rng: np.random.Generator, n: int, n_months: int, month_days: np.ndarray,
-                     end_day: int, n_stores: int) -> _Customers:
+def _build_customers(
+    rng: np.random.Generator, n: int, n_months: int, month_days: np.ndarray, end_day: int, n_stores: int
+) -> _Customers:
     shares = np.array([p.share for p in PERSONAS])
     minimums = np.array([_MIN_PER_PERSONA.get(p.name, 1) for p in PERSONAS])
     counts = _allocate(n, shares, minimums)
@@ -448,8 +625,11 @@ def _build_customers(rng: np.random.Generator, n: int, n_months: int, month_days
     stop = np.where(kind == "churn", np.minimum(churn_start + churn_len, n_months), stop)
     start = np.where(kind == "react", react_start, start)
     stop = np.where(kind == "react", np.minimum(react_start + react_len, n_months), stop)
-    restart = np.where((kind == "react") & (react_start + react_len - 1 + react_gap <= last_month),
-                       react_start + react_len - 1 + react_gap, restart)
+    restart = np.where(
+        (kind == "react") & (react_start + react_len - 1 + react_gap <= last_month),
+        react_start + react_len - 1 + react_gap,
+        restart,
+    )
     start = np.where(kind == "new", new_start, start)
     start = np.where(kind == "anonymous", 0, start)
     start = np.where(kind == "never", _NEVER, start).astype(np.int64)
@@ -486,10 +666,16 @@ def _build_customers(rng: np.random.Generator, n: int, n_months: int, month_days
     last = pa.array(LAST_NAMES).take(pa.array(last_i))
     person = pc.binary_join_element_wise(first, last, " ")
     pattern = rng.integers(0, len(_CORPORATE_NAMES), n)
-    corp = _join(pa.array([a for a, _ in _CORPORATE_NAMES]).take(pa.array(pattern)), last,
-                 pa.array([b for _, b in _CORPORATE_NAMES]).take(pa.array(pattern)))
-    horeca = _join(pa.array([a for a, _ in _HORECA_NAMES]).take(pa.array(pattern)), last,
-                   pa.array([b for _, b in _HORECA_NAMES]).take(pa.array(pattern)))
+    corp = _join(
+        pa.array([a for a, _ in _CORPORATE_NAMES]).take(pa.array(pattern)),
+        last,
+        pa.array([b for _, b in _CORPORATE_NAMES]).take(pa.array(pattern)),
+    )
+    horeca = _join(
+        pa.array([a for a, _ in _HORECA_NAMES]).take(pa.array(pattern)),
+        last,
+        pa.array([b for _, b in _HORECA_NAMES]).take(pa.array(pattern)),
+    )
     store_ids = _store_ids(n_stores)
     walk_in = _join("Walk-in customers ", store_ids.take(pa.array(store)))
     name = pc.if_else(pa.array(group == _CORPORATE), corp, person)
@@ -623,12 +809,23 @@ class _Lines:
 
     @staticmethod
     def concat(parts: list["_Lines"]) -> "_Lines":
-        return _Lines(*(np.concatenate([getattr(p, f) for p in parts]).astype(np.int64)
-                        for f in ("cust", "day", "prod", "qty", "cents", "store", "seq")))
+        return _Lines(
+            *(
+                np.concatenate([getattr(p, f) for p in parts]).astype(np.int64)
+                for f in ("cust", "day", "prod", "qty", "cents", "store", "seq")
+            )
+        )
 
     def take(self, index: np.ndarray) -> "_Lines":
-        return _Lines(self.cust[index], self.day[index], self.prod[index], self.qty[index],
-                      self.cents[index], self.store[index], self.seq[index])
+        return _Lines(
+            self.cust[index],
+            self.day[index],
+            self.prod[index],
+            self.qty[index],
+            self.cents[index],
+            self.store[index],
+            self.seq[index],
+        )
 
     def __len__(self) -> int:
         return len(self.cust)
@@ -648,8 +845,15 @@ def _pool_table() -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
 class _TransactionWriter:
     """Generates and writes the lines month by month, one file per year."""
 
-    def __init__(self, rng: np.random.Generator, cust: _Customers, out: Path, months: list[tuple[int, int]],
-                 month_days: np.ndarray, n_stores: int) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        cust: _Customers,
+        out: Path,
+        months: list[tuple[int, int]],
+        month_days: np.ndarray,
+        n_stores: int,
+    ) -> None:
         self.rng, self.c, self.out, self.months, self.month_days = rng, cust, out, months, month_days
         self.n = len(cust.persona)
         self.n_stores = n_stores
@@ -677,8 +881,15 @@ class _TransactionWriter:
             "duplicates": np.bincount(_spread(N_DUPLICATES, n_months, 0), minlength=n_months),
         }
         self.malformed_month = _spread(len(MALFORMED_KINDS), n_months, 4)
-        self.counts = {"returns": 0, "zero_quantity": 0, "orphan_customer_lines": 0, "orphan_product_lines": 0,
-                       "exact_duplicates": 0, "blank_store_id_lines": 0, "device_lines": 0}
+        self.counts = {
+            "returns": 0,
+            "zero_quantity": 0,
+            "orphan_customer_lines": 0,
+            "orphan_product_lines": 0,
+            "exact_duplicates": 0,
+            "blank_store_id_lines": 0,
+            "device_lines": 0,
+        }
         self.malformed: list[dict] = []
         self.orphan_customers_used: set[int] = set()
         self.rows: dict[str, int] = {}
@@ -755,13 +966,27 @@ class _TransactionWriter:
         acc |= (k == 0) & ~with_device & ~spare & ~gift  # no empty orders
         acc_prod = self.accessories[rng.integers(0, len(self.accessories), total)]
         spare_prod = self.spares[rng.integers(0, len(self.spares), total)]
-        parts_order = [np.flatnonzero(with_device), line_order, np.flatnonzero(acc), np.flatnonzero(spare),
-                       np.flatnonzero(gift)]
-        parts_prod = [c.device[oc[with_device]], cons_prod, acc_prod[acc], spare_prod[spare],
-                      np.full(int(gift.sum()), _PIDX[_GIFT_CARD])]
-        parts_qty = [np.ones(int(with_device.sum()), dtype=np.int64), cons_qty,
-                     1 + rng.poisson(0.2, int(acc.sum())), np.ones(int(spare.sum()), dtype=np.int64),
-                     1 + rng.poisson(0.3, int(gift.sum()))]
+        parts_order = [
+            np.flatnonzero(with_device),
+            line_order,
+            np.flatnonzero(acc),
+            np.flatnonzero(spare),
+            np.flatnonzero(gift),
+        ]
+        parts_prod = [
+            c.device[oc[with_device]],
+            cons_prod,
+            acc_prod[acc],
+            spare_prod[spare],
+            np.full(int(gift.sum()), _PIDX[_GIFT_CARD]),
+        ]
+        parts_qty = [
+            np.ones(int(with_device.sum()), dtype=np.int64),
+            cons_qty,
+            1 + rng.poisson(0.2, int(acc.sum())),
+            np.ones(int(spare.sum()), dtype=np.int64),
+            1 + rng.poisson(0.3, int(gift.sum())),
+        ]
         rank = np.concatenate([np.full(len(p), r) for r, p in enumerate(parts_order)])
         lo = np.concatenate(parts_order).astype(np.int64)
         prod = np.concatenate(parts_prod).astype(np.int64)
@@ -781,8 +1006,17 @@ class _TransactionWriter:
             src = lines.take(ret)
             back = -rng.integers(1, src.qty + 1)
             rday = np.minimum(src.day + rng.integers(0, 8, len(ret)), dim - 1)
-            specials.append(_Lines(src.cust, rday, src.prod, back, self._cents(src.cust, src.prod, back), src.store,
-                                   next_seq + np.arange(len(ret))))
+            specials.append(
+                _Lines(
+                    src.cust,
+                    rday,
+                    src.prod,
+                    back,
+                    self._cents(src.cust, src.prod, back),
+                    src.store,
+                    next_seq + np.arange(len(ret)),
+                )
+            )
             next_seq += len(ret)
             self.counts["returns"] += len(ret)
 
@@ -791,8 +1025,7 @@ class _TransactionWriter:
         if z:
             src = lines.take(rng.choice(consumable_rows, size=z, replace=False))
             nothing = np.zeros(z, dtype=np.int64)
-            specials.append(_Lines(src.cust, src.day, src.prod, nothing, nothing,
-                                   src.store, next_seq + np.arange(z)))
+            specials.append(_Lines(src.cust, src.day, src.prod, nothing, nothing, src.store, next_seq + np.arange(z)))
             next_seq += z
             self.counts["zero_quantity"] += z
 
@@ -802,8 +1035,17 @@ class _TransactionWriter:
             who = self.n + (self.counts["orphan_customer_lines"] + np.arange(oc_n)) % len(ORPHAN_CUSTOMER_IDS)
             what = self.home_consumables[rng.integers(0, len(self.home_consumables), oc_n)]
             q = 1 + rng.poisson(1.0, oc_n)
-            specials.append(_Lines(who, rng.integers(0, dim, oc_n), what, q, q * self.price_cents[what],
-                                   rng.integers(0, self.n_stores, oc_n), next_seq + np.arange(oc_n)))
+            specials.append(
+                _Lines(
+                    who,
+                    rng.integers(0, dim, oc_n),
+                    what,
+                    q,
+                    q * self.price_cents[what],
+                    rng.integers(0, self.n_stores, oc_n),
+                    next_seq + np.arange(oc_n),
+                )
+            )
             next_seq += oc_n
             self.counts["orphan_customer_lines"] += oc_n
             self.orphan_customers_used.update(int(x) for x in np.unique(who))
@@ -812,8 +1054,17 @@ class _TransactionWriter:
             orders = rng.choice(total, size=op_n, replace=False)
             what = len(PRODUCTS) + (self.counts["orphan_product_lines"] + np.arange(op_n)) % len(ORPHAN_PRODUCT_IDS)
             q = np.ones(op_n, dtype=np.int64)
-            specials.append(_Lines(oc[orders], day[orders], what, q, self._cents(oc[orders], what, q), store[orders],
-                                   next_seq + np.arange(op_n)))
+            specials.append(
+                _Lines(
+                    oc[orders],
+                    day[orders],
+                    what,
+                    q,
+                    self._cents(oc[orders], what, q),
+                    store[orders],
+                    next_seq + np.arange(op_n),
+                )
+            )
             next_seq += op_n
             self.counts["orphan_product_lines"] += op_n
 
@@ -856,8 +1107,9 @@ class _TransactionWriter:
                 }
             )
             buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none",
-                                                               batch_size=1 << 16))
+            pacsv.write_csv(
+                table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none", batch_size=1 << 16)
+            )
             self._handle.write(buffer.getbuffer())
             self.rows[self._final.name] += len(lines)
         kinds = [MALFORMED_KINDS[i] for i in np.flatnonzero(self.malformed_month == m)]
@@ -866,8 +1118,9 @@ class _TransactionWriter:
             text = self._malformed_line(kind, lines, year, month, invoice)
             self._handle.write((text + "\n").encode())
             self.rows[self._final.name] += 1
-            self.malformed.append({"file": self._final.name, "line": self.rows[self._final.name] + 1,
-                                   "kind": kind, "text": text})
+            self.malformed.append(
+                {"file": self._final.name, "line": self.rows[self._final.name] + 1, "kind": kind, "text": text}
+            )
 
     def _malformed_line(self, kind: str, lines: _Lines, year: int, month: int, invoice: str) -> str:
         if len(lines):
@@ -898,8 +1151,13 @@ class _TransactionWriter:
 # --------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------
-def generate(out_dir, customers: int = DEFAULT_CUSTOMERS, seed: int = DEFAULT_SEED, start: str = DEFAULT_START,
-             end: str = DEFAULT_END) -> dict:
+def generate(
+    out_dir,
+    customers: int = DEFAULT_CUSTOMERS,
+    seed: int = DEFAULT_SEED,
+    start: str = DEFAULT_START,
+    end: str = DEFAULT_END,
+) -> dict:
     """Write the synthetic sample into ``out_dir`` (created if missing); return a summary.
 
     The files of the sample are overwritten; other files in the folder are left

@@ -34,9 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = sub.add_parser(
-        "generate", parents=[common], help="write a deterministic synthetic data set in the input format",
+        "generate",
+        parents=[common],
+        help="write a deterministic synthetic data set in the input format",
         description="Write a synthetic data set (customer and product masters, one transactions file per year) in the "
-                    "input format of docs/input_files.md: the same options always give the same bytes.",
+        "input format of docs/input_files.md: the same options always give the same bytes.",
     )
     gen.add_argument("--out", required=True, type=Path, help="folder to write the CSV files to")
     gen.add_argument("--customers", type=positive_int, default=None, help="number of customers (default 2000)")
@@ -45,21 +47,34 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--end", type=month_arg, default=None, help="last month YYYY-MM (default 2025-12)")
 
     run = sub.add_parser(
-        "run", parents=[common], help="materialize every asset for a range of months through Dagster",
+        "run",
+        parents=[common],
+        help="materialize every asset for a range of months through Dagster",
         description="Load the files of the input folder and build every layer, the workbooks and the Power BI files "
-                    "for a range of months, as one Dagster run recorded in DAGSTER_HOME (the UI shows it). Default "
-                    "range: every month of the data. Prints a line per asset and a summary; exit codes in "
-                    "docs/configuration.md.",
+        "for a range of months, as one Dagster run recorded in DAGSTER_HOME (the UI shows it). Default "
+        "range: every month of the data. Prints a line per asset and a summary; exit codes in "
+        "docs/configuration.md.",
     )
-    run.add_argument("--input", type=Path, default=None, help=f"input folder (default ${settings.ENV_INPUT_DIR} or data/input)")
+    run.add_argument(
+        "--input", type=Path, default=None, help=f"input folder (default ${settings.ENV_INPUT_DIR} or data/input)"
+    )
     run.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
-    run.add_argument("--from", dest="from_month", type=month_arg, default=None, help="first month YYYY-MM (default: earliest transaction)")
-    run.add_argument("--to", dest="to_month", type=month_arg, default=None, help="last month YYYY-MM (default: latest transaction)")
+    run.add_argument(
+        "--from",
+        dest="from_month",
+        type=month_arg,
+        default=None,
+        help="first month YYYY-MM (default: earliest transaction)",
+    )
+    run.add_argument(
+        "--to", dest="to_month", type=month_arg, default=None, help="last month YYYY-MM (default: latest transaction)"
+    )
     run.add_argument("--quiet", action="store_true", help="print nothing but errors (for scripts)")
     run.add_argument(
-        "--allow-removals", action="store_true",
+        "--allow-removals",
+        action="store_true",
         help="accept that a transactions file disappeared or lost more than half of its rows: remove those rows "
-             "and recompute every month from the first one affected",
+        "and recompute every month from the first one affected",
     )
     add_output_commands(sub, common)
     return parser
@@ -124,8 +139,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     say = (lambda *_: None) if args.quiet else print
     for note in months.notes:
         say(f"crm run: {note}")
-    say(f"crm run: {months.first[:7]}..{months.last[:7]} ({len(months.keys)} months) from {settings.input_dir()} "
-        f"into {settings.warehouse_path()}")
+    say(
+        f"crm run: {months.first[:7]}..{months.last[:7]} ({len(months.keys)} months) from {settings.input_dir()} "
+        f"into {settings.warehouse_path()}"
+    )
     outcome = runner.run_pipeline(months, verbose=args.verbose, allow_removals=args.allow_removals, quiet=args.quiet)
     elapsed = time.perf_counter() - started
     span = f"{outcome.first_month[:7]}..{outcome.last_month[:7]} ({outcome.months} months)"
@@ -212,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"crm {args.command}: internal error: {type(exc).__name__}: {first} "
-              "(run with --verbose for the traceback)", file=sys.stderr)
+        print(
+            f"crm {args.command}: internal error: {type(exc).__name__}: {first} (run with --verbose for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_RUN_FAILED
 
 

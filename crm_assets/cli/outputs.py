@@ -30,18 +30,24 @@ FILTER_HELP = {
 def add_output_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the output subcommands to the ``crm`` parser."""
     report = sub.add_parser(
-        "report", parents=[common], help="write the monthly Excel summary workbook",
+        "report",
+        parents=[common],
+        help="write the monthly Excel summary workbook",
         description="Write the summary workbook of one month (docs/outputs.md) from the warehouse, read-only.",
     )
     report.add_argument("--month", required=True, type=month_arg, help="report month YYYY-MM")
     report.add_argument(
-        "--out", type=Path, default=None,
+        "--out",
+        type=Path,
+        default=None,
         help=f"workbook file .xlsx (default ${settings.ENV_OUTPUT_DIR}/reports/crm_summary_YYYY-MM.xlsx)",
     )
     report.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
 
     export = sub.add_parser(
-        "export", parents=[common], help="write a filtered customer list (.csv or .xlsx) for a campaign",
+        "export",
+        parents=[common],
+        help="write a filtered customer list (.csv or .xlsx) for a campaign",
         description=(
             "Write the customers of one month that pass every filter given. Each filter is repeatable or "
             "comma-separated; values of one filter are OR-ed, different filters AND-ed. Contact data only "
@@ -52,19 +58,27 @@ def add_output_commands(sub: argparse._SubParsersAction, common: argparse.Argume
     for name, text in FILTER_HELP.items():
         export.add_argument(f"--{name}", action="append", default=None, metavar="VALUE", help=text)
     export.add_argument(
-        "--consent", action="append", default=None, metavar="CHANNEL",
+        "--consent",
+        action="append",
+        default=None,
+        metavar="CHANNEL",
         help="email, sms, phone: keep customers who consented to at least one of them",
     )
     export.add_argument("--out", required=True, type=Path, help="output file, .csv (UTF-8 with BOM) or .xlsx")
     export.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
 
     sql = sub.add_parser(
-        "sql", parents=[common], help="run a read-only SQL query on the warehouse and print the result",
+        "sql",
+        parents=[common],
+        help="run a read-only SQL query on the warehouse and print the result",
         description="Run one SQL query on the warehouse, read-only (docs/warehouse.md lists the tables), "
-                    "and print the result as a table; --csv prints CSV instead.",
+        "and print the result as a table; --csv prints CSV instead.",
     )
-    sql.add_argument("query", help="the SQL query, e.g. \"SELECT value_tier, count(*) FROM reporting.customer_snapshot "
-                                   "WHERE report_month = '2025-12-01' GROUP BY 1\"")
+    sql.add_argument(
+        "query",
+        help='the SQL query, e.g. "SELECT value_tier, count(*) FROM reporting.customer_snapshot '
+        "WHERE report_month = '2025-12-01' GROUP BY 1\"",
+    )
     sql.add_argument("--csv", action="store_true", help="print CSV (with a header row) instead of a table")
     sql.add_argument("--max-rows", type=int, default=40, help="rows shown in the table (default 40; --csv prints all)")
     sql.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")

@@ -148,9 +148,7 @@ def summary_lines(con, run_id: str, first: str, last: str, output_dir: Path) -> 
         [first, last],
     ).fetchone()
     lines.append(f"months built: {first[:7]}..{last[:7]} ({months} months), {rows:,} snapshot rows")
-    rejected = con.execute(
-        "SELECT source_file, count(*) FROM raw.rejected_rows GROUP BY 1 ORDER BY 1"
-    ).fetchall()
+    rejected = con.execute("SELECT source_file, count(*) FROM raw.rejected_rows GROUP BY 1 ORDER BY 1").fetchall()
     if rejected:
         total = sum(n for _, n in rejected)
         lines.append(f"rejected rows: {total:,} ({', '.join(f'{f} {n:,}' for f, n in rejected)}); list them with")

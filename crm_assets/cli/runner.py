@@ -72,7 +72,9 @@ def resolve_months(
     warehouse = Warehouse()
     path = Path(warehouse.database)
     if path.is_dir():
-        raise CrmError(f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})")
+        raise CrmError(
+            f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})"
+        )
     plan = plan_folder(input_dir, read_warehouse_state(warehouse), first_partition())
     if plan.removals and not allow_removals:
         raise RemovalNotAllowed(removal_message(plan.removals))
@@ -91,8 +93,11 @@ def resolve_months(
         notes.append(f"{last[:7]} has not ended yet: running through {keys[-1][:7]}")
         last = keys[-1]
     if first > last:
-        raise CrmError(f"--from {first[:7]} is after --to {last[:7]}" if from_month or to_month else
-                       f"the data ends in {last[:7]}, before {describe_calendar()}")
+        raise CrmError(
+            f"--from {first[:7]} is after --to {last[:7]}"
+            if from_month or to_month
+            else f"the data ends in {last[:7]}, before {describe_calendar()}"
+        )
     built = [key_of(m) for m in plan.built]
     changed = [key_of(m) for m in plan.changed]
     if changed and (min(changed) < first or max(built) > last):
@@ -196,7 +201,9 @@ def run_pipeline(
             instance=instance,
             run_config=run_config,
             tags={
-                **range_tags(first, last), "crm/trigger": "crm run", PREFLIGHT_TAG: "done",
+                **range_tags(first, last),
+                "crm/trigger": "crm run",
+                PREFLIGHT_TAG: "done",
                 **({ALLOW_REMOVALS_TAG: "true"} if allow_removals else {}),
             },
             raise_on_error=False,

@@ -49,10 +49,12 @@ class Table:
     def column_schema(self):
         from dagster import TableColumn, TableColumnConstraints, TableSchema
 
-        return TableSchema(columns=[
-            TableColumn(c.name, c.type, c.description, constraints=TableColumnConstraints(nullable=not c.not_null))
-            for c in self.columns
-        ])
+        return TableSchema(
+            columns=[
+                TableColumn(c.name, c.type, c.description, constraints=TableColumnConstraints(nullable=not c.not_null))
+                for c in self.columns
+            ]
+        )
 
     def markdown(self) -> str:
         rows = [f"| `{c.name}` | {c.type}{' NOT NULL' if c.not_null else ''} | {c.description} |" for c in self.columns]

@@ -248,7 +248,10 @@ def text_source(path: Path, encoding: str | None = None) -> Iterator[TextSource]
                 if out is not None:
                     out.close()
             source = TextSource(
-                path, Path(tmp_dir) / path.name if tmp_dir else path, encoding, file_version(digest.hexdigest(), encoding)
+                path,
+                Path(tmp_dir) / path.name if tmp_dir else path,
+                encoding,
+                file_version(digest.hexdigest(), encoding),
             )
         except BaseException:
             if tmp_dir:
@@ -462,7 +465,7 @@ def stage_file(
     con.execute(
         f"""
         CREATE TEMP TABLE {staged.valid_table} AS
-        SELECT {source} AS source_file, line_number, {', '.join(typed)}
+        SELECT {source} AS source_file, line_number, {", ".join(typed)}
         FROM parsed_{tag}
         WHERE line_number NOT IN (SELECT line_number FROM {staged.rejected_table})
         ORDER BY line_number

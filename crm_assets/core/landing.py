@@ -96,8 +96,13 @@ def profile_of_staged(con: duckdb.DuckDBPyConnection, staged) -> FileProfile:
         """
     ).fetchall()
     return FileProfile(
-        staged.path.name, staged.sha256, staged.rows_read, staged.rows_valid, staged.rows_rejected,
-        {month: (int(n), int(h)) for month, n, h, _ in rows}, {month: last for month, _, _, last in rows},
+        staged.path.name,
+        staged.sha256,
+        staged.rows_read,
+        staged.rows_valid,
+        staged.rows_rejected,
+        {month: (int(n), int(h)) for month, n, h, _ in rows},
+        {month: last for month, _, _, last in rows},
     )
 
 
@@ -167,7 +172,9 @@ class ProfileCache:
         entry = self.entries.get(path.name)
         stat = path.stat()
         if entry and [entry.get("size"), entry.get("mtime_ns"), entry.get("encoding")] == [
-            stat.st_size, stat.st_mtime_ns, self.encoding
+            stat.st_size,
+            stat.st_mtime_ns,
+            self.encoding,
         ]:
             return _profile_from_json(entry.get("profile"))
         return None
@@ -179,8 +186,11 @@ class ProfileCache:
     def keep(self, path: Path, profile: FileProfile) -> None:
         stat = path.stat()
         self.kept[path.name] = {
-            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "encoding": self.encoding,
-            "version": profile.sha256, "profile": _profile_to_json(profile),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "encoding": self.encoding,
+            "version": profile.sha256,
+            "profile": _profile_to_json(profile),
         }
 
     def save(self) -> None:
@@ -203,9 +213,12 @@ class ProfileCache:
 
 def _profile_to_json(profile: FileProfile) -> dict:
     return {
-        "name": profile.name, "version": profile.sha256, "rows": [profile.rows_read, profile.rows_valid,
-                                                                  profile.rows_rejected],
-        "months": [[m.isoformat(), n, str(h), profile.last_dates[m].isoformat()] for m, (n, h) in profile.months.items()],
+        "name": profile.name,
+        "version": profile.sha256,
+        "rows": [profile.rows_read, profile.rows_valid, profile.rows_rejected],
+        "months": [
+            [m.isoformat(), n, str(h), profile.last_dates[m].isoformat()] for m, (n, h) in profile.months.items()
+        ],
     }
 
 
@@ -272,10 +285,12 @@ class WarehouseState:
         return {m: (int(n), int(h)) for m, n, h in rows}
 
     def rows_by_month(self, source_file: str) -> dict[date, int]:
-        return dict(self._query(
-            "SELECT partition_month, count(*) FROM raw.sales_transactions WHERE source_file = ? GROUP BY 1",
-            [source_file],
-        ))
+        return dict(
+            self._query(
+                "SELECT partition_month, count(*) FROM raw.sales_transactions WHERE source_file = ? GROUP BY 1",
+                [source_file],
+            )
+        )
 
 
 def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -329,9 +344,12 @@ def read_state(
     if has_table(con, "raw", "file_months"):
         state.all_loaded = con.execute("SELECT coalesce(bool_and(loaded), true) FROM raw.file_months").fetchone()[0]
     if has_table(con, "reporting", "snapshot_manifest"):
-        state.built = [m for (m,) in con.execute(
-            "SELECT DISTINCT report_month FROM reporting.snapshot_manifest ORDER BY 1"
-        ).fetchall()]
+        state.built = [
+            m
+            for (m,) in con.execute(
+                "SELECT DISTINCT report_month FROM reporting.snapshot_manifest ORDER BY 1"
+            ).fetchall()
+        ]
     return state
 
 
@@ -348,7 +366,8 @@ class Removal:
 
     def describe(self) -> str:
         what = (
-            "is gone from the folder" if self.rows_now is None
+            "is gone from the folder"
+            if self.rows_now is None
             else f"has {self.rows_now:,} valid rows, fewer than half of the {self.rows_before:,} loaded"
         )
         where = f"; {month_ranges(self.months)} would lose {self.rows_lost:,} rows" if self.months else ""
@@ -394,10 +413,15 @@ def find_removals(
         before = state.rows_by_month(name)
         after = fold([profile], first_partition) if profile is not None else {}
         lost = {m: n - after.get(m, (0, 0))[0] for m, n in before.items() if n > after.get(m, (0, 0))[0]}
-        removals.append(Removal(
-            name, loaded.rows_valid, None if profile is None else profile.rows_valid,
-            sorted(lost), sum(lost.values()),
-        ))
+        removals.append(
+            Removal(
+                name,
+                loaded.rows_valid,
+                None if profile is None else profile.rows_valid,
+                sorted(lost),
+                sum(lost.values()),
+            )
+        )
     return removals
 
 
@@ -500,7 +524,8 @@ def coverage(input_dir: Path, profiles: list[FileProfile]) -> Coverage:
     zone = ZoneInfo(settings.schedule_timezone())
     written, newest_file = max(
         (datetime.fromtimestamp((input_dir / p.name).stat().st_mtime, zone), p.name)
-        for p in profiles if last_month in p.months
+        for p in profiles
+        if last_month in p.months
     )
     ended = datetime(last_month.year + last_month.month // 12, last_month.month % 12 + 1, 1, tzinfo=zone)
     if written >= ended:

@@ -38,8 +38,12 @@ def month_window(context: AssetExecutionContext) -> MonthWindow:
 ROWS_PER_PART = 4_000_000
 
 
-def month_parts(con: duckdb.DuckDBPyConnection, window: MonthWindow, table: str, month_column: str = "report_month",
-                ) -> list[tuple[date, date]]:
+def month_parts(
+    con: duckdb.DuckDBPyConnection,
+    window: MonthWindow,
+    table: str,
+    month_column: str = "report_month",
+) -> list[tuple[date, date]]:
     """The window as consecutive ranges of months, each holding about ``ROWS_PER_PART`` rows of ``table``."""
     counts = con.execute(
         f"SELECT {month_column}, count(*) FROM {table} WHERE {month_column} BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",

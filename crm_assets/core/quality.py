@@ -190,7 +190,9 @@ def _months_cte(table_alias: str = "") -> str:
 
 def unique_customer_month(asset: str, table: str) -> Check:
     return Check(
-        asset, "unique_customer_month", ERROR,
+        asset,
+        "unique_customer_month",
+        ERROR,
         "Exactly one row per customer and report month.",
         f"""
         SELECT report_month, count(*), string_agg(DISTINCT customer_id, ', ')[:200] FROM (
@@ -206,7 +208,9 @@ def accepted_values(asset: str, table: str, column: str, values: Sequence, nulla
     literal = ", ".join(repr(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'" for v in values)
     null_rule = "" if nullable else f" OR {column} IS NULL"
     return Check(
-        asset, f"accepted_values_{column}", ERROR,
+        asset,
+        f"accepted_values_{column}",
+        ERROR,
         f"`{column}` is one of {', '.join(map(str, values))}{' or NULL' if nullable else ''}.",
         f"""
         SELECT report_month, count(*), string_agg(DISTINCT coalesce({column}::VARCHAR, 'NULL'), ', ')[:200]
@@ -220,7 +224,10 @@ def accepted_values(asset: str, table: str, column: str, values: Sequence, nulla
 def row_rule(asset: str, name: str, table: str, violation: str, description: str, severity: str = ERROR) -> Check:
     """Rows of the window's months for which the SQL condition ``violation`` holds."""
     return Check(
-        asset, name, severity, description,
+        asset,
+        name,
+        severity,
+        description,
         f"""
         SELECT report_month, count(*), string_agg(customer_id, ', ')[:200]
         FROM (SELECT * FROM {table} WHERE report_month BETWEEN $start AND $end AND ({violation}))
@@ -229,7 +236,9 @@ def row_rule(asset: str, name: str, table: str, violation: str, description: str
     )
 
 
-def previous_month_rule(asset: str, name: str, table: str, violation: str, description: str, outer: bool = True) -> Check:
+def previous_month_rule(
+    asset: str, name: str, table: str, violation: str, description: str, outer: bool = True
+) -> Check:
     """Rows ``cur`` joined to the same customer's row ``prev`` of M-1, where ``violation`` holds.
 
     ``cur`` is every month of the window and the month after it: the run's
@@ -240,7 +249,10 @@ def previous_month_rule(asset: str, name: str, table: str, violation: str, descr
     """
     join = "LEFT JOIN" if outer else "JOIN"
     return Check(
-        asset, name, ERROR, description,
+        asset,
+        name,
+        ERROR,
+        description,
         f"""
         WITH built AS (SELECT DISTINCT report_month FROM {table})
         SELECT cur.report_month, count(*), string_agg(cur.customer_id, ', ')[:200]
@@ -257,7 +269,9 @@ def previous_month_rule(asset: str, name: str, table: str, violation: str, descr
 
 def same_row_count(asset: str, table: str, reference_table: str, reference_label: str) -> Check:
     return Check(
-        asset, "row_count_matches", ERROR,
+        asset,
+        "row_count_matches",
+        ERROR,
         f"As many rows per month as {reference_label}.",
         f"""
         WITH {_months_cte()},
@@ -274,7 +288,9 @@ def same_row_count(asset: str, table: str, reference_table: str, reference_label
 def entered_customers_count(asset: str, table: str) -> Check:
     """Rows per month = evaluated customers entered by M, counted independently from the enriched layer."""
     return Check(
-        asset, "row_count_matches_entered_customers", ERROR,
+        asset,
+        "row_count_matches_entered_customers",
+        ERROR,
         "Rows per month = evaluated (non-anonymous) customers entered by the month's end "
         "(created by then, a line by then, or no created date).",
         f"""
@@ -300,7 +316,9 @@ def entered_customers_count(asset: str, table: str) -> Check:
 def m1_reconciliation(asset: str, table: str) -> Check:
     """Sum of m1 of the month = units of the qualifying lines of evaluated customers dated in the month."""
     return Check(
-        asset, "m1_reconciles_with_lines", ERROR,
+        asset,
+        "m1_reconciles_with_lines",
+        ERROR,
         "Sum of `m1` = units of qualifying lines of evaluated customers dated in the month.",
         f"""
         WITH {_months_cte()},
@@ -337,8 +355,12 @@ def cross_month_checks(asset: str, table: str) -> list[Check]:
 
 def m_total_never_decreases(asset: str, table: str) -> Check:
     return previous_month_rule(
-        asset, "m_total_never_decreases", table, "cur.m_total < prev.m_total",
-        "`m_total` never decreases from M-1 to M.", outer=False,
+        asset,
+        "m_total_never_decreases",
+        table,
+        "cur.m_total < prev.m_total",
+        "`m_total` never decreases from M-1 to M.",
+        outer=False,
     )
 
 
@@ -362,12 +384,16 @@ def rfmt_value_checks(asset: str, table: str, with_status: str) -> list[Check]:
         accepted_values(asset, table, "prev_value_tier", TIERS, nullable=True),
         *(accepted_values(asset, table, score, SCORE_VALUES, nullable=True) for score in SCORES),
         row_rule(
-            asset, "value_tier_null_exactly_when_not_active", with_status,
+            asset,
+            "value_tier_null_exactly_when_not_active",
+            with_status,
             "(value_tier IS NULL) <> (activity_status = 'Not Active')",
             "`value_tier` is NULL exactly when the customer is Not Active.",
         ),
         row_rule(
-            asset, "scores_null_exactly_when_not_active", with_status,
+            asset,
+            "scores_null_exactly_when_not_active",
+            with_status,
             " OR ".join(f"(({s} IS NULL) <> (activity_status = 'Not Active'))" for s in SCORES),
             "r, f, m and t scores are NULL exactly when the customer is Not Active.",
         ),
@@ -387,7 +413,9 @@ def check_specs(checks: Iterable[Check]):
     from dagster import AssetCheckSpec, AssetKey
 
     return [
-        AssetCheckSpec(c.name, asset=AssetKey(c.asset.split("/")), blocking=c.severity == ERROR, description=c.description)
+        AssetCheckSpec(
+            c.name, asset=AssetKey(c.asset.split("/")), blocking=c.severity == ERROR, description=c.description
+        )
         for c in checks
     ]
 
@@ -415,4 +443,3 @@ def check_results(outcomes: Iterable[Outcome]):
             )
         )
     return results
-

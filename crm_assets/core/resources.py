@@ -45,7 +45,9 @@ def _holder(exc: Exception) -> str:
 def _open_error(path: Path, exc: BaseException) -> CrmError:
     """One line for a warehouse path that cannot be opened: a folder, unwritable, not a database."""
     if path.is_dir():
-        return CrmError(f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})")
+        return CrmError(
+            f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})"
+        )
     if isinstance(exc, OSError):
         return CrmError(f"{path}: cannot create the warehouse here ({exc.strerror or exc})")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -73,7 +75,7 @@ class Warehouse(DuckDBResource):
     memory_limit: str = Field(
         default_factory=lambda: os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip(),
         description="DuckDB memory_limit (CRM_DUCKDB_MEMORY_LIMIT, default 3GB); beyond it DuckDB spills to "
-                    "temp_directory; blank = DuckDB's own default (80% of RAM)",
+        "temp_directory; blank = DuckDB's own default (80% of RAM)",
     )
     threads: int = Field(
         default_factory=lambda: int(os.environ.get("CRM_DUCKDB_THREADS", "0") or 0),
@@ -226,5 +228,5 @@ class OutputFolder(ConfigurableResource):
     workbook_list_rows: int = Field(
         default_factory=lambda: int(os.environ.get("CRM_WORKBOOK_LIST_ROWS", "1000000") or 1000000),
         description="customer rows a run writes into the monthly workbooks' lists, newest months first; the newest "
-                    "month always gets its list (CRM_WORKBOOK_LIST_ROWS, default 1,000,000)",
+        "month always gets its list (CRM_WORKBOOK_LIST_ROWS, default 1,000,000)",
     )

@@ -30,7 +30,9 @@ SCORE_VALUES = (1, 2, 3, 4, 5)
 class CrmRules(ConfigurableResource):
     """Thresholds (in units) and bin edges of the CRM rules; defaults per business_rules.md."""
 
-    anonymous_groups: list[str] = Field(default=["General"], description="customer_group values of anonymous customers (trimmed, any case)")
+    anonymous_groups: list[str] = Field(
+        default=["General"], description="customer_group values of anonymous customers (trimmed, any case)"
+    )
     t_high: float = Field(default=1000.0, description="AMC threshold of Diamond and Platinum")
     t_mid_high: float = Field(default=200.0, description="AMC threshold of Gold")
     t_mid: float = Field(default=50.0, description="AMC threshold of Silver")
@@ -40,8 +42,12 @@ class CrmRules(ConfigurableResource):
     r_score_max_months: list[int] = Field(
         default=[0, 1, 2, 5], description="largest months_since_last_purchase for r_score 5, 4, 3, 2 (else 1)"
     )
-    f_score_min_orders: list[int] = Field(default=[2, 4, 7, 12], description="smallest o12 for f_score 2, 3, 4, 5 (else 1)")
-    t_score_min_months: list[int] = Field(default=[4, 7, 13, 25], description="smallest tenure_months for t_score 2, 3, 4, 5 (else 1)")
+    f_score_min_orders: list[int] = Field(
+        default=[2, 4, 7, 12], description="smallest o12 for f_score 2, 3, 4, 5 (else 1)"
+    )
+    t_score_min_months: list[int] = Field(
+        default=[4, 7, 13, 25], description="smallest tenure_months for t_score 2, 3, 4, 5 (else 1)"
+    )
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in type(self).model_fields}

@@ -33,10 +33,16 @@ class Migration:
 
 
 MIGRATIONS = (
-    Migration(1, "raw.file_loads records the version of each file read (file_digest)",
-              "ALTER TABLE IF EXISTS raw.file_loads ADD COLUMN IF NOT EXISTS file_digest VARCHAR"),
-    Migration(2, "raw.file_profiles keeps the newest invoice date of each file and month",
-              "ALTER TABLE IF EXISTS raw.file_profiles ADD COLUMN IF NOT EXISTS last_invoice_date DATE"),
+    Migration(
+        1,
+        "raw.file_loads records the version of each file read (file_digest)",
+        "ALTER TABLE IF EXISTS raw.file_loads ADD COLUMN IF NOT EXISTS file_digest VARCHAR",
+    ),
+    Migration(
+        2,
+        "raw.file_profiles keeps the newest invoice date of each file and month",
+        "ALTER TABLE IF EXISTS raw.file_profiles ADD COLUMN IF NOT EXISTS last_invoice_date DATE",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -54,11 +60,13 @@ class NewerWarehouseError(CrmError):
 
 def recorded_version(con: duckdb.DuckDBPyConnection) -> int | None:
     """The newest version applied; 0 for a warehouse of an earlier release; None for an empty file."""
-    tables = dict(con.execute(
-        "SELECT table_schema || '.' || table_name, 1 FROM information_schema.tables "
-        "WHERE table_schema IN (SELECT unnest(?::VARCHAR[])) OR (table_schema = 'meta' AND table_name = 'schema_version')",
-        [list(LAYER_SCHEMAS)],
-    ).fetchall())
+    tables = dict(
+        con.execute(
+            "SELECT table_schema || '.' || table_name, 1 FROM information_schema.tables "
+            "WHERE table_schema IN (SELECT unnest(?::VARCHAR[])) OR (table_schema = 'meta' AND table_name = 'schema_version')",
+            [list(LAYER_SCHEMAS)],
+        ).fetchall()
+    )
     if "meta.schema_version" in tables:
         return con.execute("SELECT coalesce(max(version), 0) FROM meta.schema_version").fetchone()[0]
     return 0 if tables else None
@@ -91,13 +99,16 @@ def upgrade(con: duckdb.DuckDBPyConnection, path: str) -> list[Migration]:
     try:
         con.execute(DDL)
         if version is None:  # a new warehouse: the layers create the newest shape, nothing to migrate
-            con.execute("INSERT INTO meta.schema_version (version, description) VALUES (?, 'new warehouse')",
-                        [SCHEMA_VERSION])
+            con.execute(
+                "INSERT INTO meta.schema_version (version, description) VALUES (?, 'new warehouse')", [SCHEMA_VERSION]
+            )
             pending = []
         for migration in pending:
             con.execute(migration.sql)
-            con.execute("INSERT INTO meta.schema_version (version, description) VALUES (?, ?)",
-                        [migration.version, migration.description])
+            con.execute(
+                "INSERT INTO meta.schema_version (version, description) VALUES (?, ?)",
+                [migration.version, migration.description],
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -23,6 +23,7 @@ DEFAULT_DAGSTER_HOME = ".dagster_home"
 # first month (see crm_assets/partitions.py).
 DEFAULT_FIRST_MONTH = "2020-01"
 
+
 def project_root() -> Path:
     """The repository root for an editable install, else the working directory."""
     here = Path(__file__).resolve().parents[2]  # crm_assets/core/settings.py -> the repository

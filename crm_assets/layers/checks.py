@@ -6,6 +6,12 @@ from crm_assets.layers import enriched, features, lifecycle, raw, reporting, rfm
 
 def all_checks() -> list[Check]:
     return [
-        *raw.PRODUCT_CHECKS, *raw.CUSTOMER_CHECKS, *raw.TRANSACTION_CHECKS, *enriched.CHECKS,
-        *features.CHECKS, *lifecycle.CHECKS, *rfmt.CHECKS, *reporting.CHECKS,
+        *raw.PRODUCT_CHECKS,
+        *raw.CUSTOMER_CHECKS,
+        *raw.TRANSACTION_CHECKS,
+        *enriched.CHECKS,
+        *features.CHECKS,
+        *lifecycle.CHECKS,
+        *rfmt.CHECKS,
+        *reporting.CHECKS,
     ]

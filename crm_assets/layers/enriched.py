@@ -49,9 +49,20 @@ CREATE TABLE IF NOT EXISTS enriched.transactions (
 
 # The contact columns of a customer list (crm export), shown only with the customer's consent.
 CONTACT_COLUMNS = (
-    Column("email", "VARCHAR", "E-mail address, only when the customer consented to e-mail; blank otherwise.", EXCEL_TEXT, 26),
-    Column("mobile_number", "VARCHAR", "Mobile number, only when the customer consented to SMS or phone; blank otherwise.",
-           EXCEL_TEXT, 16),
+    Column(
+        "email",
+        "VARCHAR",
+        "E-mail address, only when the customer consented to e-mail; blank otherwise.",
+        EXCEL_TEXT,
+        26,
+    ),
+    Column(
+        "mobile_number",
+        "VARCHAR",
+        "Mobile number, only when the customer consented to SMS or phone; blank otherwise.",
+        EXCEL_TEXT,
+        16,
+    ),
 )
 
 
@@ -59,10 +70,10 @@ def customers_sql(crm_rules: CrmRules) -> str:
     return f"""
     SELECT trim(customer_id) AS customer_id, customer_name, trim(customer_group) AS customer_group,
         trim(city) AS city, created_date, trim(email) AS email, trim(mobile_number) AS mobile_number,
-        {rules.consent_sql('opt_email')} AS opt_email,
-        {rules.consent_sql('opt_sms')} AS opt_sms,
-        {rules.consent_sql('opt_phone')} AS opt_phone,
-        {rules.anonymous_sql('customer_group', crm_rules)} AS is_anonymous
+        {rules.consent_sql("opt_email")} AS opt_email,
+        {rules.consent_sql("opt_sms")} AS opt_sms,
+        {rules.consent_sql("opt_phone")} AS opt_phone,
+        {rules.anonymous_sql("customer_group", crm_rules)} AS is_anonymous
     FROM raw.customers
     """
 
@@ -71,7 +82,7 @@ def customers_sql(crm_rules: CrmRules) -> str:
 # independent of the order of addition.
 TRANSACTIONS_SQL = f"""
 WITH products AS (
-    SELECT trim(product_id) AS product_id, {rules.category_sql('category')} AS category, unit_size
+    SELECT trim(product_id) AS product_id, {rules.category_sql("category")} AS category, unit_size
     FROM raw.products
 )
 SELECT t.partition_month, t.invoice_month, t.invoice_date, t.source_file, t.line_number,
@@ -96,7 +107,10 @@ ORDER BY t.partition_month, t.source_file, t.line_number
 
 def _orphan_check(name: str, flag: str, id_column: str, description: str) -> Check:
     return Check(
-        "enriched/transactions", name, WARN, description,
+        "enriched/transactions",
+        name,
+        WARN,
+        description,
         f"""
         SELECT partition_month, count(*), string_agg(DISTINCT {id_column}, ', ')[:200]
         FROM enriched.transactions WHERE partition_month BETWEEN $start AND $end AND NOT {flag}
@@ -106,10 +120,18 @@ def _orphan_check(name: str, flag: str, id_column: str, description: str) -> Che
 
 
 CHECKS = [
-    _orphan_check("orphan_customer_lines", "is_known_customer", "customer_id",
-                  "Lines whose customer_id is not in the customer master: kept, never counted."),
-    _orphan_check("orphan_product_lines", "is_known_product", "product_id",
-                  "Lines whose product_id is not in the product master: kept, never counted."),
+    _orphan_check(
+        "orphan_customer_lines",
+        "is_known_customer",
+        "customer_id",
+        "Lines whose customer_id is not in the customer master: kept, never counted.",
+    ),
+    _orphan_check(
+        "orphan_product_lines",
+        "is_known_product",
+        "product_id",
+        "Lines whose product_id is not in the product master: kept, never counted.",
+    ),
 ]
 
 
@@ -130,7 +152,14 @@ def build_transactions(con, window: MonthWindow, run_id: str = "direct") -> Writ
     """Replace the window's months of ``enriched.transactions``, with the orphan warnings."""
     con.execute(ENRICHED_DDL)
     return replace_months(
-        con, "enriched.transactions", "partition_month", window, TRANSACTIONS_SQL, [window.start, window.end], CHECKS, run_id
+        con,
+        "enriched.transactions",
+        "partition_month",
+        window,
+        TRANSACTIONS_SQL,
+        [window.start, window.end],
+        CHECKS,
+        run_id,
     )
 
 
@@ -161,7 +190,10 @@ def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
             "opt_sms": sms,
             "opt_phone": phone,
             "summary": MetadataValue.md(
-                markdown_table(("customers", "anonymous", "opt_email", "opt_sms", "opt_phone"), [(total, anonymous, email, sms, phone)])
+                markdown_table(
+                    ("customers", "anonymous", "opt_email", "opt_sms", "opt_phone"),
+                    [(total, anonymous, email, sms, phone)],
+                )
             ),
         }
     )
@@ -192,7 +224,13 @@ def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> Materi
         ).fetchall()
         by_category = counts_by_month(con, "enriched.transactions", "partition_month", window, "category")
     per_month = {row[0]: row[1:] for row in stats}
-    names = ("qualifying lines of evaluated customers", "orphan customer lines", "orphan product lines", "anonymous lines", "returns and zero lines")
+    names = (
+        "qualifying lines of evaluated customers",
+        "orphan customer lines",
+        "orphan product lines",
+        "anonymous lines",
+        "returns and zero lines",
+    )
     add_month_metadata(
         context,
         window,

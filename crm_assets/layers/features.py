@@ -116,9 +116,13 @@ ASSET = "features/customer_features"
 CHECKS = [
     quality.unique_customer_month(ASSET, TABLE),
     quality.entered_customers_count(ASSET, TABLE),
-    quality.row_rule(ASSET, "windows_monotonic", TABLE, quality.MONOTONIC, "0 <= m1 <= m6 <= m12 <= m13 <= m24 <= m25 <= m_total."),
     quality.row_rule(
-        ASSET, "null_rules", TABLE,
+        ASSET, "windows_monotonic", TABLE, quality.MONOTONIC, "0 <= m1 <= m6 <= m12 <= m13 <= m24 <= m25 <= m_total."
+    ),
+    quality.row_rule(
+        ASSET,
+        "null_rules",
+        TABLE,
         "(tenure_months IS NULL) <> (lines_total = 0) OR (avg_order_size IS NULL) <> (o6 = 0) "
         "OR (months_since_last_purchase IS NULL) <> (last_consumable_purchase_date IS NULL) "
         "OR (m_total = 0) <> (lines_total = 0)",
@@ -127,7 +131,9 @@ CHECKS = [
     quality.m1_reconciliation(ASSET, TABLE),
     quality.m_total_never_decreases(ASSET, TABLE),
     Check(
-        ASSET, "customers_without_entry_date", WARN,
+        ASSET,
+        "customers_without_entry_date",
+        WARN,
         "Evaluated customers with no created date and no transaction up to the month: in every month as Prospects.",
         f"""
         SELECT report_month, count(*), string_agg(customer_id, ', ')[:200]
@@ -135,7 +141,9 @@ CHECKS = [
         """,
     ),
     Check(
-        ASSET, "customers_with_lines_but_no_consumables", WARN,
+        ASSET,
+        "customers_with_lines_but_no_consumables",
+        WARN,
         "Evaluated customers with transaction lines up to the month but no qualifying consumable line.",
         f"""
         SELECT f.report_month, count(*), string_agg(f.customer_id, ', ')[:200]
@@ -260,14 +268,24 @@ def features_sql(
     ORDER BY report_month, customer_id
     """
     in_bucket = "true" if buckets == 1 else f"hash(customer_id) % {int(buckets)} = {int(bucket)}"
-    params = [grid_start, window.end, window.end, grid_start, grid_start, grid_start, window.end, grid_start,
-              window.start, window.end]
+    params = [
+        grid_start,
+        window.end,
+        window.end,
+        grid_start,
+        grid_start,
+        grid_start,
+        window.end,
+        grid_start,
+        window.start,
+        window.end,
+    ]
     return sql.replace("{in_bucket}", in_bucket).replace("{sum_type}", sum_type), params
 
 
 # DECIMAL(18, 6) holds 999,999,999,999.999999: with a customer's whole history below a tenth of it, no running
 # sum, window difference or snapshot total can overflow.
-FAST_SUM_LIMIT = 10 ** 11
+FAST_SUM_LIMIT = 10**11
 
 
 def units_sum_type(con) -> str:
@@ -369,7 +387,12 @@ def customer_features(context: AssetExecutionContext, warehouse: Warehouse):
         {k: v[0] for k, v in per_month.items()},
         {},
         extra={
-            k: {"customers with units in 12 months": v[1], "never bought": v[2], "units in month": v[3], "units in 12 months": v[4]}
+            k: {
+                "customers with units in 12 months": v[1],
+                "never bought": v[2],
+                "units in month": v[3],
+                "units in 12 months": v[4],
+            }
             for k, v in per_month.items()
         },
     )

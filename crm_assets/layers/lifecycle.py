@@ -87,8 +87,15 @@ def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse):
     def work(con):
         written = build_lifecycle(con, window, context.run_id)
         breakdown_metadata(
-            context, con, TABLE, window,
-            {"status": (STATUSES, "activity_status"), "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
+            context,
+            con,
+            TABLE,
+            window,
+            {
+                "status": (STATUSES, "activity_status"),
+                "stage": (STAGES, "lifecycle_stage"),
+                "event": (EVENTS, "lifecycle_event"),
+            },
         )
         return written
 

@@ -13,7 +13,6 @@ A missing file or column, a duplicate master key or a consumable without a
 positive ``unit_size`` stops the load before anything is written.
 """
 
-
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -130,8 +129,7 @@ def _check_unique_key(con: duckdb.DuckDBPyConnection, staged: StagedFile, key: s
     if dupes:
         k, n, lines = dupes[0]
         raise InputFileError(
-            f"{staged.path}: duplicate {key} '{k}' ({n} rows, lines {lines}); "
-            f"{len(dupes)} duplicate key(s) in all",
+            f"{staged.path}: duplicate {key} '{k}' ({n} rows, lines {lines}); {len(dupes)} duplicate key(s) in all",
             check="unique_key",
         )
 
@@ -140,7 +138,7 @@ def _check_consumable_unit_size(con: duckdb.DuckDBPyConnection, staged: StagedFi
     bad = con.execute(
         f"""
         SELECT product_id, unit_size_text FROM {staged.valid_table}
-        WHERE {rules.category_sql('category')} = '{rules.CONSUMABLE}' AND coalesce(unit_size, 0) <= 0
+        WHERE {rules.category_sql("category")} = '{rules.CONSUMABLE}' AND coalesce(unit_size, 0) <= 0
         ORDER BY line_number
         """
     ).fetchall()
@@ -164,21 +162,25 @@ def stage_master(con: duckdb.DuckDBPyConnection, input_dir: Path, spec: FileSpec
 
 
 def _record_file_load(con: duckdb.DuckDBPyConnection, kind: str, staged: StagedFile) -> None:
-    con.execute(
-        "DELETE FROM raw.file_loads WHERE file_kind = ? AND source_file = ?", [kind, staged.path.name]
-    )
+    con.execute("DELETE FROM raw.file_loads WHERE file_kind = ? AND source_file = ?", [kind, staged.path.name])
     con.execute(
         "INSERT INTO raw.file_loads BY NAME SELECT ? AS file_kind, ? AS source_file, ? AS file_bytes, ? AS rows_read, "
         "? AS rows_valid, ? AS rows_rejected, ? AS blank_lines, current_timestamp::TIMESTAMP AS loaded_at, "
         "? AS file_digest",
-        [kind, staged.path.name, staged.path.stat().st_size, staged.rows_read, staged.rows_valid,
-         staged.rows_rejected, staged.blank_lines, staged.sha256],
+        [
+            kind,
+            staged.path.name,
+            staged.path.stat().st_size,
+            staged.rows_read,
+            staged.rows_valid,
+            staged.rows_rejected,
+            staged.blank_lines,
+            staged.sha256,
+        ],
     )
 
 
-def _replace_rejects(
-    con: duckdb.DuckDBPyConnection, kind: str, staged: list[StagedFile], keep: list[str] = ()
-) -> None:
+def _replace_rejects(con: duckdb.DuckDBPyConnection, kind: str, staged: list[StagedFile], keep: list[str] = ()) -> None:
     """The rejects of ``kind``: those of the staged files, plus the ones kept of the files in ``keep``."""
     con.execute(
         "DELETE FROM raw.rejected_rows WHERE file_kind = ? AND source_file NOT IN (SELECT unnest(?::VARCHAR[]))",
@@ -291,8 +293,15 @@ def _record_file_months(
 
 
 def _check_removals(
-    con: duckdb.DuckDBPyConnection, profiles: list[FileProfile], digests: dict[str, str], unchanged: set[str],
-    first_month: date, window_start: date, window_end: date, last_month: date, allowed: bool,
+    con: duckdb.DuckDBPyConnection,
+    profiles: list[FileProfile],
+    digests: dict[str, str],
+    unchanged: set[str],
+    first_month: date,
+    window_start: date,
+    window_end: date,
+    last_month: date,
+    allowed: bool,
 ) -> None:
     """Stop before writing when rows would disappear, unless allowed and the window covers every month that loses rows."""
     removals = find_removals(read_state(con), profiles, first_month, unchanged)
@@ -347,14 +356,21 @@ def _check_later_months_follow(con: duckdb.DuckDBPyConnection, kept: list[str], 
     A run that ends at (or after) the newest built month needs no look. `crm run` and the sensor widen their
     ranges so that this never stops them; a narrower run from the UI stops here, before anything is written.
     """
-    built = con.execute("SELECT max(report_month) FROM reporting.snapshot_manifest").fetchone()[0] if has_table(con, "reporting", "snapshot_manifest") else None
+    built = (
+        con.execute("SELECT max(report_month) FROM reporting.snapshot_manifest").fetchone()[0]
+        if has_table(con, "reporting", "snapshot_manifest")
+        else None
+    )
     if built is None or end >= built:
         return
     _compare_months(con, kept)
-    changed = [m for (m,) in con.execute(
-        "SELECT partition_month FROM load_months WHERE NOT same AND partition_month BETWEEN ? AND ? ORDER BY 1",
-        [start, end],
-    ).fetchall()]
+    changed = [
+        m
+        for (m,) in con.execute(
+            "SELECT partition_month FROM load_months WHERE NOT same AND partition_month BETWEEN ? AND ? ORDER BY 1",
+            [start, end],
+        ).fetchall()
+    ]
     if changed:
         raise InputFileError(
             f"lines of {month_ranges(changed)} changed, and the months after {end:%Y-%m} through {built:%Y-%m} are "
@@ -373,8 +389,17 @@ def _record_profiles(con: duckdb.DuckDBPyConnection, profiles: list[FileProfile]
     )
     # one row per file and month (a file without a valid line keeps one row with no month): metadata, not data
     rows = [
-        (p.name, p.sha256, p.rows_read, p.rows_valid, p.rows_rejected, month, n, None if h is None else str(h),
-         p.last_dates.get(month))
+        (
+            p.name,
+            p.sha256,
+            p.rows_read,
+            p.rows_valid,
+            p.rows_rejected,
+            month,
+            n,
+            None if h is None else str(h),
+            p.last_dates.get(month),
+        )
         for p in profiles
         for month, (n, h) in (sorted(p.months.items()) or [(None, (None, None))])
     ]
@@ -418,10 +443,13 @@ def load_transactions(
     unchanged = set() if reread else set(_unchanged_files(con, digests, owned, first_month))
     staged = [
         stage_file(con, path, TRANSACTIONS, f"tx{i}_{tag_for(path.stem)}")  # the position keeps tags unique
-        for i, path in enumerate(paths) if path.name not in unchanged
+        for i, path in enumerate(paths)
+        if path.name not in unchanged
     ]
     profiles = [profile_of_staged(con, s) for s in staged]
-    _check_removals(con, profiles, digests, unchanged, first_month, window_start, window_end, last_month, allow_removals)
+    _check_removals(
+        con, profiles, digests, unchanged, first_month, window_start, window_end, last_month, allow_removals
+    )
     con.execute("DROP TABLE IF EXISTS stg_transactions")
     if staged:
         union = " UNION ALL ".join(
@@ -484,7 +512,9 @@ def _loader_check(asset_name: str, name: str, description: str) -> Check:
 
 def _rejected_rows_check(asset_name: str, kind: str) -> Check:
     return Check(
-        asset_name, "rejected_rows", WARN,
+        asset_name,
+        "rejected_rows",
+        WARN,
         "Lines of the file(s) that could not be loaded; see raw.rejected_rows for the reason of each.",
         f"""
         SELECT NULL::DATE, count(*), string_agg(source_file || ':' || line_number || ' ' || reason, '; ')[:300]
@@ -504,13 +534,15 @@ PRODUCT_CHECKS = [
     _loader_check("raw/products", "consumables_have_positive_unit_size", "Every consumable has unit_size > 0."),
     _rejected_rows_check("raw/products", PRODUCTS.kind),
     Check(
-        "raw/products", "unknown_categories", WARN,
+        "raw/products",
+        "unknown_categories",
+        WARN,
         "Products whose category is none of consumable, device, accessories, spare_parts (or refill): never counted.",
         f"""
         SELECT NULL::DATE, count(*), string_agg(product_id || '=' || coalesce(category, 'NULL'), ', ')[:200]
         FROM raw.products
-        WHERE {rules.category_sql('category')} IS NULL
-           OR {rules.category_sql('category')} NOT IN ({', '.join(repr(c) for c in rules.KNOWN_CATEGORIES)})
+        WHERE {rules.category_sql("category")} IS NULL
+           OR {rules.category_sql("category")} NOT IN ({", ".join(repr(c) for c in rules.KNOWN_CATEGORIES)})
         """,
         partitioned=False,
     ),
@@ -520,7 +552,9 @@ CUSTOMER_CHECKS = [
     _loader_check("raw/customers", "unique_key", "customer_id is unique (after trimming)."),
     _rejected_rows_check("raw/customers", CUSTOMERS.kind),
     Check(
-        "raw/customers", "invalid_created_date", WARN,
+        "raw/customers",
+        "invalid_created_date",
+        WARN,
         "Customers whose created_date is not a valid YYYY-MM-DD date: loaded with no created date.",
         """
         SELECT NULL::DATE, count(*), string_agg(customer_id || '=' || created_date_text, ', ')[:200]
@@ -532,17 +566,21 @@ CUSTOMER_CHECKS = [
 TRANSACTION_CHECKS = [
     _loader_check("raw/sales_transactions", "readable_with_required_columns", READABLE),
     _loader_check(
-        "raw/sales_transactions", REMOVALS_CHECK,
+        "raw/sales_transactions",
+        REMOVALS_CHECK,
         "No transactions file disappeared or lost more than half of its loaded rows since the last load, "
         "unless the run allows removals (crm run --allow-removals, run tag crm/allow_removals=true).",
     ),
     _loader_check(
-        "raw/sales_transactions", LATER_MONTHS_CHECK,
+        "raw/sales_transactions",
+        LATER_MONTHS_CHECK,
         "A run whose months' lines changed reaches the newest built month, so no later month stays on older lines.",
     ),
     _rejected_rows_check("raw/sales_transactions", TRANSACTIONS.kind),
     Check(
-        "raw/sales_transactions", PAST_DATA_CHECK, WARN,
+        "raw/sales_transactions",
+        PAST_DATA_CHECK,
+        WARN,
         "Months of the run after the month of the newest transaction: with no line, every customer ages in them "
         "(crm run, the sensor and the schedule never ask for one unless --to says so).",
         """
@@ -553,7 +591,9 @@ TRANSACTION_CHECKS = [
         """,
     ),
     Check(
-        "raw/sales_transactions", "exact_duplicate_lines", WARN,
+        "raw/sales_transactions",
+        "exact_duplicate_lines",
+        WARN,
         "Lines identical in every column to another line: loaded, and counted twice.",
         """
         SELECT partition_month, sum(n - 1), string_agg(first_line, ', ')[:200] FROM (
@@ -566,7 +606,9 @@ TRANSACTION_CHECKS = [
         """,
     ),
     Check(
-        "raw/sales_transactions", "future_dated_lines", WARN,
+        "raw/sales_transactions",
+        "future_dated_lines",
+        WARN,
         "Lines dated after today: loaded, counted from their month on.",
         """
         SELECT NULL::DATE, count(*), string_agg(source_file || ':' || line_number || ' ' || invoice_date, ', ')[:200]
@@ -666,7 +708,7 @@ def _master_result(staged: StagedFile, outcomes: list[Outcome]) -> MaterializeRe
             "rows_loaded": staged.rows_valid,
             "rows_rejected": staged.rows_rejected,
             "summary": MetadataValue.md(_file_table([staged])),
-        }
+        },
     )
 
 
@@ -717,12 +759,21 @@ def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, inp
     first, last = first_partition(), key_to_date(keys[-1])
     try:
         result, outcomes = checked_load(
-            context, warehouse, TRANSACTION_CHECKS,
+            context,
+            warehouse,
+            TRANSACTION_CHECKS,
             lambda con: load_transactions(
-                con, Path(input_folder.path), start, end, first, last,
+                con,
+                Path(input_folder.path),
+                start,
+                end,
+                first,
+                last,
                 allow_removals=context.run.tags.get(ALLOW_REMOVALS_TAG, "").lower() == "true",
             ),
-            start, end, context.partition_keys,
+            start,
+            end,
+            context.partition_keys,
         )
     except LoadStopped as stop:
         yield from check_results(stop.outcomes)
@@ -738,7 +789,7 @@ def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, inp
             "files_read": len(result.files),
             "files_unchanged": len(result.unchanged_files),
             "summary": MetadataValue.md(_file_table(result.files)),
-        }
+        },
     )
 
 

@@ -38,40 +38,122 @@ from crm_assets.layers.features import customer_features
 from crm_assets.layers.lifecycle import customer_lifecycle
 from crm_assets.layers.rfmt import customer_rfmt
 
-SNAPSHOT_TABLE = Table("reporting.customer_snapshot", "One row per evaluated customer and report month, for every materialized month.", (
-    Column("report_month", "DATE", "Report month (first day of the month).", EXCEL_MONTH_KEY, 10, True),
-    Column("customer_id", "VARCHAR", "Customer id as text, trimmed, exactly as in the customer master (leading zeros kept).", EXCEL_TEXT, 14, True),
-    Column("customer_group", "VARCHAR", "Customer group from the customer master.", EXCEL_TEXT, 16),
-    Column("city", "VARCHAR", "City from the customer master.", EXCEL_TEXT, 16),
-    Column("m_total", "DOUBLE", "Units of qualifying consumable lines over the whole history up to the end of the month.", EXCEL_DECIMAL, 12, True),
-    Column("m1", "DOUBLE", "Units bought in the report month.", EXCEL_DECIMAL, 11, True),
-    Column("m6", "DOUBLE", "Units bought in the 6 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-    Column("m12", "DOUBLE", "Units bought in the 12 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-    Column("m13", "DOUBLE", "Units bought in the 13 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-    Column("m24", "DOUBLE", "Units bought in the 24 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-    Column("m25", "DOUBLE", "Units bought in the 25 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-    Column("o6", "BIGINT", "Orders (distinct invoices with a qualifying line) in 6 months.", EXCEL_COUNT, 8, True),
-    Column("o12", "BIGINT", "Orders in 12 months.", EXCEL_COUNT, 8, True),
-    Column("first_device_purchase_date", "DATE", "First device purchase (quantity > 0) up to the end of the month.", EXCEL_DATE, 12),
-    Column("first_consumable_purchase_date", "DATE", "First qualifying consumable purchase.", EXCEL_DATE, 12),
-    Column("last_consumable_purchase_date", "DATE", "Last qualifying consumable purchase up to the end of the month.", EXCEL_DATE, 12),
-    Column("months_since_last_purchase", "INTEGER", "Whole calendar months from the last purchase to the report month (0 = bought in the month; blank when never bought).", EXCEL_INTEGER, 10),
-    Column("tenure_months", "INTEGER", "Calendar months from the first purchase to the report month, both ends counted (blank when never bought).", EXCEL_INTEGER, 10),
-    Column("avg_monthly_consumption", "DOUBLE", "AMC = m6 / 6.", EXCEL_DECIMAL, 12, True),
-    Column("avg_order_size", "DOUBLE", "AOS = m6 / o6 (blank when o6 = 0).", EXCEL_DECIMAL, 12),
-    Column("activity_status", "VARCHAR", "Active when m12 > 0, else Not Active.", EXCEL_TEXT, 12, True),
-    Column("value_tier", "VARCHAR", "RFMT value tier of Active customers: Diamond, Platinum, Gold, Silver, Bronze, Passive (blank when Not Active).", EXCEL_TEXT, 11),
-    Column("prev_value_tier", "VARCHAR", "The value tier the same rules give for the previous month.", EXCEL_TEXT, 11),
-    Column("lifecycle_stage", "VARCHAR", "Prospect, New, Active, At Risk or Lost at the end of the month.", EXCEL_TEXT, 11, True),
-    Column("lifecycle_event", "VARCHAR", "What changed in the month: New, Lost, Reactivated (blank when nothing did).", EXCEL_TEXT, 11),
-    Column("r_score", "INTEGER", "Recency score 1..5 from months since the last purchase (Active only).", EXCEL_INTEGER, 8),
-    Column("f_score", "INTEGER", "Frequency score 1..5 from o12 (Active only).", EXCEL_INTEGER, 8),
-    Column("m_score", "INTEGER", "Monetary (volume) score 1..5 from the rank of m12 among the month's Active customers.", EXCEL_INTEGER, 8),
-    Column("t_score", "INTEGER", "Tenure score 1..5 from tenure_months (Active only).", EXCEL_INTEGER, 8),
-    Column("opt_email", "BOOLEAN", "Consent to e-mail (TRUE/FALSE; blank or unknown in the master = FALSE).", None, 9, True),
-    Column("opt_sms", "BOOLEAN", "Consent to SMS (as opt_email).", None, 9, True),
-    Column("opt_phone", "BOOLEAN", "Consent to phone calls (as opt_email).", None, 9, True),
-))
+SNAPSHOT_TABLE = Table(
+    "reporting.customer_snapshot",
+    "One row per evaluated customer and report month, for every materialized month.",
+    (
+        Column("report_month", "DATE", "Report month (first day of the month).", EXCEL_MONTH_KEY, 10, True),
+        Column(
+            "customer_id",
+            "VARCHAR",
+            "Customer id as text, trimmed, exactly as in the customer master (leading zeros kept).",
+            EXCEL_TEXT,
+            14,
+            True,
+        ),
+        Column("customer_group", "VARCHAR", "Customer group from the customer master.", EXCEL_TEXT, 16),
+        Column("city", "VARCHAR", "City from the customer master.", EXCEL_TEXT, 16),
+        Column(
+            "m_total",
+            "DOUBLE",
+            "Units of qualifying consumable lines over the whole history up to the end of the month.",
+            EXCEL_DECIMAL,
+            12,
+            True,
+        ),
+        Column("m1", "DOUBLE", "Units bought in the report month.", EXCEL_DECIMAL, 11, True),
+        Column("m6", "DOUBLE", "Units bought in the 6 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+        Column("m12", "DOUBLE", "Units bought in the 12 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+        Column("m13", "DOUBLE", "Units bought in the 13 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+        Column("m24", "DOUBLE", "Units bought in the 24 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+        Column("m25", "DOUBLE", "Units bought in the 25 months ending with the report month.", EXCEL_DECIMAL, 11, True),
+        Column("o6", "BIGINT", "Orders (distinct invoices with a qualifying line) in 6 months.", EXCEL_COUNT, 8, True),
+        Column("o12", "BIGINT", "Orders in 12 months.", EXCEL_COUNT, 8, True),
+        Column(
+            "first_device_purchase_date",
+            "DATE",
+            "First device purchase (quantity > 0) up to the end of the month.",
+            EXCEL_DATE,
+            12,
+        ),
+        Column("first_consumable_purchase_date", "DATE", "First qualifying consumable purchase.", EXCEL_DATE, 12),
+        Column(
+            "last_consumable_purchase_date",
+            "DATE",
+            "Last qualifying consumable purchase up to the end of the month.",
+            EXCEL_DATE,
+            12,
+        ),
+        Column(
+            "months_since_last_purchase",
+            "INTEGER",
+            "Whole calendar months from the last purchase to the report month (0 = bought in the month; blank when never bought).",
+            EXCEL_INTEGER,
+            10,
+        ),
+        Column(
+            "tenure_months",
+            "INTEGER",
+            "Calendar months from the first purchase to the report month, both ends counted (blank when never bought).",
+            EXCEL_INTEGER,
+            10,
+        ),
+        Column("avg_monthly_consumption", "DOUBLE", "AMC = m6 / 6.", EXCEL_DECIMAL, 12, True),
+        Column("avg_order_size", "DOUBLE", "AOS = m6 / o6 (blank when o6 = 0).", EXCEL_DECIMAL, 12),
+        Column("activity_status", "VARCHAR", "Active when m12 > 0, else Not Active.", EXCEL_TEXT, 12, True),
+        Column(
+            "value_tier",
+            "VARCHAR",
+            "RFMT value tier of Active customers: Diamond, Platinum, Gold, Silver, Bronze, Passive (blank when Not Active).",
+            EXCEL_TEXT,
+            11,
+        ),
+        Column(
+            "prev_value_tier", "VARCHAR", "The value tier the same rules give for the previous month.", EXCEL_TEXT, 11
+        ),
+        Column(
+            "lifecycle_stage",
+            "VARCHAR",
+            "Prospect, New, Active, At Risk or Lost at the end of the month.",
+            EXCEL_TEXT,
+            11,
+            True,
+        ),
+        Column(
+            "lifecycle_event",
+            "VARCHAR",
+            "What changed in the month: New, Lost, Reactivated (blank when nothing did).",
+            EXCEL_TEXT,
+            11,
+        ),
+        Column(
+            "r_score",
+            "INTEGER",
+            "Recency score 1..5 from months since the last purchase (Active only).",
+            EXCEL_INTEGER,
+            8,
+        ),
+        Column("f_score", "INTEGER", "Frequency score 1..5 from o12 (Active only).", EXCEL_INTEGER, 8),
+        Column(
+            "m_score",
+            "INTEGER",
+            "Monetary (volume) score 1..5 from the rank of m12 among the month's Active customers.",
+            EXCEL_INTEGER,
+            8,
+        ),
+        Column("t_score", "INTEGER", "Tenure score 1..5 from tenure_months (Active only).", EXCEL_INTEGER, 8),
+        Column(
+            "opt_email",
+            "BOOLEAN",
+            "Consent to e-mail (TRUE/FALSE; blank or unknown in the master = FALSE).",
+            None,
+            9,
+            True,
+        ),
+        Column("opt_sms", "BOOLEAN", "Consent to SMS (as opt_email).", None, 9, True),
+        Column("opt_phone", "BOOLEAN", "Consent to phone calls (as opt_email).", None, 9, True),
+    ),
+)
 SNAPSHOT_COLUMNS = SNAPSHOT_TABLE.names()
 
 REPORTING_DDL = f"""
@@ -89,8 +171,6 @@ CREATE TABLE IF NOT EXISTS reporting.snapshot_changes (
     changed_stage BIGINT NOT NULL, changed_any BIGINT NOT NULL
 );
 """
-
-
 
 
 SNAPSHOT_SQL = """
@@ -125,7 +205,7 @@ SELECT report_month, $run_id, current_timestamp::TIMESTAMP,
     count(*) FILTER (WHERE o.lifecycle_event IS DISTINCT FROM n.lifecycle_event AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
     count(*) FILTER (WHERE o.lifecycle_stage IS DISTINCT FROM n.lifecycle_stage AND o.customer_id IS NOT NULL AND n.customer_id IS NOT NULL),
     count(*) FILTER (WHERE o.customer_id IS NULL OR n.customer_id IS NULL
-        OR (o.{', o.'.join(SNAPSHOT_COLUMNS)}) IS DISTINCT FROM (n.{', n.'.join(SNAPSHOT_COLUMNS)}))
+        OR (o.{", o.".join(SNAPSHOT_COLUMNS)}) IS DISTINCT FROM (n.{", n.".join(SNAPSHOT_COLUMNS)}))
 FROM old_snapshot o
 FULL JOIN (SELECT * FROM {{table}} WHERE report_month IN (SELECT DISTINCT report_month FROM old_snapshot)) n
     USING (report_month, customer_id)
@@ -140,15 +220,22 @@ CHECKS = [
     *quality.lifecycle_value_checks(ASSET, TABLE),
     *quality.rfmt_value_checks(ASSET, TABLE, TABLE),
     quality.row_rule(
-        ASSET, "tenure_null_exactly_when_never_bought", TABLE,
+        ASSET,
+        "tenure_null_exactly_when_never_bought",
+        TABLE,
         "(tenure_months IS NULL) <> (m_total = 0)",
         "`tenure_months` is NULL exactly when `m_total` = 0.",
     ),
     quality.row_rule(
-        ASSET, "consent_never_null", TABLE, "opt_email IS NULL OR opt_sms IS NULL OR opt_phone IS NULL",
+        ASSET,
+        "consent_never_null",
+        TABLE,
+        "opt_email IS NULL OR opt_sms IS NULL OR opt_phone IS NULL",
         "Consent flags are never NULL (no consent = false).",
     ),
-    quality.row_rule(ASSET, "windows_monotonic", TABLE, quality.MONOTONIC, "0 <= m1 <= m6 <= m12 <= m13 <= m24 <= m25 <= m_total."),
+    quality.row_rule(
+        ASSET, "windows_monotonic", TABLE, quality.MONOTONIC, "0 <= m1 <= m6 <= m12 <= m13 <= m24 <= m25 <= m_total."
+    ),
     quality.m1_reconciliation(ASSET, TABLE),
     *quality.cross_month_checks(ASSET, TABLE),
     quality.m_total_never_decreases(ASSET, TABLE),
@@ -162,8 +249,10 @@ def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = 
 
     def write(c) -> None:
         c.execute("DROP TABLE IF EXISTS old_snapshot")
-        c.execute(f"CREATE TEMP TABLE old_snapshot AS SELECT * FROM {TABLE} WHERE report_month BETWEEN ? AND ?",
-                  [window.start, window.end])
+        c.execute(
+            f"CREATE TEMP TABLE old_snapshot AS SELECT * FROM {TABLE} WHERE report_month BETWEEN ? AND ?",
+            [window.start, window.end],
+        )
         c.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
         for start, end in month_parts(c, window, "features.customer_features"):
             c.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [start, end])
@@ -193,13 +282,22 @@ def changes_by_month(con, run_id: str) -> dict[str, dict[str, int]]:
         """,
         [run_id],
     ).fetchall()
-    names = ("changed: status", "changed: tier", "changed: event", "changed: stage", "changed: any column",
-             "changed: added", "changed: removed")
+    names = (
+        "changed: status",
+        "changed: tier",
+        "changed: event",
+        "changed: stage",
+        "changed: any column",
+        "changed: added",
+        "changed: removed",
+    )
     return {key: dict(zip(names, values)) for key, *values in rows}
 
 
 @monthly_asset(
-    "reporting", checks=CHECKS, deps=[customer_features, customer_lifecycle, customer_rfmt, enriched.customers],
+    "reporting",
+    checks=CHECKS,
+    deps=[customer_features, customer_lifecycle, customer_rfmt, enriched.customers],
     metadata={"dagster/column_schema": SNAPSHOT_TABLE.column_schema()},
 )
 def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
@@ -214,9 +312,16 @@ def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_
     def work(con):
         outcomes = build_snapshot(con, window, crm_rules, context.run_id)
         breakdown_metadata(
-            context, con, TABLE, window,
-            {"status": (STATUSES, "activity_status"), "tier": (TIERS, "value_tier"),
-             "stage": (STAGES, "lifecycle_stage"), "event": (EVENTS, "lifecycle_event")},
+            context,
+            con,
+            TABLE,
+            window,
+            {
+                "status": (STATUSES, "activity_status"),
+                "tier": (TIERS, "value_tier"),
+                "stage": (STAGES, "lifecycle_stage"),
+                "event": (EVENTS, "lifecycle_event"),
+            },
             extra=changes_by_month(con, run_id=context.run_id),
         )
         return outcomes

@@ -58,7 +58,9 @@ def rfmt_sql(rules: CrmRules) -> str:
     r_max = rules.r_score_max_months
     r_score = f"(CASE {' '.join(f'WHEN f.months_since_last_purchase <= {m} THEN {5 - i}' for i, m in enumerate(r_max))} ELSE 1 END)"
     tier = value_tier_sql(rules, "l.activity_status = 'Active'", "f.lines_m6", "f.m6", "f.o6")
-    prev_tier = value_tier_sql(rules, "f.prev_entered AND f.prev_lines_m12 > 0", "f.prev_lines_m6", "f.prev_m6", "f.prev_o6")
+    prev_tier = value_tier_sql(
+        rules, "f.prev_entered AND f.prev_lines_m12 > 0", "f.prev_lines_m6", "f.prev_m6", "f.prev_o6"
+    )
     # m_score = ceil(5 * cume_dist) computed in integers: k = Active customers with m12 <= this one's
     # (peers included), n = Active customers of the month; ceil(5k / n) = (5k + n - 1) // n.
     return f"""
@@ -66,8 +68,8 @@ def rfmt_sql(rules: CrmRules) -> str:
         SELECT f.report_month, f.customer_id, l.activity_status = 'Active' AS active, f.m12,
             {tier} AS value_tier, {prev_tier} AS prev_value_tier,
             {r_score} AS r_score,
-            {_ascending_bins('f.o12', rules.f_score_min_orders)} AS f_score,
-            {_ascending_bins('f.tenure_months', rules.t_score_min_months)} AS t_score
+            {_ascending_bins("f.o12", rules.f_score_min_orders)} AS f_score,
+            {_ascending_bins("f.tenure_months", rules.t_score_min_months)} AS t_score
         FROM features.customer_features f
         JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)
         WHERE f.report_month BETWEEN ? AND ?
@@ -113,7 +115,10 @@ def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rule
     def work(con):
         written = build_rfmt(con, window, crm_rules, context.run_id)
         breakdown_metadata(
-            context, con, TABLE, window,
+            context,
+            con,
+            TABLE,
+            window,
             {"tier": (TIERS, "value_tier"), **{score: (tuple(map(str, SCORE_VALUES)), score) for score in SCORES}},
             extra={k: {"rules_version": crm_rules.version()} for k in window.keys},
         )

@@ -86,7 +86,7 @@ WITH base AS (
     FROM {SNAPSHOT} s LEFT JOIN enriched.customers c USING (customer_id)
     WHERE s.report_month = $month
 )
-SELECT {', '.join(SNAPSHOT_COLUMNS)},
+SELECT {", ".join(SNAPSHOT_COLUMNS)},
     CASE WHEN opt_email THEN contact_email END AS email,
     CASE WHEN opt_sms OR opt_phone THEN contact_mobile END AS mobile_number
 FROM base
@@ -242,8 +242,15 @@ def record_audit(con, result: ExportResult) -> None:
         user = None
     con.execute(
         f"INSERT INTO {AUDIT_TABLE} VALUES (current_timestamp::TIMESTAMP, ?, ?::JSON, ?, ?, ?, ?, ?)",
-        [result.month, json.dumps(filters, ensure_ascii=False), result.rows, str(result.path), result.file_format,
-         CONSENT_RULE + (f"; --consent {' OR '.join(result.consent)}" if result.consent else ""), user],
+        [
+            result.month,
+            json.dumps(filters, ensure_ascii=False),
+            result.rows,
+            str(result.path),
+            result.file_format,
+            CONSENT_RULE + (f"; --consent {' OR '.join(result.consent)}" if result.consent else ""),
+            user,
+        ],
     )
 
 

@@ -137,9 +137,7 @@ SMALL_DIMENSIONS = {
 def _values_sql(column: str, values: tuple[str, ...]) -> str:
     """A small dimension as a VALUES list of the spec spellings (constants of rules.py, not user input)."""
     definitions = DEFINITIONS[column]
-    rows = ", ".join(
-        f"('{v}', {i}, '{definitions[v]}')" for i, v in enumerate(values, 1)
-    )
+    rows = ", ".join(f"('{v}', {i}, '{definitions[v]}')" for i, v in enumerate(values, 1))
     return f"SELECT * FROM (VALUES {rows}) AS t({column}, sort_order, definition) ORDER BY sort_order"
 
 
@@ -308,7 +306,7 @@ def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None
     grace = RETIRED_GRACE_SECONDS if grace_seconds is None else grace_seconds
     now = time.time()
     for path in output_dir.glob(f".{POWERBI_FOLDER}.*"):
-        kind, _, rest = path.name[len(POWERBI_FOLDER) + 2:].partition("-")
+        kind, _, rest = path.name[len(POWERBI_FOLDER) + 2 :].partition("-")
         try:
             if kind == "old":  # .powerbi.old-<retired at>-<id>
                 expired = now - float(rest.split("-", 1)[0]) >= grace

@@ -79,7 +79,7 @@ ORDER BY ALL
 
 TIER_MIGRATION_SQL = f"""
 SELECT report_month, coalesce(prev_value_tier, '{NO_TIER}') AS from_tier, coalesce(value_tier, '{NO_TIER}') AS to_tier,
-    {order_sql('prev_value_tier', TIERS)} AS from_order, {order_sql('value_tier', TIERS)} AS to_order,
+    {order_sql("prev_value_tier", TIERS)} AS from_order, {order_sql("value_tier", TIERS)} AS to_order,
     count(*) AS customers
 FROM {SNAPSHOT}
 WHERE report_month BETWEEN ? AND ?
@@ -186,7 +186,9 @@ def build_views(con, window: MonthWindow) -> None:
         build_view(con, name, window)
 
 
-def _materialize(context: AssetExecutionContext, warehouse: Warehouse, name: str, where: str = "true") -> MaterializeResult:
+def _materialize(
+    context: AssetExecutionContext, warehouse: Warehouse, name: str, where: str = "true"
+) -> MaterializeResult:
     """Build one view for the run's months; metadata per month: its rows and the sum of its count column."""
     window = month_window(context)
     view = VIEWS[name]
@@ -268,4 +270,10 @@ def device_attach(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
     return _materialize(context, warehouse, "device_attach")
 
 
-view_assets: list[AssetsDefinition] = [segment_summary, tier_migration, cohort_retention, contactable_customers, device_attach]
+view_assets: list[AssetsDefinition] = [
+    segment_summary,
+    tier_migration,
+    cohort_retention,
+    contactable_customers,
+    device_attach,
+]

@@ -90,8 +90,17 @@ MONTH = "mmm yyyy"
 # Colour scales: the migration matrix white (low) to green (high); cohort
 # shares red (0 %) - yellow (50 %) - green (100 %).
 COLOR_SCALE = dict(start_type="min", start_color="FFFFFF", end_type="max", end_color="63BE7B")
-COHORT_SCALE = dict(start_type="num", start_value=0, start_color="F8696B", mid_type="num", mid_value=0.5,
-                    mid_color="FFEB84", end_type="num", end_value=1, end_color="63BE7B")
+COHORT_SCALE = dict(
+    start_type="num",
+    start_value=0,
+    start_color="F8696B",
+    mid_type="num",
+    mid_value=0.5,
+    mid_color="FFEB84",
+    end_type="num",
+    end_value=1,
+    end_color="63BE7B",
+)
 # Cohorts shown: the first-purchase months of the last COHORT_MONTHS months, and as many months since.
 COHORT_MONTHS = 36
 
@@ -186,8 +195,9 @@ class Sheet:
         self.row += 1
 
 
-def _line_chart(ws, title: str, y_title: str, cat_col: int, columns: Sequence[int], header_row: int,
-                first_row: int, last_row: int) -> LineChart:
+def _line_chart(
+    ws, title: str, y_title: str, cat_col: int, columns: Sequence[int], header_row: int, first_row: int, last_row: int
+) -> LineChart:
     """A line chart of ``columns`` over rows ``first_row..last_row``, series named by the header row."""
     chart = LineChart()
     chart.title = title
@@ -287,19 +297,54 @@ def text_widths(con, source_sql: str, params, columns: Sequence[str]) -> dict[st
 
 KPIS: list[tuple[str, str, str, str]] = [
     # (column of KPI_SQL, label, number format, definition)
-    ("evaluated", "Evaluated customers", COUNT, "Customers in the month's snapshot: every customer of the master entered by the month, anonymous groups excluded."),
+    (
+        "evaluated",
+        "Evaluated customers",
+        COUNT,
+        "Customers in the month's snapshot: every customer of the master entered by the month, anonymous groups excluded.",
+    ),
     ("active", "Active customers", COUNT, "Customers with units in the last 12 months (m12 > 0)."),
     ("active_share", "Active share", SHARE, "Active customers / evaluated customers."),
     ("new", "New customers (event)", COUNT, "Customers whose first-ever consumable purchase was in the month."),
-    ("lost", "Lost customers (event)", COUNT, "Customers whose last purchase left the 12-month window in the month (first month Not Active)."),
-    ("reactivated", "Reactivated customers (event)", COUNT, "Customers buying in the month after 12+ silent months, with older history."),
-    ("at_risk", "At Risk customers (stage)", COUNT, "Active customers past their first year who bought nothing in the last 6 months."),
+    (
+        "lost",
+        "Lost customers (event)",
+        COUNT,
+        "Customers whose last purchase left the 12-month window in the month (first month Not Active).",
+    ),
+    (
+        "reactivated",
+        "Reactivated customers (event)",
+        COUNT,
+        "Customers buying in the month after 12+ silent months, with older history.",
+    ),
+    (
+        "at_risk",
+        "At Risk customers (stage)",
+        COUNT,
+        "Active customers past their first year who bought nothing in the last 6 months.",
+    ),
     ("prospects", "Prospects (stage)", COUNT, "Evaluated customers who never bought a consumable."),
     ("top_tiers", "Diamond + Platinum customers", COUNT, "Active customers in the two top value tiers."),
-    ("units_month", "Units bought in the month", UNITS, "Sum of m1: units of qualifying consumable lines dated in the month."),
+    (
+        "units_month",
+        "Units bought in the month",
+        UNITS,
+        "Sum of m1: units of qualifying consumable lines dated in the month.",
+    ),
     ("units_12m", "Units bought in 12 months", UNITS, "Sum of m12 over evaluated customers."),
-    ("orders_6m", "Orders in 6 months", COUNT, "Sum of o6: distinct invoices with a qualifying line in the last 6 months."),
-    ("amc_active", "Average monthly consumption (Active)", DECIMAL, "Average of avg_monthly_consumption (m6 / 6) over Active customers."),
+    (
+        "orders_6m",
+        "Orders in 6 months",
+        COUNT,
+        "Sum of o6: distinct invoices with a qualifying line in the last 6 months.",
+    ),
+    (
+        "amc_active",
+        "Average monthly consumption (Active)",
+        DECIMAL,
+        "Average of avg_monthly_consumption (m6 / 6) over Active customers.",
+    ),
     ("aos", "Average order size (6 months)", DECIMAL, "Sum of m6 / sum of o6: units per order over the last 6 months."),
     ("opt_email", "Consent to e-mail", COUNT, "Evaluated customers with opt_email true."),
     ("opt_sms", "Consent to SMS", COUNT, "Evaluated customers with opt_sms true."),
@@ -344,8 +389,22 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
         if m in held and m not in by_month:  # computed, without any customer: counts are 0, ratios undefined
             by_month[m] = {key: (0 if fmt in (COUNT, UNITS) else None) for key, _, fmt, _ in KPIS}
     s = Sheet(wb, "KPIs", [38, 14, 16, 12, 10, 16, 12, 10], freeze="B5")
-    s.title(f"CRM summary {month:%B %Y}", "Key figures of the month against the previous month (M-1) and the same month a year earlier (M-12).")
-    s.header(["KPI", f"{month:%b %Y}", f"{prev:%b %Y} (M-1)", "Change", "Change %", f"{year_ago:%b %Y} (M-12)", "Change", "Change %"])
+    s.title(
+        f"CRM summary {month:%B %Y}",
+        "Key figures of the month against the previous month (M-1) and the same month a year earlier (M-12).",
+    )
+    s.header(
+        [
+            "KPI",
+            f"{month:%b %Y}",
+            f"{prev:%b %Y} (M-1)",
+            "Change",
+            "Change %",
+            f"{year_ago:%b %Y} (M-12)",
+            "Change",
+            "Change %",
+        ]
+    )
     now, before, last_year = by_month.get(month, {}), by_month.get(prev), by_month.get(year_ago)
     for key, label, fmt, _ in KPIS:
         share = key in SHARE_KPIS
@@ -355,7 +414,10 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
         dp, dpp = _change(value, p, share)
         dy, dyp = _change(value, y, share)
         change_fmt = CHANGE_POINTS if share else (CHANGE_DECIMAL if fmt == DECIMAL else CHANGE)
-        s.append([label, value, p, dp, dpp, y, dy, dyp], [None, fmt, fmt, change_fmt, CHANGE_SHARE, fmt, change_fmt, CHANGE_SHARE])
+        s.append(
+            [label, value, p, dp, dpp, y, dy, dyp],
+            [None, fmt, fmt, change_fmt, CHANGE_SHARE, fmt, change_fmt, CHANGE_SHARE],
+        )
     s.append()
     for other, label in ((before, "M-1"), (last_year, "M-12")):
         if other is None:
@@ -381,7 +443,18 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
     active = sum((r[0] or 0) for t, r in rows.items() if t != "Not Active")
     s = Sheet(wb, "Tier mix", [22, 12, 12, 14, 12, 10, 14, 14])
     s.title(f"Value tier mix, {month:%B %Y}", "Active customers by RFMT value tier; Not Active customers have no tier.")
-    header = s.header(["Value tier", "Customers", "Share of active", "Share of evaluated", f"{prev:%b %Y}", "Change", "Units 12 m", "Units 12 m per customer"])
+    header = s.header(
+        [
+            "Value tier",
+            "Customers",
+            "Share of active",
+            "Share of evaluated",
+            f"{prev:%b %Y}",
+            "Change",
+            "Units 12 m",
+            "Units 12 m per customer",
+        ]
+    )
     fmts = [None, COUNT, SHARE, SHARE, COUNT, CHANGE, UNITS, DECIMAL]
     first = None
     for tier in (*TIERS, "Not Active"):
@@ -389,15 +462,33 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
         customers = customers or 0
         units = units or 0.0
         r = s.append(
-            [tier, customers, (customers / active if active else None) if tier != "Not Active" else None,
-             customers / evaluated if evaluated else None, customers_prev or 0,
-             customers - (customers_prev or 0), units, units / customers if customers else None],
+            [
+                tier,
+                customers,
+                (customers / active if active else None) if tier != "Not Active" else None,
+                customers / evaluated if evaluated else None,
+                customers_prev or 0,
+                customers - (customers_prev or 0),
+                units,
+                units / customers if customers else None,
+            ],
             fmts,
         )
         first = first or r
-    s.append(["Total", evaluated, 1.0 if active else None, 1.0 if evaluated else None,
-              sum((r[1] or 0) for r in rows.values()), evaluated - sum((r[1] or 0) for r in rows.values()),
-              sum((r[2] or 0) for r in rows.values()), None], fmts, font=BOLD)
+    s.append(
+        [
+            "Total",
+            evaluated,
+            1.0 if active else None,
+            1.0 if evaluated else None,
+            sum((r[1] or 0) for r in rows.values()),
+            evaluated - sum((r[1] or 0) for r in rows.values()),
+            sum((r[2] or 0) for r in rows.values()),
+            None,
+        ],
+        fmts,
+        font=BOLD,
+    )
     chart = BarChart()
     chart.type = "col"
     chart.title = f"Active customers by value tier, {month:%b %Y}"
@@ -412,9 +503,7 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
 
 
 def _tier_filters() -> str:
-    return ", ".join(
-        f"coalesce(sum(customers) FILTER (value_tier = '{t}'), 0) AS \"{t}\"" for t in TIERS
-    )
+    return ", ".join(f"coalesce(sum(customers) FILTER (value_tier = '{t}'), 0) AS \"{t}\"" for t in TIERS)
 
 
 TRENDS_SQL = f"""
@@ -435,7 +524,10 @@ ORDER BY report_month
 def _trends_sheet(wb: Workbook, con, month: date) -> list[tuple]:
     rows = con.execute(TRENDS_SQL, [add_months(month, -23), month]).fetchall()
     s = Sheet(wb, "Trends", [11, 11, 10, 9, 9, 11, 13, 13] + [10] * len(TIERS), freeze="B5")
-    s.title(f"Trends over the 24 months to {month:%B %Y}", f"{len(rows)} month(s) of the warehouse in that range; the charts show the last 12 and 24 months.")
+    s.title(
+        f"Trends over the 24 months to {month:%B %Y}",
+        f"{len(rows)} month(s) of the warehouse in that range; the charts show the last 12 and 24 months.",
+    )
     names = ["Month", "Evaluated", "Active", "New", "Lost", "Reactivated", "Units in month", "Units 12 m", *TIERS]
     header = s.header(names)
     fmts = [MONTH, COUNT, COUNT, COUNT, COUNT, COUNT, UNITS, UNITS] + [COUNT] * len(TIERS)
@@ -472,25 +564,43 @@ def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> Non
     data = con.execute(LIFECYCLE_SQL, [month, prev, year_ago]).fetchall()
 
     def total(m, stage=None, event=None, column=3):
-        return sum((r[column] or 0) for r in data if r[0] == m and (stage is None or r[1] == stage) and (event is None or r[2] == event))
+        return sum(
+            (r[column] or 0)
+            for r in data
+            if r[0] == m and (stage is None or r[1] == stage) and (event is None or r[2] == event)
+        )
 
     evaluated = total(month)
     s = Sheet(wb, "Lifecycle", [16, 12, 14, 14, 12, 14])
-    s.title(f"Lifecycle, {month:%B %Y}", "Events: what changed during the month. Stages: where customers stand at its end.")
+    s.title(
+        f"Lifecycle, {month:%B %Y}", "Events: what changed during the month. Stages: where customers stand at its end."
+    )
     s.section("Lifecycle events of the month")
     s.header(["Event", "Customers", f"{prev:%b %Y}", f"{year_ago:%b %Y}", "Units in month", "Share of evaluated"])
     for event in EVENTS:
         n = total(month, event=event)
-        s.append([event, n, total(prev, event=event), total(year_ago, event=event), total(month, event=event, column=4),
-                  n / evaluated if evaluated else None], [None, COUNT, COUNT, COUNT, UNITS, SHARE])
+        s.append(
+            [
+                event,
+                n,
+                total(prev, event=event),
+                total(year_ago, event=event),
+                total(month, event=event, column=4),
+                n / evaluated if evaluated else None,
+            ],
+            [None, COUNT, COUNT, COUNT, UNITS, SHARE],
+        )
     s.append()
     s.section("Lifecycle stages at the end of the month")
     s.header(["Stage", "Customers", "Share", f"{prev:%b %Y}", "Change"])
     for stage in STAGES:
         n, p = total(month, stage=stage), total(prev, stage=stage)
         s.append([stage, n, n / evaluated if evaluated else None, p, n - p], [None, COUNT, SHARE, COUNT, CHANGE])
-    s.append(["Total", evaluated, 1.0 if evaluated else None, total(prev), evaluated - total(prev)],
-             [None, COUNT, SHARE, COUNT, CHANGE], font=BOLD)
+    s.append(
+        ["Total", evaluated, 1.0 if evaluated else None, total(prev), evaluated - total(prev)],
+        [None, COUNT, SHARE, COUNT, CHANGE],
+        font=BOLD,
+    )
     s.append()
     s.section("Lifecycle events, last 12 months")
     header = s.header(["Month", *EVENTS])
@@ -498,7 +608,9 @@ def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> Non
     for r in trends[-12:]:
         s.append([r[0], r[3], r[4], r[5]], [MONTH, COUNT, COUNT, COUNT])
     if trends:
-        chart = _line_chart(s.ws, "Lifecycle events, last 12 months", "customers", 1, range(2, 2 + len(EVENTS)), header, first, s.row)
+        chart = _line_chart(
+            s.ws, "Lifecycle events, last 12 months", "customers", 1, range(2, 2 + len(EVENTS)), header, first, s.row
+        )
         s.ws.add_chart(chart, "H3")
 
 
@@ -519,7 +631,10 @@ ORDER BY customers DESC, segment
 
 def _segments_sheet(wb: Workbook, con, month: date) -> None:
     s = Sheet(wb, "Segments", [20, 11, 10, 10, 9, 9, 13, 13] + [10] * len(TIERS))
-    s.title(f"Customer groups and cities, {month:%B %Y}", "Evaluated customers, activity, events, units and value tiers per customer group and per city.")
+    s.title(
+        f"Customer groups and cities, {month:%B %Y}",
+        "Evaluated customers, activity, events, units and value tiers per customer group and per city.",
+    )
     names = ["Active", "Active share", "New", "Lost", "Units in month", "Units 12 m", *TIERS]
     fmts = [None, COUNT, COUNT, SHARE, COUNT, COUNT, UNITS, UNITS] + [COUNT] * len(TIERS)
     for column, label in (("customer_group", "Customer group"), ("city", "City")):
@@ -531,13 +646,19 @@ def _segments_sheet(wb: Workbook, con, month: date) -> None:
 
 
 def _migration_sheet(wb: Workbook, con, month: date) -> None:
-    cells = {(f, t): n for f, t, n in con.execute(
-        "SELECT from_tier, to_tier, customers FROM reporting.tier_migration WHERE report_month = ?", [month]).fetchall()}
+    cells = {
+        (f, t): n
+        for f, t, n in con.execute(
+            "SELECT from_tier, to_tier, customers FROM reporting.tier_migration WHERE report_month = ?", [month]
+        ).fetchall()
+    }
     order = (*TIERS, NO_TIER)
     prev = add_months(month, -1)
     s = Sheet(wb, "Migration", [14] + [11] * (len(order) + 1))
-    s.title(f"Value tier migration {prev:%b %Y} -> {month:%b %Y}",
-            f"Rows: tier in {prev:%b %Y} (M-1); columns: tier in {month:%b %Y} (M). {NO_TIER} = Not Active, or not yet entered in M-1.")
+    s.title(
+        f"Value tier migration {prev:%b %Y} -> {month:%b %Y}",
+        f"Rows: tier in {prev:%b %Y} (M-1); columns: tier in {month:%b %Y} (M). {NO_TIER} = Not Active, or not yet entered in M-1.",
+    )
     header = s.header(["M-1 \\ M", *order, "Total M-1"])
     first = header + 1
     for f in order:
@@ -576,8 +697,10 @@ def _cohort_sheet(wb: Workbook, con, month: date) -> None:
     )
     header = s.header(["Cohort", "Size", *[str(k) for k in range(COHORT_MONTHS)]])
     for cohort in cohorts:
-        s.append([cohort, sizes[cohort], *[shares.get((cohort, k)) for k in range(COHORT_MONTHS)]],
-                 [MONTH, COUNT] + ["0%"] * COHORT_MONTHS)
+        s.append(
+            [cohort, sizes[cohort], *[shares.get((cohort, k)) for k in range(COHORT_MONTHS)]],
+            [MONTH, COUNT] + ["0%"] * COHORT_MONTHS,
+        )
     if cohorts:
         last_col = get_column_letter(2 + COHORT_MONTHS)
         s.ws.conditional_formatting.add(f"C{header + 1}:{last_col}{s.row}", ColorScaleRule(**COHORT_SCALE))
@@ -587,20 +710,29 @@ def _cohort_sheet(wb: Workbook, con, month: date) -> None:
 
 def _reach_sheet(wb: Workbook, con, month: date) -> None:
     s = Sheet(wb, "Reach", [24, 12, 12, 12, 12, 14])
-    s.title(f"Reach and device attach, {month:%B %Y}", "Consent as of the month; contact data as in the current customer master.")
+    s.title(
+        f"Reach and device attach, {month:%B %Y}",
+        "Consent as of the month; contact data as in the current customer master.",
+    )
     s.section("Contactable customers per channel")
     s.header(["Channel", "Customers", "Consented", "Consent share", "Contactable", "Contactable & Active"])
     for channel, customers, consented, contactable, active in con.execute(
         "SELECT channel, customers, consented, contactable, contactable_active FROM reporting.contactable_customers "
-        "WHERE report_month = ? ORDER BY channel_order", [month]).fetchall():
-        s.append([channel, customers, consented, consented / customers if customers else None, contactable, active],
-                 [None, COUNT, COUNT, SHARE, COUNT, COUNT])
+        "WHERE report_month = ? ORDER BY channel_order",
+        [month],
+    ).fetchall():
+        s.append(
+            [channel, customers, consented, consented / customers if customers else None, contactable, active],
+            [None, COUNT, COUNT, SHARE, COUNT, COUNT],
+        )
     s.append()
     s.section("Device owners who never bought a consumable")
     s.header(["Customer group", "Device owners", "With consumable", "Never bought", "Attach rate"])
     rows = con.execute(
         "SELECT customer_group, device_owners, owners_with_consumable, owners_without_consumable, attach_rate "
-        "FROM reporting.device_attach WHERE report_month = ? ORDER BY device_owners DESC, customer_group", [month]).fetchall()
+        "FROM reporting.device_attach WHERE report_month = ? ORDER BY device_owners DESC, customer_group",
+        [month],
+    ).fetchall()
     fmts = [None, COUNT, COUNT, COUNT, SHARE]
     for r in rows:
         s.append([r[0] if r[0] is not None else "(blank)", *r[1:]], fmts)
@@ -615,29 +747,72 @@ def _definitions_sheet(wb: Workbook, month: date, customers: ListResult, columns
     s.header(["Sheet", "Figure", "Definition"])
     rows: list[tuple[str, str, str]] = [("KPIs", label, text) for _, label, _, text in KPIS]
     rows += [
-        ("KPIs", "Change / Change %", "This month minus M-1 (or M-12); Change % = change / the earlier value. Shares change in percentage points."),
-        ("Tier mix", "Customers", "Evaluated customers of the month per value tier; Not Active customers have no tier."),
-        ("Tier mix", "Share of active / evaluated", "Customers of the tier / Active customers (or / all evaluated customers)."),
+        (
+            "KPIs",
+            "Change / Change %",
+            "This month minus M-1 (or M-12); Change % = change / the earlier value. Shares change in percentage points.",
+        ),
+        (
+            "Tier mix",
+            "Customers",
+            "Evaluated customers of the month per value tier; Not Active customers have no tier.",
+        ),
+        (
+            "Tier mix",
+            "Share of active / evaluated",
+            "Customers of the tier / Active customers (or / all evaluated customers).",
+        ),
         ("Tier mix", "Units 12 m", "Sum of m12 of the tier's customers; per customer = that sum / customers."),
-        ("Trends", "Each row", "One report month (up to 24 months back, as far as the warehouse holds them): evaluated, Active, events, units of the month (m1) and of 12 months (m12), customers per tier."),
-        ("Lifecycle", "Events", "New, Lost and Reactivated in the month (business rules 5.3), with the units bought in the month by those customers."),
+        (
+            "Trends",
+            "Each row",
+            "One report month (up to 24 months back, as far as the warehouse holds them): evaluated, Active, events, units of the month (m1) and of 12 months (m12), customers per tier.",
+        ),
+        (
+            "Lifecycle",
+            "Events",
+            "New, Lost and Reactivated in the month (business rules 5.3), with the units bought in the month by those customers.",
+        ),
         ("Lifecycle", "Stages", "Prospect, New, Active, At Risk, Lost at the end of the month (business rules 5.4)."),
-        ("Segments", "By customer group / city", "The same figures per customer group and per city of the customer master."),
-        ("Migration", "Cell", f"Customers with the row's tier in M-1 (prev_value_tier) and the column's tier in M (value_tier). {NO_TIER}: Not Active, or not yet entered in M-1. The cells add up to the evaluated customers."),
-        ("Cohorts", "Cell", f"Share of the cohort (customers whose first consumable purchase was in that month) that is Active in the month cohort + column, for the last {COHORT_MONTHS} cohorts; Size = customers of the cohort. Months 0-11 are 100% by definition (Active = units in the last 12 months)."),
-        ("Reach", "Consented / Contactable", "Consent flag true as of the month / and a non-blank e-mail (e-mail) or mobile number (SMS, phone) in the customer master; 'any' = at least one channel."),
-        ("Reach", "Attach rate", "Device owners (first_device_purchase_date set) who bought at least one consumable / device owners."),
+        (
+            "Segments",
+            "By customer group / city",
+            "The same figures per customer group and per city of the customer master.",
+        ),
+        (
+            "Migration",
+            "Cell",
+            f"Customers with the row's tier in M-1 (prev_value_tier) and the column's tier in M (value_tier). {NO_TIER}: Not Active, or not yet entered in M-1. The cells add up to the evaluated customers.",
+        ),
+        (
+            "Cohorts",
+            "Cell",
+            f"Share of the cohort (customers whose first consumable purchase was in that month) that is Active in the month cohort + column, for the last {COHORT_MONTHS} cohorts; Size = customers of the cohort. Months 0-11 are 100% by definition (Active = units in the last 12 months).",
+        ),
+        (
+            "Reach",
+            "Consented / Contactable",
+            "Consent flag true as of the month / and a non-blank e-mail (e-mail) or mobile number (SMS, phone) in the customer master; 'any' = at least one channel.",
+        ),
+        (
+            "Reach",
+            "Attach rate",
+            "Device owners (first_device_purchase_date set) who bought at least one consumable / device owners.",
+        ),
     ]
     split = ", ".join(f"'{title}' ({n:,} rows)" for title, n in customers.sheets)
-    rows.append((
-        CUSTOMERS_SHEET, "The list",
-        f"Every evaluated customer of {month:%B %Y}: {customers.rows:,} rows, one per snapshot row, on {split}. "
-        f"A sheet holds at most {EXCEL_MAX_ROWS - 1:,} customers (Excel's limit of {EXCEL_MAX_ROWS:,} rows with the header); "
-        "a longer list continues on numbered sheets, nothing is dropped."
-        if customers.sheets else
-        f"Not in this workbook ({customers.rows:,} customers): a run of many months writes the lists of its newest "
-        f"months only; `crm report --month {month:%Y-%m}` writes it. The columns it has:",
-    ))
+    rows.append(
+        (
+            CUSTOMERS_SHEET,
+            "The list",
+            f"Every evaluated customer of {month:%B %Y}: {customers.rows:,} rows, one per snapshot row, on {split}. "
+            f"A sheet holds at most {EXCEL_MAX_ROWS - 1:,} customers (Excel's limit of {EXCEL_MAX_ROWS:,} rows with the header); "
+            "a longer list continues on numbered sheets, nothing is dropped."
+            if customers.sheets
+            else f"Not in this workbook ({customers.rows:,} customers): a run of many months writes the lists of its newest "
+            f"months only; `crm report --month {month:%Y-%m}` writes it. The columns it has:",
+        )
+    )
     rows += [(CUSTOMERS_SHEET, name, LIST_COLUMNS[name][2]) for name in columns]
     for row in rows:
         s.ws.append([row[0], row[1], s.cell(row[2], alignment=Alignment(wrap_text=True, vertical="top"))])
@@ -673,9 +848,13 @@ def _require_views(con, month: date, customers: int) -> None:
     for view in VIEWS.values():
         if view.table not in tables:
             raise CrmError(f"{view.table} not found in the warehouse; run `crm run` to build the reporting views")
-    summary = con.execute("SELECT count(*) FROM reporting.segment_summary WHERE report_month = ?", [month]).fetchall()[0][0]
+    summary = con.execute("SELECT count(*) FROM reporting.segment_summary WHERE report_month = ?", [month]).fetchall()[
+        0
+    ][0]
     if customers and not summary:
-        raise CrmError(f"the reporting views have no rows for {month:%Y-%m}; run `crm run --from {month:%Y-%m} --to {month:%Y-%m}`")
+        raise CrmError(
+            f"the reporting views have no rows for {month:%Y-%m}; run `crm run --from {month:%Y-%m} --to {month:%Y-%m}`"
+        )
 
 
 CUSTOMER_LIST_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} WHERE report_month = ? ORDER BY customer_id"
@@ -752,14 +931,18 @@ def build_workbook(con, month: date, path: str | Path, with_list: bool = True) -
         return WorkbookSummary(path, month, customers, [], [ws.title for ws in wb.worksheets], size)
     # the Definitions sheet names the customer sheets: plan the split first, write it before the list
     per_sheet = EXCEL_MAX_ROWS - 1
-    planned = ListResult(customers, [
-        (CUSTOMERS_SHEET if i == 0 else f"{CUSTOMERS_SHEET} ({i + 1})", min(per_sheet, customers - i * per_sheet))
-        for i in range(max(1, math.ceil(customers / per_sheet)))
-    ])
+    planned = ListResult(
+        customers,
+        [
+            (CUSTOMERS_SHEET if i == 0 else f"{CUSTOMERS_SHEET} ({i + 1})", min(per_sheet, customers - i * per_sheet))
+            for i in range(max(1, math.ceil(customers / per_sheet)))
+        ],
+    )
     _definitions_sheet(wb, month, planned, SNAPSHOT_COLUMNS)
     widths = text_widths(con, CUSTOMER_LIST_SQL, [month], SNAPSHOT_COLUMNS)
-    listed = write_customer_list(wb, con, CUSTOMER_LIST_SQL, [month], customers, SNAPSHOT_COLUMNS, CUSTOMERS_SHEET,
-                                 widths)
+    listed = write_customer_list(
+        wb, con, CUSTOMER_LIST_SQL, [month], customers, SNAPSHOT_COLUMNS, CUSTOMERS_SHEET, widths
+    )
     size = save_atomically(wb, path, [listed])
     return WorkbookSummary(path, month, listed.rows, listed.sheets, [ws.title for ws in wb.worksheets], size)
 
@@ -788,10 +971,12 @@ def build_workbooks(
     """
     config = warehouse.model_dump()
     with warehouse.connect(read_only=True) as con:
-        counts = dict(con.execute(
-            f"SELECT report_month, count(*) FROM {SNAPSHOT} WHERE report_month BETWEEN ? AND ? GROUP BY 1",
-            [min(months), max(months)],
-        ).fetchall())
+        counts = dict(
+            con.execute(
+                f"SELECT report_month, count(*) FROM {SNAPSHOT} WHERE report_month BETWEEN ? AND ? GROUP BY 1",
+                [min(months), max(months)],
+            ).fetchall()
+        )
     rows_by_month = {month: counts.get(month, 0) for month in months}
     listed = set(months) if list_rows is None else lists_within_budget(rows_by_month, list_rows)
     jobs = [(config, month, workbook_path(output_dir, month), month in listed) for month in months]
@@ -813,7 +998,9 @@ def build_workbooks(
     backfill_policy=BackfillPolicy.single_run(),
     deps=[customer_snapshot, *view_assets],
 )
-def summary_workbook(context: AssetExecutionContext, warehouse: Warehouse, output_folder: OutputFolder) -> MaterializeResult:
+def summary_workbook(
+    context: AssetExecutionContext, warehouse: Warehouse, output_folder: OutputFolder
+) -> MaterializeResult:
     """The monthly Excel summary workbook ``reports/crm_summary_YYYY-MM.xlsx`` under the output folder.
 
     KPIs against M-1 and M-12, tier mix, 12- and 24-month trends, lifecycle,
@@ -828,13 +1015,17 @@ def summary_workbook(context: AssetExecutionContext, warehouse: Warehouse, outpu
     rows: dict[str, int] = {}
     extra: dict[str, dict] = {}
     total_bytes = 0
-    summaries = build_workbooks(warehouse, output_folder.path, [key_to_date(key) for key in window.keys],
-                                output_folder.workbook_list_rows)
+    summaries = build_workbooks(
+        warehouse, output_folder.path, [key_to_date(key) for key in window.keys], output_folder.workbook_list_rows
+    )
     for key, summary in zip(window.keys, summaries):
         rows[key] = summary.customers
-        extra[key] = {"customer sheets": len(summary.customer_sheets), "bytes": summary.bytes,
-                      "customer list": "yes" if summary.customer_sheets else "left out (crm report writes it)",
-                      "path": MetadataValue.path(str(summary.path))}
+        extra[key] = {
+            "customer sheets": len(summary.customer_sheets),
+            "bytes": summary.bytes,
+            "customer list": "yes" if summary.customer_sheets else "left out (crm report writes it)",
+            "path": MetadataValue.path(str(summary.path)),
+        }
         total_bytes += summary.bytes
     add_month_metadata(context, window, rows, {}, extra=extra)
     return MaterializeResult(

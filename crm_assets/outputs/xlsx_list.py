@@ -67,14 +67,30 @@ _OFFICE_DOCUMENT = _REL_NS + "/officeDocument"
 # Characters XML 1.0 does not allow (openpyxl refuses them; here they are removed), as an RE2 class.
 _ILLEGAL_RE = r"'[\x00-\x08\x0B\x0C\x0E-\x1F\x{FFFE}\x{FFFF}]'"
 _XML_SPACE_SQL = "' ' || chr(9) || chr(10) || chr(13)"
-_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
-             "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+_INTEGERS = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+}
 _DIMENSION = re.compile(r'<dimension ref="[^"]*"\s*/>')
 
 # A value of each kind of column, written in the prototype row.
 PROTOTYPE_VALUES = {
-    "text": "x", "number": 0, "float": 0.5, "decimal": Decimal(0), "date": date(2000, 1, 1),
-    "timestamp": datetime(2000, 1, 1), "bool": True, "other": "x",
+    "text": "x",
+    "number": 0,
+    "float": 0.5,
+    "decimal": Decimal(0),
+    "date": date(2000, 1, 1),
+    "timestamp": datetime(2000, 1, 1),
+    "bool": True,
+    "other": "x",
 }
 
 
@@ -110,18 +126,22 @@ def _value_sql(kind: str, column: str) -> str:
     # days since 1899-12-30, less one up to 28 February 1900: Excel counts a 29 February 1900 that did
     # not exist (as openpyxl does)
     if kind == "date":
-        return (f"CASE WHEN isfinite({column}) THEN {column} - DATE '1899-12-30'"
-                f" - CASE WHEN {column} BETWEEN DATE '1899-12-31' AND DATE '1900-02-28' THEN 1 ELSE 0 END END")
+        return (
+            f"CASE WHEN isfinite({column}) THEN {column} - DATE '1899-12-30'"
+            f" - CASE WHEN {column} BETWEEN DATE '1899-12-31' AND DATE '1900-02-28' THEN 1 ELSE 0 END END"
+        )
     if kind == "timestamp":
-        return (f"CASE WHEN isfinite({column}) THEN (epoch_us({column}::TIMESTAMP) - epoch_us(TIMESTAMP '1899-12-30'))"
-                f" / 86400e6 - CASE WHEN {column}::TIMESTAMP >= TIMESTAMP '1899-12-31'"
-                f" AND {column}::TIMESTAMP < TIMESTAMP '1900-03-01' THEN 1 ELSE 0 END END")
+        return (
+            f"CASE WHEN isfinite({column}) THEN (epoch_us({column}::TIMESTAMP) - epoch_us(TIMESTAMP '1899-12-30'))"
+            f" / 86400e6 - CASE WHEN {column}::TIMESTAMP >= TIMESTAMP '1899-12-31'"
+            f" AND {column}::TIMESTAMP < TIMESTAMP '1900-03-01' THEN 1 ELSE 0 END END"
+        )
     raise ValueError(kind)
 
 
 def _cell_sql(kind: str, column: int, style: str | None, value: str) -> str:
     """The XML of a column's cell (NULL: no cell) from its value ``value`` (see _value_sql); ``r``: the row number."""
-    ref = f"""'<c r="{get_column_letter(column)}', r, '"{f' s="{style}"' if style else ''}"""
+    ref = f"""'<c r="{get_column_letter(column)}', r, '"{f' s="{style}"' if style else ""}"""
     if kind in ("text", "other"):
         escaped = value
         for char, entity in (("'&'", "'&amp;'"), ("'<'", "'&lt;'"), ("'>'", "'&gt;'"), ("chr(13)", "'&#13;'")):
@@ -254,12 +274,19 @@ def _rels_name(part: str) -> str:
 def sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
     """Sheet title -> zip member of its XML, from the package and workbook relationships."""
     rels = ElementTree.fromstring(zf.read("_rels/.rels"))
-    workbook = next(_resolve("", r.get("Target")) for r in rels.iter(f"{{{_PKG_REL_NS}}}Relationship")
-                    if r.get("Type") == _OFFICE_DOCUMENT)
-    targets = {r.get("Id"): _resolve(workbook, r.get("Target"))
-               for r in ElementTree.fromstring(zf.read(_rels_name(workbook))).iter(f"{{{_PKG_REL_NS}}}Relationship")}
-    return {s.get("name"): targets[s.get(f"{{{_REL_NS}}}id")]
-            for s in ElementTree.fromstring(zf.read(workbook)).iter(f"{{{_MAIN_NS}}}sheet")}
+    workbook = next(
+        _resolve("", r.get("Target"))
+        for r in rels.iter(f"{{{_PKG_REL_NS}}}Relationship")
+        if r.get("Type") == _OFFICE_DOCUMENT
+    )
+    targets = {
+        r.get("Id"): _resolve(workbook, r.get("Target"))
+        for r in ElementTree.fromstring(zf.read(_rels_name(workbook))).iter(f"{{{_PKG_REL_NS}}}Relationship")
+    }
+    return {
+        s.get("name"): targets[s.get(f"{{{_REL_NS}}}id")]
+        for s in ElementTree.fromstring(zf.read(workbook)).iter(f"{{{_MAIN_NS}}}sheet")
+    }
 
 
 def _split_prototype(xml: str, marker: str, columns: int) -> tuple[str, str, list[str | None]]:
@@ -300,9 +327,12 @@ def save(wb, path: str | Path, lists: Sequence[ListRows] = ()) -> None:
     """Write ``wb`` to ``path`` with the rows of ``lists`` in their sheets (not atomic: see the callers)."""
     frame = io.BytesIO()
     wb.save(frame)
-    with zipfile.ZipFile(frame) as zin, zipfile.ZipFile(
-        path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL, allowZip64=True
-    ) as zout:
+    with (
+        zipfile.ZipFile(frame) as zin,
+        zipfile.ZipFile(
+            path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL, allowZip64=True
+        ) as zout,
+    ):
         parts = sheet_parts(zin)
         listed = {parts[title] for rows in lists for title in rows.sheets}
         for info in zin.infolist():
