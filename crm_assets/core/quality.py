@@ -124,25 +124,18 @@ def record(con: duckdb.DuckDBPyConnection, run_id: str, outcomes: Iterable[Outco
     ]
     if not rows:
         return
-    import pyarrow as pa
-
-    columns = list(zip(*rows))
-    batch = pa.table(
-        {
-            name: pa.array(values, type=kind)
-            for name, values, kind in zip(
-                ("run_id", "asset_key", "check_name", "partition_key", "severity", "passed", "violations", "sample"),
-                columns,
-                (pa.string(), pa.string(), pa.string(), pa.string(), pa.string(), pa.bool_(), pa.int64(), pa.string()),
-            )
-        }
-    )
+    columns = [list(c) for c in zip(*rows)]
     con.execute(QUALITY_DDL)
-    con.register("check_batch", batch)
-    try:
-        con.execute("INSERT INTO quality.check_results SELECT *, current_timestamp::TIMESTAMP FROM check_batch")
-    finally:
-        con.unregister("check_batch")
+    # one statement over parallel lists (a few thousand rows for a long backfill): no row-by-row insert
+    con.execute(
+        """
+        INSERT INTO quality.check_results
+        SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::VARCHAR[]),
+               unnest($5::VARCHAR[]), unnest($6::BOOLEAN[]), unnest($7::BIGINT[]), unnest($8::VARCHAR[]),
+               current_timestamp::TIMESTAMP
+        """,
+        columns,
+    )
 
 
 def write_with_checks(
