@@ -10,7 +10,7 @@ quantities, orphans and anonymous customers' lines are all kept.
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from crm_assets.core import rules
+from crm_assets.core import rules, sql
 from crm_assets.core.columns import EXCEL_TEXT, Column
 from crm_assets.core.partitioned import (
     MonthWindow,
@@ -27,24 +27,7 @@ from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import CrmRules
 from crm_assets.layers import raw
 
-ENRICHED_DDL = """
-CREATE SCHEMA IF NOT EXISTS enriched;
-CREATE TABLE IF NOT EXISTS enriched.customers (
-    customer_id VARCHAR NOT NULL, customer_name VARCHAR, customer_group VARCHAR, city VARCHAR,
-    created_date DATE, email VARCHAR, mobile_number VARCHAR,
-    opt_email BOOLEAN NOT NULL, opt_sms BOOLEAN NOT NULL, opt_phone BOOLEAN NOT NULL,
-    is_anonymous BOOLEAN NOT NULL
-);
-CREATE TABLE IF NOT EXISTS enriched.transactions (
-    partition_month DATE NOT NULL, invoice_month DATE NOT NULL, invoice_date DATE NOT NULL,
-    source_file VARCHAR NOT NULL, line_number BIGINT NOT NULL,
-    invoice_id VARCHAR, customer_id VARCHAR, product_id VARCHAR, store_id VARCHAR,
-    quantity DOUBLE, revenue DOUBLE, category VARCHAR, unit_size DOUBLE, units DECIMAL(38, 6),
-    is_known_customer BOOLEAN NOT NULL, is_known_product BOOLEAN NOT NULL,
-    is_anonymous BOOLEAN NOT NULL, is_evaluated BOOLEAN NOT NULL,
-    is_consumable BOOLEAN NOT NULL, is_device BOOLEAN NOT NULL, is_qualifying BOOLEAN NOT NULL
-);
-"""
+ENRICHED_DDL = sql.load(__package__, "enriched_ddl.sql")
 
 
 # The contact columns of a customer list (crm export), shown only with the customer's consent.

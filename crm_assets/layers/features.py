@@ -27,7 +27,7 @@ from dagster import (
     multi_asset,
 )
 
-from crm_assets.core import quality
+from crm_assets.core import quality, sql
 from crm_assets.core.months import add_months
 from crm_assets.core.partitioned import (
     MonthWindow,
@@ -47,67 +47,13 @@ from crm_assets.core.quality import (
 from crm_assets.core.resources import Warehouse
 from crm_assets.layers import enriched
 
-FEATURES_DDL = """
-CREATE SCHEMA IF NOT EXISTS features;
-CREATE TABLE IF NOT EXISTS features.customer_month_activity (
-    partition_month DATE NOT NULL, activity_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
-    units DECIMAL(38, 6) NOT NULL, qualifying_lines BIGINT NOT NULL, orders BIGINT NOT NULL,
-    first_consumable_date DATE, last_consumable_date DATE, first_device_date DATE, first_line_date DATE NOT NULL
-);
-CREATE TABLE IF NOT EXISTS features.repeated_orders (
-    partition_month DATE NOT NULL, activity_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
-    invoice_id VARCHAR NOT NULL, previous_month DATE NOT NULL
-);
-CREATE TABLE IF NOT EXISTS features.customer_features (
-    report_month DATE NOT NULL, customer_id VARCHAR NOT NULL, entry_date DATE,
-    m_total DECIMAL(38, 6) NOT NULL, m1 DECIMAL(38, 6) NOT NULL, m6 DECIMAL(38, 6) NOT NULL,
-    m12 DECIMAL(38, 6) NOT NULL, m13 DECIMAL(38, 6) NOT NULL, m24 DECIMAL(38, 6) NOT NULL, m25 DECIMAL(38, 6) NOT NULL,
-    o6 BIGINT NOT NULL, o12 BIGINT NOT NULL,
-    lines_total BIGINT NOT NULL, lines_m1 BIGINT NOT NULL, lines_m6 BIGINT NOT NULL,
-    lines_m12 BIGINT NOT NULL, lines_m13 BIGINT NOT NULL,
-    first_device_purchase_date DATE, first_consumable_purchase_date DATE, last_consumable_purchase_date DATE,
-    months_since_last_purchase INTEGER, tenure_months INTEGER,
-    avg_monthly_consumption DOUBLE NOT NULL, avg_order_size DOUBLE,
-    prev_entered BOOLEAN NOT NULL, prev_lines_m12 BIGINT NOT NULL, prev_lines_m6 BIGINT NOT NULL,
-    prev_m6 DECIMAL(38, 6) NOT NULL, prev_o6 BIGINT NOT NULL
-);
-"""
+FEATURES_DDL = sql.load(__package__, "features_ddl.sql")
 
-ACTIVITY_SQL = """
-SELECT partition_month, invoice_month AS activity_month, customer_id,
-    coalesce(sum(units) FILTER (WHERE is_qualifying), 0) AS units,
-    count(*) FILTER (WHERE is_qualifying) AS qualifying_lines,
-    count(DISTINCT invoice_id) FILTER (WHERE is_qualifying) AS orders,
-    min(invoice_date) FILTER (WHERE is_qualifying) AS first_consumable_date,
-    max(invoice_date) FILTER (WHERE is_qualifying) AS last_consumable_date,
-    min(invoice_date) FILTER (WHERE is_device AND quantity > 0) AS first_device_date,
-    min(invoice_date) AS first_line_date
-FROM enriched.transactions
-WHERE is_evaluated AND partition_month BETWEEN ? AND ?
-GROUP BY ALL
-ORDER BY activity_month, customer_id
-"""
+ACTIVITY_SQL = sql.load(__package__, "customer_month_activity.sql")
 
 # The previous month of an invoice id is looked up in the whole history up to
 # the window's end, but only for the invoices of the window.
-REPEATED_ORDERS_SQL = """
-WITH in_window AS (
-    SELECT DISTINCT customer_id, invoice_id FROM enriched.transactions
-    WHERE is_evaluated AND is_qualifying AND partition_month BETWEEN ? AND ?
-),
-occurrences AS (
-    SELECT DISTINCT t.partition_month, t.invoice_month, t.customer_id, t.invoice_id
-    FROM enriched.transactions t SEMI JOIN in_window w USING (customer_id, invoice_id)
-    WHERE t.is_evaluated AND t.is_qualifying AND t.partition_month <= ?
-),
-chained AS (
-    SELECT *, lag(invoice_month) OVER (PARTITION BY customer_id, invoice_id ORDER BY invoice_month) AS previous_month
-    FROM occurrences
-)
-SELECT partition_month, invoice_month AS activity_month, customer_id, invoice_id, previous_month
-FROM chained
-WHERE previous_month IS NOT NULL AND partition_month BETWEEN ? AND ?
-"""
+REPEATED_ORDERS_SQL = sql.load(__package__, "repeated_orders.sql")
 
 
 TABLE = "features.customer_features"
@@ -182,7 +128,7 @@ def features_sql(
     spare, else DECIMAL(38, 6): see ``units_sum_type``).
     """
     grid_start = add_months(window.start, -26)
-    sql = """
+    statement = """
     WITH months AS (
         SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 MONTH))::DATE AS month
     ),
@@ -280,7 +226,7 @@ def features_sql(
         window.start,
         window.end,
     ]
-    return sql.replace("{in_bucket}", in_bucket).replace("{sum_type}", sum_type), params
+    return statement.replace("{in_bucket}", in_bucket).replace("{sum_type}", sum_type), params
 
 
 # DECIMAL(18, 6) holds 999,999,999,999.999999: with a customer's whole history below a tenth of it, no running

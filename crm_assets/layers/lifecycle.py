@@ -9,7 +9,7 @@ that matches wins.
 
 from dagster import AssetExecutionContext, MaterializeResult
 
-from crm_assets.core import quality
+from crm_assets.core import quality, sql
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
@@ -25,35 +25,11 @@ from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES
 from crm_assets.layers.features import customer_features
 
-LIFECYCLE_DDL = """
-CREATE SCHEMA IF NOT EXISTS lifecycle;
-CREATE TABLE IF NOT EXISTS lifecycle.customer_lifecycle (
-    report_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
-    activity_status VARCHAR NOT NULL, lifecycle_stage VARCHAR NOT NULL, lifecycle_event VARCHAR
-);
-"""
+LIFECYCLE_DDL = sql.load(__package__, "lifecycle_ddl.sql")
 
 # m12 > 0 <=> lines_m12 > 0;  m1 = m_total <=> lines_total = lines_m1;
 # m1 = m13 <=> lines_m13 = lines_m1;  m_total > m13 <=> lines_total > lines_m13.
-LIFECYCLE_SQL = """
-SELECT report_month, customer_id,
-    CASE WHEN lines_m12 > 0 THEN 'Active' ELSE 'Not Active' END AS activity_status,
-    CASE
-        WHEN lines_total = 0 THEN 'Prospect'
-        WHEN lines_m12 = 0 THEN 'Lost'
-        WHEN tenure_months <= 12 THEN 'New'
-        WHEN lines_m6 = 0 THEN 'At Risk'
-        ELSE 'Active'
-    END AS lifecycle_stage,
-    CASE
-        WHEN lines_m1 > 0 AND lines_total = lines_m1 THEN 'New'
-        WHEN lines_m12 = 0 AND lines_m13 > 0 THEN 'Lost'
-        WHEN lines_m1 > 0 AND lines_m13 = lines_m1 AND lines_total > lines_m13 THEN 'Reactivated'
-    END AS lifecycle_event
-FROM features.customer_features
-WHERE report_month BETWEEN ? AND ?
-ORDER BY report_month, customer_id
-"""
+LIFECYCLE_SQL = sql.load(__package__, "customer_lifecycle.sql")
 
 TABLE = "lifecycle.customer_lifecycle"
 ASSET = "lifecycle/customer_lifecycle"

@@ -11,7 +11,7 @@ import json
 
 from dagster import AssetExecutionContext, MaterializeResult
 
-from crm_assets.core import quality
+from crm_assets.core import quality, sql
 from crm_assets.core.columns import (
     EXCEL_COUNT,
     EXCEL_DATE,
@@ -173,23 +173,7 @@ CREATE TABLE IF NOT EXISTS reporting.snapshot_changes (
 """
 
 
-SNAPSHOT_SQL = """
-SELECT f.report_month, f.customer_id, c.customer_group, c.city,
-    f.m_total::DOUBLE AS m_total, f.m1::DOUBLE AS m1, f.m6::DOUBLE AS m6, f.m12::DOUBLE AS m12,
-    f.m13::DOUBLE AS m13, f.m24::DOUBLE AS m24, f.m25::DOUBLE AS m25, f.o6, f.o12,
-    f.first_device_purchase_date, f.first_consumable_purchase_date, f.last_consumable_purchase_date,
-    f.months_since_last_purchase, f.tenure_months, f.avg_monthly_consumption, f.avg_order_size,
-    l.activity_status, r.value_tier, r.prev_value_tier, l.lifecycle_stage, l.lifecycle_event,
-    r.r_score, r.f_score, r.m_score, r.t_score,
-    coalesce(c.opt_email, false) AS opt_email, coalesce(c.opt_sms, false) AS opt_sms,
-    coalesce(c.opt_phone, false) AS opt_phone
-FROM features.customer_features f
-JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)
-JOIN rfmt.customer_rfmt r USING (report_month, customer_id)
-LEFT JOIN enriched.customers c USING (customer_id)
-WHERE f.report_month BETWEEN ? AND ?
-ORDER BY f.report_month, f.customer_id
-"""
+SNAPSHOT_SQL = sql.load(__package__, "customer_snapshot.sql")
 
 # Late data made visible: when a month that was already in the snapshot is
 # computed again, count per month how many customers' status, tier, event or

@@ -10,7 +10,7 @@ resource.
 
 from dagster import AssetExecutionContext, MaterializeResult
 
-from crm_assets.core import quality
+from crm_assets.core import quality, sql
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
@@ -27,14 +27,7 @@ from crm_assets.core.rules import SCORE_VALUES, SCORES, TIERS, CrmRules, value_t
 from crm_assets.layers.features import customer_features
 from crm_assets.layers.lifecycle import customer_lifecycle
 
-RFMT_DDL = """
-CREATE SCHEMA IF NOT EXISTS rfmt;
-CREATE TABLE IF NOT EXISTS rfmt.customer_rfmt (
-    report_month DATE NOT NULL, customer_id VARCHAR NOT NULL,
-    value_tier VARCHAR, prev_value_tier VARCHAR,
-    r_score INTEGER, f_score INTEGER, m_score INTEGER, t_score INTEGER
-);
-"""
+RFMT_DDL = sql.load(__package__, "rfmt_ddl.sql")
 TABLE = "rfmt.customer_rfmt"
 ASSET = "rfmt/customer_rfmt"
 WITH_STATUS = (
@@ -94,8 +87,8 @@ def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "dir
     """Replace the window's report months of ``rfmt.customer_rfmt``, checked."""
     crm_rules.validate_values()
     con.execute(RFMT_DDL)
-    sql = rfmt_sql(crm_rules)
-    parts = [(sql, [start, end]) for start, end in month_parts(con, window, "features.customer_features")]
+    statement = rfmt_sql(crm_rules)
+    parts = [(statement, [start, end]) for start, end in month_parts(con, window, "features.customer_features")]
     return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
 
 

@@ -46,6 +46,7 @@ from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
+from crm_assets.core import sql
 from crm_assets.core.columns import EXCEL_COUNT as COUNT
 from crm_assets.core.columns import EXCEL_DATE as DATE
 from crm_assets.core.columns import EXCEL_DECIMAL as DECIMAL
@@ -425,15 +426,7 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
     s.note("Changes of shares are in percentage points (pt); Change % is relative to the earlier month.")
 
 
-TIER_MIX_SQL = """
-SELECT coalesce(value_tier, 'Not Active') AS tier,
-    sum(customers) FILTER (report_month = ?) AS customers,
-    sum(customers) FILTER (report_month = ?) AS customers_prev,
-    sum(units_12m) FILTER (report_month = ?) AS units_12m
-FROM reporting.segment_summary
-WHERE report_month IN (?, ?)
-GROUP BY 1
-"""
+TIER_MIX_SQL = sql.load(__package__, "workbook_tier_mix.sql")
 
 
 def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
@@ -551,12 +544,7 @@ def _trends_sheet(wb: Workbook, con, month: date) -> list[tuple]:
     return rows
 
 
-LIFECYCLE_SQL = """
-SELECT report_month, lifecycle_stage, lifecycle_event, sum(customers), sum(units_month)
-FROM reporting.segment_summary
-WHERE report_month IN (?, ?, ?)
-GROUP BY ALL
-"""
+LIFECYCLE_SQL = sql.load(__package__, "workbook_lifecycle.sql")
 
 
 def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> None:
@@ -614,19 +602,7 @@ def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> Non
         s.ws.add_chart(chart, "H3")
 
 
-SEGMENTS_SQL = """
-SELECT {column} AS segment, sum(customers) AS customers,
-    coalesce(sum(customers) FILTER (activity_status = 'Active'), 0) AS active,
-    coalesce(sum(customers) FILTER (activity_status = 'Active'), 0) / sum(customers) AS active_share,
-    coalesce(sum(customers) FILTER (lifecycle_event = 'New'), 0) AS new,
-    coalesce(sum(customers) FILTER (lifecycle_event = 'Lost'), 0) AS lost,
-    sum(units_month) AS units_month, sum(units_12m) AS units_12m,
-    {tiers}
-FROM reporting.segment_summary
-WHERE report_month = ?
-GROUP BY 1
-ORDER BY customers DESC, segment
-"""
+SEGMENTS_SQL = sql.load(__package__, "workbook_segments.sql")
 
 
 def _segments_sheet(wb: Workbook, con, month: date) -> None:
