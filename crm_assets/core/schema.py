@@ -61,7 +61,7 @@ class NewerWarehouseError(CrmError):
 def recorded_version(con: duckdb.DuckDBPyConnection) -> int | None:
     """The newest version applied; 0 for a warehouse of an earlier release; None for an empty file."""
     try:  # the common case, in a fraction of a millisecond (every connection asks)
-        return con.execute("SELECT coalesce(max(version), 0) FROM meta.schema_version").fetchone()[0]
+        return con.execute("SELECT coalesce(max(version), 0) FROM meta.schema_version").fetchall()[0][0]
     except duckdb.CatalogException:
         pass
     tables = dict(
@@ -72,7 +72,7 @@ def recorded_version(con: duckdb.DuckDBPyConnection) -> int | None:
         ).fetchall()
     )
     if "meta.schema_version" in tables:
-        return con.execute("SELECT coalesce(max(version), 0) FROM meta.schema_version").fetchone()[0]
+        return con.execute("SELECT coalesce(max(version), 0) FROM meta.schema_version").fetchall()[0][0]
     return 0 if tables else None
 
 
