@@ -325,3 +325,30 @@ def test_a_long_run_leaves_the_older_lists_out_and_says_how_to_get_them(small, t
     assert rows_of(jan["KPIs"]) == rows_of(pipeline["KPIs"])
     feb = openpyxl.load_workbook(summaries[1].path)
     assert feb["Customers"].max_row == 6
+
+
+def test_a_long_run_writes_the_newest_months_workbooks_and_removes_the_older_ones_it_recomputed(small, tmp_path):  # noqa: F811
+    from dagster import DagsterInstance, materialize
+
+    from crm_assets.cli.runner import RANGE_END_TAG, RANGE_START_TAG
+    from crm_assets.core.resources import OutputFolder, Warehouse
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    stale = reports / "crm_summary_2024-01.xlsx"
+    stale.write_bytes(b"figures of an earlier run")
+    result = materialize(
+        [workbook.summary_workbook],
+        resources={
+            "warehouse": Warehouse(database=str(small.warehouse)),
+            "output_folder": OutputFolder(path=str(tmp_path), workbook_months=2),
+        },
+        instance=DagsterInstance.ephemeral(),
+        tags={RANGE_START_TAG: "2024-01-01", RANGE_END_TAG: "2024-03-01"},
+    )
+    assert result.success
+    assert sorted(p.name for p in reports.iterdir()) == ["crm_summary_2024-02.xlsx", "crm_summary_2024-03.xlsx"]
+    january = [m for m in result.get_asset_materialization_events() if m.materialization.partition == "2024-01-01"][
+        0
+    ].materialization
+    assert "crm report --month 2024-01 writes it" in january.metadata["workbook"].value

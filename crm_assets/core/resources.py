@@ -230,3 +230,8 @@ class OutputFolder(ConfigurableResource):
         description="customer rows a run writes into the monthly workbooks' lists, newest months first; the newest "
         "month always gets its list (CRM_WORKBOOK_LIST_ROWS, default 1,000,000)",
     )
+    workbook_months: int = Field(
+        default_factory=lambda: int(os.environ.get("CRM_WORKBOOK_MONTHS", "12") or 0),
+        description="the newest months of a run that get their workbook; the run removes the older months' "
+        "workbooks it recomputed (crm report writes any month); 0 = every month (CRM_WORKBOOK_MONTHS, default 12)",
+    )

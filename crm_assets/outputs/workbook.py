@@ -984,17 +984,30 @@ def summary_workbook(
     definitions of every figure, and the list of every evaluated customer of
     the month (split over numbered sheets beyond Excel's row limit). One file
     per month of the run, each replaced atomically; reads the warehouse only.
-    A run of many months writes the lists of its newest months, up to
-    ``output_folder.workbook_list_rows`` rows in all (the newest month always).
+    A run of many months writes the workbooks of its newest
+    ``output_folder.workbook_months`` months (default 12) and removes the
+    older months' files it recomputed (``crm report`` writes any month), and
+    the lists of its newest months, up to ``output_folder.workbook_list_rows``
+    rows in all (the newest month always).
     """
     window = month_window(context)
     rows: dict[str, int] = {}
     extra: dict[str, dict] = {}
     total_bytes = 0
+    keep = output_folder.workbook_months
+    written = list(window.keys[-keep:] if keep > 0 else window.keys)
+    for key in window.keys[: len(window.keys) - len(written)]:
+        # recomputed but not written: a workbook left from an earlier run would show the old figures
+        workbook_path(output_folder.path, key_to_date(key)).unlink(missing_ok=True)
+        rows[key] = 0
+        extra[key] = {
+            "workbook": f"not written by a run of {window.months} months (CRM_WORKBOOK_MONTHS={keep}): "
+            f"crm report --month {key[:7]} writes it"
+        }
     summaries = build_workbooks(
-        warehouse, output_folder.path, [key_to_date(key) for key in window.keys], output_folder.workbook_list_rows
+        warehouse, output_folder.path, [key_to_date(key) for key in written], output_folder.workbook_list_rows
     )
-    for key, summary in zip(window.keys, summaries):
+    for key, summary in zip(written, summaries):
         rows[key] = summary.customers
         extra[key] = {
             "customer sheets": len(summary.customer_sheets),
@@ -1007,7 +1020,7 @@ def summary_workbook(
     return MaterializeResult(
         metadata={
             "months": window.months,
-            "workbooks": len(window.keys),
+            "workbooks": len(written),
             "customer rows": sum(rows.values()),
             "workbooks with the customer list": sum(1 for s in summaries if s.customer_sheets),
             "bytes": total_bytes,
