@@ -13,7 +13,7 @@ import pytest
 from crm_assets.cli.main import main
 from crm_assets.core.csv_input import MALFORMED_QUOTING
 
-from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, query, table_dump, write
+from ..conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, query, table_dump, write
 
 TX_2023 = ["A,C1,2023-10-15,P1,3,10,S1", "B,C2,2023-11-20,P1,2,5,S1", "C,C1,2023-12-30,P1,5,1,S1"]
 TX_2024 = ["D,C1,2024-01-05,P1,1,1,S1", "E,C2,2024-02-10,P1,2,1,S1", "F,C1,2024-03-01,P1,1,1,S1"]
@@ -231,7 +231,7 @@ def test_a_change_before_the_range_starts_the_run_at_the_changed_month(capsys, f
 
 def test_a_narrow_run_from_the_ui_cannot_leave_later_months_on_old_lines(folder, warehouse):
     """A run that does not follow the change (as a run of a few months from the UI) stops before writing anything."""
-    from .pipeline import run_pipeline
+    from ..pipeline import run_pipeline
 
     run_pipeline(folder, warehouse, "2023-10", "2024-03")
     before = analytics(warehouse)
@@ -266,7 +266,7 @@ def test_the_month_after_a_run_is_compared_with_the_runs_last_month(tmp_path):
 
 
 def test_a_refused_removal_in_a_ui_run_leaves_the_masters_as_they_were(folder, warehouse):
-    from .pipeline import run_pipeline
+    from ..pipeline import run_pipeline
 
     run_pipeline(folder, warehouse, "2023-10", "2024-03")
     before = analytics(warehouse)

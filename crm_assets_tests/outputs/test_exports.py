@@ -37,7 +37,7 @@ from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 from crm_assets.outputs import workbook
 from crm_assets.outputs.exports import EXPORT_COLUMNS, export_customers, export_query
 
-from .conftest import query
+from ..conftest import query
 from .test_views import FEB, JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
 CONTACTS = {

@@ -19,7 +19,7 @@ import pytest
 
 from crm_assets.core.rules import CrmRules
 
-from .pipeline import build, row
+from ..pipeline import build, row
 
 PRODUCTS = [
     "P1,Pods,B,consumable,10",

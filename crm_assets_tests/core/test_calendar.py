@@ -11,8 +11,8 @@ import pytest
 from crm_assets.cli import generate
 from crm_assets.core import landing
 
-from .conftest import TX_HEADER, lines, query, write
-from .test_cli import one_line_error, run_cli
+from ..cli.test_cli import one_line_error, run_cli
+from ..conftest import TX_HEADER, lines, query, write
 
 
 def first_key_in_a_fresh_process(folder, **env) -> str:

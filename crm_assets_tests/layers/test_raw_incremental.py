@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from crm_assets.core.errors import InputFileError
 from crm_assets.layers.raw import load_transactions
 
-from .conftest import TX_HEADER, lines, write
+from ..conftest import TX_HEADER, lines, write
 
 FIRST = date(2023, 1, 1)
 LAST = date(2023, 6, 1)  # newest partition: lines of 2023-07 are "after the newest partition"

@@ -20,8 +20,8 @@ from crm_assets.core.partitioned import MonthWindow
 from crm_assets.layers.pipeline import build_all
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 
-from . import reference
-from .pipeline import write_inputs
+from .. import reference
+from ..pipeline import write_inputs
 
 FIRST_PARTITION = date(2020, 1, 1)
 LAST_PARTITION = date(2026, 10, 1)

@@ -18,7 +18,7 @@ from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 from crm_assets.outputs import powerbi
 
-from .conftest import query
+from ..conftest import query
 from .test_views import JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
 FILES = {

@@ -3,7 +3,7 @@ encodings and line endings never crash the load and never lose a line
 (rows read = rows loaded + rows rejected, each line accounted for once).
 
 The volume per run is set by CRM_FUZZ_EXAMPLES (default 200); a long run:
-`CRM_FUZZ_EXAMPLES=20000 pytest crm_assets_tests/test_fuzz_csv.py`.
+`CRM_FUZZ_EXAMPLES=20000 pytest crm_assets_tests/core/test_fuzz_csv.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from crm_assets.core.csv_input import CUSTOMERS, TRANSACTIONS, stage_file
 from crm_assets.core.errors import InputFileError
 
-from .conftest import CUSTOMER_HEADER, TX_HEADER
+from ..conftest import CUSTOMER_HEADER, TX_HEADER
 
 EXAMPLES = int(os.environ.get("CRM_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

@@ -20,7 +20,7 @@ from crm_assets.cli import generate
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.sys.executable).parent
 LAYERS = ("raw", "enriched", "features", "lifecycle", "rfmt", "reporting")
 CHROMIUM_FLAGS = [

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import query
-from .pipeline import run_pipeline, write_inputs
+from ..conftest import query
+from ..pipeline import run_pipeline, write_inputs
 
 PRODUCTS = ["P1,Pods,B,consumable,10", "D1,Machine,B,device,"]
 CUSTOMERS = [

@@ -17,8 +17,8 @@ from crm_assets.cli import generate
 from crm_assets.cli.main import main
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
 
-from .conftest import query
-from .test_generate import snapshots as oracle_snapshots
+from ..cli.test_generate import snapshots as oracle_snapshots
+from ..conftest import query
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from crm_assets.core.quality import ERROR, WARN, evaluate
 from crm_assets.layers.checks import all_checks
 from crm_assets.layers.pipeline import build_all
 
-from .pipeline import write_inputs
+from ..pipeline import write_inputs
 
 FIRST, LAST = date(2020, 1, 1), date(2026, 10, 1)
 

@@ -8,7 +8,7 @@ import duckdb
 from crm_assets.cli.main import main
 from crm_assets.core import schema
 
-from .conftest import query, table_dump
+from ..conftest import query, table_dump
 
 
 def run(input_dir, warehouse) -> int:

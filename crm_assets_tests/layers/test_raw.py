@@ -18,7 +18,7 @@ from crm_assets.core.errors import CrmError, InputFileError
 from crm_assets.core.resources import InputFolder, Warehouse
 from crm_assets.layers.raw import load_master, load_transactions, raw_assets
 
-from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, query, table_dump, write
+from ..conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, query, table_dump, write
 
 FIRST = date(2020, 1, 1)
 LAST = date(2026, 10, 1)

@@ -14,7 +14,7 @@ import pytest
 
 from crm_assets.cli import generate
 
-from .conftest import table_dump
+from ..conftest import table_dump
 
 pytestmark = pytest.mark.slow
 

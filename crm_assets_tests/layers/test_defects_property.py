@@ -22,7 +22,7 @@ from crm_assets.core.errors import CrmError
 from crm_assets.core.partitioned import MonthWindow
 from crm_assets.layers.pipeline import build_all
 
-from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, write
+from ..conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, write
 
 FIRST, LAST = date(2020, 1, 1), date(2026, 10, 1)
 MONTHS = ["2023-10-01", "2023-11-01", "2023-12-01", "2024-01-01", "2024-02-01"]

@@ -10,7 +10,7 @@ from dagster import AssetKey, DagsterInstance
 
 from crm_assets.cli.main import main
 
-from .conftest import CUSTOMER_HEADER, TX_HEADER, lines, query, write
+from ..conftest import CUSTOMER_HEADER, TX_HEADER, lines, query, write
 
 
 def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

@@ -14,8 +14,8 @@ from crm_assets.definitions import all_assets
 from crm_assets.layers import lifecycle
 from crm_assets.layers.checks import all_checks
 
-from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, lines, query, table_dump, write
-from .pipeline import write_inputs
+from ..conftest import CUSTOMER_HEADER, PRODUCT_HEADER, lines, query, table_dump, write
+from ..pipeline import write_inputs
 
 
 def run(input_dir, warehouse):

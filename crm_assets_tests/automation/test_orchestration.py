@@ -30,8 +30,8 @@ from crm_assets.cli import generate
 from crm_assets.core.partitioned import MonthWindow
 from crm_assets.layers.pipeline import build_all
 
-from .conftest import TX_HEADER, lines, table_dump, write
-from .pipeline import write_inputs
+from ..conftest import TX_HEADER, lines, table_dump, write
+from ..pipeline import write_inputs
 
 SNAPSHOT = AssetKey(["reporting", "customer_snapshot"])
 

@@ -20,7 +20,7 @@ from crm_assets.core.rules import TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 from crm_assets.outputs import workbook
 
-from .conftest import query
+from ..conftest import query
 from .test_views import FEB, JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
 SUMMARY_SHEETS = ["KPIs", "Tier mix", "Trends", "Lifecycle", "Segments", "Migration", "Cohorts", "Reach", "Definitions"]
@@ -252,7 +252,7 @@ def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path)
     from crm_assets.core.resources import Warehouse
     from crm_assets.outputs.exports import export_customers
 
-    from .pipeline import build
+    from ..pipeline import build
 
     rows = build(
         tmp_path,

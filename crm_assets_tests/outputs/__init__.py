@@ -1,0 +1,1 @@
+"""Tests of crm_assets.outputs."""
