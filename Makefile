@@ -25,8 +25,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# the sample runs to the last complete month, so the UI's calendar has no month without data
 sample: install
-	@if ! ls $(INPUT)/*.csv >/dev/null 2>&1; then $(BIN)/crm generate --out $(INPUT); fi
+	@if ! ls $(INPUT)/*.csv >/dev/null 2>&1; then $(BIN)/crm generate --out $(INPUT) --end last; fi
 
 run: sample
 	$(BIN)/crm run --input $(INPUT)

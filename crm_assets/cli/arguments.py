@@ -22,3 +22,14 @@ def positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"'{value}' is not a positive whole number")
     return number
+
+
+def month_or_last(value: str) -> str:
+    """A month, or ``last``: the last complete month (the month before today's)."""
+    if value.strip().lower() == "last":
+        from datetime import date
+
+        from crm_assets.core.months import add_months, key_of
+
+        return key_of(add_months(date.today(), -1))
+    return month_arg(value)

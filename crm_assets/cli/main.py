@@ -18,7 +18,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from crm_assets.cli.arguments import month_arg, positive_int
+from crm_assets.cli.arguments import month_arg, month_or_last, positive_int
 from crm_assets.cli.outputs import add_output_commands
 from crm_assets.core import settings
 from crm_assets.core.errors import CrmError
@@ -44,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--customers", type=positive_int, default=None, help="number of customers (default 2000)")
     gen.add_argument("--seed", type=int, default=None, help="random seed (default 42)")
     gen.add_argument("--start", type=month_arg, default=None, help="first month YYYY-MM (default 2021-01)")
-    gen.add_argument("--end", type=month_arg, default=None, help="last month YYYY-MM (default 2025-12)")
+    gen.add_argument(
+        "--end",
+        type=month_or_last,
+        default=None,
+        help="last month YYYY-MM, or last: the last complete month (default 2025-12)",
+    )
 
     run = sub.add_parser(
         "run",

@@ -188,3 +188,14 @@ def test_a_long_step_shows_a_status_bar_on_a_terminal_only():
     assert "] 0/4 steps  raw/sales_transactions running 0 s" in terminal.getvalue()
     assert terminal.getvalue().endswith("\r\033[K  raw/sales_transactions done\n")  # the bar is cleared first
     assert pipe.getvalue() == "  raw/sales_transactions done\n"  # a pipe gets the plain lines only
+
+
+def test_generate_end_last_is_the_last_complete_month():
+    from datetime import date
+
+    from crm_assets.cli.arguments import month_or_last
+
+    today = date.today()
+    expected = f"{today.year - (today.month == 1):04d}-{(today.month - 2) % 12 + 1:02d}-01"
+    assert month_or_last("last") == month_or_last("LAST") == expected
+    assert month_or_last("2024-03") == "2024-03-01"
