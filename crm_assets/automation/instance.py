@@ -84,6 +84,13 @@ def _reuse_engines() -> None:
             with engine.connect() as conn:
                 with conn.begin():
                     yield conn
+            if shard != sqlite_event_log.INDEX_SHARD_NAME:
+                # the UI follows a running run by watching its file change; with the connection kept, a write
+                # reaches only the -wal file until a checkpoint, so touch the file after each write
+                try:
+                    os.utime(self.path_for_shard(shard))
+                except OSError:
+                    pass
 
     sqlite_event_log.SqliteEventLogStorage._connect = _connect
 

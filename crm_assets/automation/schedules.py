@@ -61,6 +61,8 @@ def decide(month: str, plan, cover, keys: list[str]) -> tuple[tuple[str, str] | 
         return None, f"{month[:7]} is built from the files as they are"
     data_first = max(key_of(plan.span[0]), keys[0])
     first, last = refresh_range(month, built, data_first, keys, changed)
+    if plan.masters_changed:  # every built month uses the masters: all of them follow
+        first = data_first
     return (first, last), f"{month[:7]} is covered ({cover.describe()}): {first[:7]}..{last[:7]}"
 
 

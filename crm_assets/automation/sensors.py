@@ -44,7 +44,7 @@ from crm_assets.core.landing import (
     removal_message,
 )
 from crm_assets.core.months import key_of
-from crm_assets.core.partitions import calendar_keys, first_partition
+from crm_assets.core.partitions import CALENDAR_START, calendar_keys, first_partition
 
 
 def settle_seconds() -> float:
@@ -63,6 +63,7 @@ def folder_signature(folder: Path) -> tuple[str, list[str]]:
             unsettled.append(path.name)
         entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     entries.append(f"encoding:{os.environ.get(settings.ENV_INPUT_ENCODING, '')}")  # a new setting: a new look
+    entries.append(f"calendar:{CALENDAR_START}")  # definitions reloaded with a new calendar: a new look
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
 
 
@@ -100,6 +101,9 @@ def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None
     else:
         return None, "the warehouse holds every input file as it is"
     first, last = max(first, keys[0]), min(last, keys[-1])
+    if not os.environ.get(settings.ENV_FIRST_MONTH, "").strip():
+        # the run's own process starts its calendar at the data's first month (older rows go with that month)
+        first = max(first, data_first)
     if first > last:
         return None, f"{why}, but those months are not partitions yet"
     return (first, last), f"{why}: {first[:7]}..{last[:7]}"

@@ -93,11 +93,14 @@ def resolve_months(
         notes.append(f"{last[:7]} has not ended yet: running through {keys[-1][:7]}")
         last = keys[-1]
     if first > last:
-        raise CrmError(
-            f"--from {first[:7]} is after --to {last[:7]}"
-            if from_month or to_month
-            else f"the data ends in {last[:7]}, before {describe_calendar()}"
-        )
+        if from_month and to_month:
+            raise CrmError(f"--from {first[:7]} is after --to {last[:7]}")
+        if from_month:
+            raise CrmError(f"--from {first[:7]} is after the data's last month {last[:7]}")
+        if to_month:
+            raise CrmError(f"--to {last[:7]} is before the data's first month {first[:7]}")
+        raise CrmError(f"the data ends in {last[:7]}, before {describe_calendar()}")
+
     built = [key_of(m) for m in plan.built]
     changed = [key_of(m) for m in plan.changed]
     if changed and (min(changed) < first or max(built) > last):

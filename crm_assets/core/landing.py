@@ -125,17 +125,19 @@ def profile_folder(input_dir: Path, known: dict[tuple[str, str], FileProfile] | 
     profiles = []
     for path in transaction_files(input_dir):
         sha = version_of(path)
+        before = path.stat()
         profile = (known or {}).get((path.name, sha)) or cache.by_version(path.name, sha)
         if profile is None:
             profile = profile_file(path)
-        cache.keep(path, profile)
+        cache.keep(path, profile, before)
         profiles.append(profile)
     cache.save()
     return profiles
 
 
 def quick_profiles(input_dir: Path) -> list[FileProfile]:
-    """Profiles of every transactions file, trusting the cache for a file whose size and time did not change.
+    """Profiles of every readable transactions file, trusting the cache for a file whose size and time did not
+    change; a file that cannot be read is left out (the run itself names it, in one line).
 
     For the calendar, which every Dagster process computes when it imports the definitions: no file is
     hashed or read unless it changed since a process last profiled it.
@@ -143,8 +145,12 @@ def quick_profiles(input_dir: Path) -> list[FileProfile]:
     cache = ProfileCache(input_dir)
     profiles = []
     for path in transaction_files(input_dir):
-        profile = cache.by_stat(path) or profile_file(path)
-        cache.keep(path, profile)
+        before = path.stat()
+        try:
+            profile = cache.by_stat(path) or profile_file(path)
+        except (CrmError, OSError):
+            continue
+        cache.keep(path, profile, before)
         profiles.append(profile)
     cache.save()
     return profiles
@@ -163,13 +169,15 @@ class ProfileCache:
         self.encoding = settings.input_encoding()
         try:
             data = json.loads(self.path.read_text())
-            self.entries = data.get(self.folder, {}) if isinstance(data, dict) else {}
+            entries = data.get(self.folder, {}) if isinstance(data, dict) else {}
         except (OSError, ValueError):
-            self.entries = {}
+            entries = {}
+        # a cache is only a cache: anything that is not what this code wrote is ignored
+        self.entries = {k: v for k, v in entries.items() if isinstance(v, dict)} if isinstance(entries, dict) else {}
         self.kept: dict[str, dict] = {}
 
     def by_stat(self, path: Path) -> FileProfile | None:
-        entry = self.entries.get(path.name)
+        entry = self.entries.get(path.name, {})
         stat = path.stat()
         if entry and [entry.get("size"), entry.get("mtime_ns"), entry.get("encoding")] == [
             stat.st_size,
@@ -183,8 +191,10 @@ class ProfileCache:
         entry = self.entries.get(name)
         return _profile_from_json(entry.get("profile")) if entry and entry.get("version") == version else None
 
-    def keep(self, path: Path, profile: FileProfile) -> None:
+    def keep(self, path: Path, profile: FileProfile, before: os.stat_result | None = None) -> None:
         stat = path.stat()
+        if before is not None and (before.st_size, before.st_mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+            return  # the file changed while it was read: the profile may be of neither version
         self.kept[path.name] = {
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,

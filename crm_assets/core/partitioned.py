@@ -21,6 +21,9 @@ class MonthWindow:
     start: date
     end: date
     keys: tuple[str, ...]
+    # the calendar's first month: rows of months before it (left by a calendar that started earlier) go with
+    # every write; None (the plain build functions of tests) keeps them
+    calendar_start: date | None = None
 
     @property
     def months(self) -> int:
@@ -28,8 +31,10 @@ class MonthWindow:
 
 
 def month_window(context: AssetExecutionContext) -> MonthWindow:
+    from crm_assets.core.partitions import first_partition
+
     keys = tuple(context.partition_keys)
-    return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys)
+    return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys, first_partition())
 
 
 # A window whose months hold more rows than this is written in parts of whole months (see month_parts),
@@ -89,7 +94,10 @@ def replace_months(
     from crm_assets.core.quality import write_with_checks
 
     def write(c: duckdb.DuckDBPyConnection) -> None:
-        c.execute(f"DELETE FROM {table} WHERE {month_column} BETWEEN ? AND ?", [window.start, window.end])
+        c.execute(
+            f"DELETE FROM {table} WHERE {month_column} BETWEEN ? AND ? OR {month_column} < ?",
+            [window.start, window.end, window.calendar_start or date.min],
+        )
         parts = [(select_sql, params)] if isinstance(select_sql, str) else select_sql
         for sql, sql_params in parts:
             c.execute(f"INSERT INTO {table} BY NAME {sql}", sql_params or [])

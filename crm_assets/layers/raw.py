@@ -191,7 +191,12 @@ def file_digest(path: Path, first_month: date) -> str:
 
 
 # The rows a load owns: its months, and every row dated after the newest partition ($last).
-OWNED = "(partition_month BETWEEN $start::DATE AND $end::DATE OR partition_month > $last::DATE)"
+# a run owns its months, the lines dated after the newest partition, and any row left before the calendar's first
+# month (by a calendar that started earlier): they are replaced, so the warehouse follows the calendar
+OWNED = (
+    "(partition_month BETWEEN $start::DATE AND $end::DATE OR partition_month > $last::DATE "
+    "OR partition_month < $calendar_first::DATE)"
+)
 
 
 def _unchanged_files(
@@ -272,7 +277,7 @@ def _check_removals(
         return
     if not allowed:
         raise InputFileError(removal_message(removals), check=REMOVALS_CHECK)
-    months = [m for r in removals for m in r.months if m <= last_month]
+    months = [max(m, first_month) for r in removals for m in r.months if m <= last_month]  # older: the first's
     if months and (min(months) < window_start or max(months) > window_end):
         raise InputFileError(
             f"{'; '.join(r.describe() for r in removals)}: the run must cover {min(months):%Y-%m}..{max(months):%Y-%m} "
@@ -402,7 +407,7 @@ def load_transactions(
     ensure_raw_schema(con)
     paths = transaction_files(input_dir)
     digests = {path.name: file_digest(path, first_month) for path in paths}
-    owned = {"start": window_start, "end": window_end, "last": last_month}
+    owned = {"start": window_start, "end": window_end, "last": last_month, "calendar_first": first_month}
     unchanged = set() if reread else set(_unchanged_files(con, digests, owned, first_month))
     staged = [
         stage_file(con, path, TRANSACTIONS, f"tx{i}_{tag_for(path.stem)}")  # the position keeps tags unique

@@ -8,6 +8,7 @@ change of thresholds always leaves a trace.
 """
 
 import json
+from datetime import date
 
 from dagster import AssetExecutionContext, MaterializeResult
 
@@ -237,7 +238,10 @@ def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = 
             f"CREATE TEMP TABLE old_snapshot AS SELECT * FROM {TABLE} WHERE report_month BETWEEN ? AND ?",
             [window.start, window.end],
         )
-        c.execute(f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ?", [window.start, window.end])
+        c.execute(
+            f"DELETE FROM {TABLE} WHERE report_month BETWEEN ? AND ? OR report_month < ?",
+            [window.start, window.end, window.calendar_start or date.min],
+        )
         for start, end in month_parts(c, window, "features.customer_features"):
             c.execute(f"INSERT INTO {TABLE} BY NAME {SNAPSHOT_SQL}", [start, end])
         if c.execute("SELECT count(*) FROM old_snapshot").fetchone()[0]:

@@ -19,3 +19,25 @@ def test_events_are_stored_and_read_back_through_the_reused_engines(tmp_path):
         instance.report_runless_asset_event(AssetMaterialization(AssetKey("x"), partition="2025-01-01"))
         assert all(engines[shard] is engine for shard, engine in kept.items())  # the same engines, not new ones
         assert len(instance.get_materialized_partitions(AssetKey("x"))) == 13
+
+
+def test_a_watcher_of_a_running_run_sees_each_event_as_it_is_written(tmp_path):
+    """The UI follows a run by watching its file: with the connections kept, each write still touches it."""
+    import time
+
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        run = instance.add_run(DagsterRun(job_name="crm_pipeline", run_id="watched"))
+        seen: list[float] = []
+        started = time.monotonic()
+        instance.event_log_storage.watch("watched", None, lambda event, cursor: seen.append(time.monotonic()))
+        written = []
+        for i in range(4):
+            instance.report_engine_event(f"step {i}", run)
+            written.append(time.monotonic())
+            time.sleep(0.5)
+        time.sleep(1.0)
+        instance.event_log_storage.end_watch("watched", None)
+    assert len(seen) >= 4
+    assert seen[0] - started < 1.5 and seen[0] < written[2]  # the first event arrived before the third was written

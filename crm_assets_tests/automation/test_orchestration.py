@@ -406,3 +406,10 @@ def test_refresh_range_starts_at_the_first_unbuilt_month_or_the_first_changed_on
         "2024-03-01",
         "2025-12-01",
     )
+
+
+def test_schedule_after_a_changed_master_refreshes_every_month(landing):
+    build_warehouse(landing, "2023-01-01", "2023-08-01")
+    written(landing / "sales_transactions_2023.csv", utc(2023, 10, 3))
+    write(landing / "customers_master.csv", (landing / "customers_master.csv").read_text().replace("Paris", "Lyon"))
+    assert span(schedule_tick(utc(2023, 10, 2, 6))) == ("2023-01-01", "2023-09-01")

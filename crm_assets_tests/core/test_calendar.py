@@ -93,3 +93,41 @@ def test_the_calendar_reads_a_file_only_when_it_changed(input_dir, monkeypatch):
     write(input_dir / "sales_transactions_2023.csv", lines(TX_HEADER, "A,C1,2022-12-15,P1,3,10,S1"))
     span = landing.data_span(landing.quick_profiles(input_dir))
     assert calls == ["sales_transactions_2023.csv"] * 2 and span[0].isoformat() == "2022-12-01"
+
+
+def test_dropping_the_oldest_data_leaves_nothing_before_the_new_calendar(tmp_path):
+    folder = tmp_path / "input"
+    generate.generate(folder, customers=30, start="2023-10", end="2024-03")
+    warehouse = tmp_path / "warehouse" / "crm.duckdb"
+    args = ("run", "--input", str(folder), "--warehouse", str(warehouse))
+    assert run_cli(*args).returncode == 0
+    (folder / "sales_transactions_2023.csv").unlink()
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and "sales_transactions_2023.csv is gone" in refused.stderr
+    allowed = run_cli(*args, "--allow-removals")
+    assert allowed.returncode == 0, allowed.stderr
+    before_2024 = "SELECT count(*) FROM {} WHERE {} < DATE '2024-01-01'"
+    for table, column in [
+        ("raw.sales_transactions", "partition_month"),
+        ("enriched.transactions", "partition_month"),
+        ("features.customer_month_activity", "partition_month"),
+        ("features.customer_features", "report_month"),
+        ("reporting.customer_snapshot", "report_month"),
+        ("reporting.segment_summary", "report_month"),
+    ]:
+        assert query(warehouse, before_2024.format(table, column)) == [(0,)], table
+    assert query(
+        warehouse, "SELECT count(*) FROM raw.file_loads WHERE source_file = 'sales_transactions_2023.csv'"
+    ) == [(0,)]
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize(
+    "content", ["[]", "{}", '{"FOLDER": []}', '{"FOLDER": {"sales_transactions_2023.csv": "x"}}', "not json"]
+)
+def test_a_damaged_profile_cache_is_ignored(input_dir, content):
+    cache = landing.ProfileCache(input_dir).path
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(content.replace("FOLDER", str(input_dir.resolve())))
+    assert landing.data_span(landing.quick_profiles(input_dir))[0].isoformat() == "2023-01-01"
