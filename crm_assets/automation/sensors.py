@@ -44,7 +44,7 @@ from crm_assets.core.landing import (
     removal_message,
 )
 from crm_assets.core.months import key_of
-from crm_assets.core.partitions import CALENDAR_START, calendar_keys, first_partition
+from crm_assets.core.partitions import CALENDAR_SET_BY_HAND, CALENDAR_START, calendar_keys, first_partition
 
 
 def settle_seconds() -> float:
@@ -76,7 +76,7 @@ def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None
     data_first, data_last = key_of(plan.span[0]), key_of(plan.span[1])
     if not keys:
         return None, "no month of the calendar has ended yet"
-    if plan.span[0] < first_partition() and not os.environ.get(settings.ENV_FIRST_MONTH, "").strip():
+    if plan.span[0] < first_partition() and not CALENDAR_SET_BY_HAND:
         return None, (
             f"the data now starts in {data_first[:7]}, before the calendar ({keys[0][:7]} on): reload the "
             "definitions (Reload in the UI's Deployment page, or restart dagster dev) so that it starts there"
@@ -101,7 +101,7 @@ def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None
     else:
         return None, "the warehouse holds every input file as it is"
     first, last = max(first, keys[0]), min(last, keys[-1])
-    if not os.environ.get(settings.ENV_FIRST_MONTH, "").strip():
+    if not CALENDAR_SET_BY_HAND:
         # the run's own process starts its calendar at the data's first month (older rows go with that month)
         first = max(first, data_first)
     if first > last:

@@ -47,6 +47,8 @@ def _calendar_start() -> tuple[str, str]:
 
 
 CALENDAR_START, CALENDAR_SOURCE = _calendar_start()
+# set by hand (CRM_FIRST_MONTH) when the definitions loaded, rather than following the data
+CALENDAR_SET_BY_HAND = CALENDAR_SOURCE.startswith(f"{settings.ENV_FIRST_MONTH}=")
 monthly_partitions = MonthlyPartitionsDefinition(start_date=CALENDAR_START, end_offset=0)
 
 
