@@ -105,6 +105,55 @@ def test_the_shape_of_the_definitions_is_pinned():
     assert shape == json.loads(path.read_text())
 
 
+def contracted_tables():
+    from crm_assets.core.quality import CHECK_RESULTS
+    from crm_assets.layers.tables import LAYER_TABLES
+    from crm_assets.outputs.tables import OUTPUT_TABLES
+
+    return (*LAYER_TABLES, *OUTPUT_TABLES, CHECK_RESULTS)
+
+
+def test_every_table_contract_is_its_ddl_its_docs_section_and_its_assets_metadata():
+    import duckdb
+
+    from crm_assets.core.quality import QUALITY_DDL
+    from crm_assets.definitions import defs
+    from crm_assets.layers import enriched, features, lifecycle, raw, reporting, rfmt
+    from crm_assets.outputs.exports import AUDIT_DDL
+    from crm_assets.outputs.views import VIEWS_DDL
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "warehouse.md").read_text()
+    con = duckdb.connect()
+    for ddl in (raw.RAW_DDL, enriched.ENRICHED_DDL, features.FEATURES_DDL, lifecycle.LIFECYCLE_DDL):
+        con.execute(ddl)
+    for ddl in (rfmt.RFMT_DDL, reporting.REPORTING_DDL, VIEWS_DDL, AUDIT_DDL, QUALITY_DDL):
+        con.execute(ddl)
+    created = con.execute(
+        "SELECT table_schema || '.' || table_name, column_name, data_type, is_nullable = 'NO' "
+        "FROM information_schema.columns ORDER BY table_schema, table_name, ordinal_position"
+    ).fetchall()
+    tables = contracted_tables()
+    assert sorted(created) == sorted((t.name, c.name, c.type, c.not_null) for t in tables for c in t.columns)
+    graph = defs.resolve_asset_graph()
+    named = {}
+    for key in graph.get_all_asset_keys():
+        metadata = graph.get(key).metadata
+        if "dagster/table_name" in metadata:
+            named[metadata["dagster/table_name"]] = metadata["dagster/column_schema"]
+    for table in tables:
+        assert table.docs_section() in docs, f"{table.name}: regenerate its section of docs/warehouse.md"
+        if table.name in named:
+            assert [c.name for c in named[table.name].columns] == list(table.names()), table.name
+    written_by_assets = {
+        "raw.sales_transactions", "raw.customers", "raw.products", "enriched.customers", "enriched.transactions",
+        "features.customer_month_activity", "features.repeated_orders", "features.customer_features",
+        "lifecycle.customer_lifecycle", "rfmt.customer_rfmt", "reporting.customer_snapshot",
+        "reporting.segment_summary", "reporting.tier_migration", "reporting.cohort_retention",
+        "reporting.contactable_customers", "reporting.device_attach",
+    }  # fmt: skip
+    assert set(named) == written_by_assets
+
+
 def test_the_snapshot_contract_is_the_table_the_docs_and_dagster_show(tmp_path):
     import duckdb
 

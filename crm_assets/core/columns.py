@@ -30,11 +30,20 @@ class Column:
     not_null: bool = False
 
 
+def col(declaration: str, description: str, excel_format: str | None = None, width: float = 12) -> Column:
+    """A column from its SQL declaration, ``"name TYPE [NOT NULL]"``, and its description."""
+    name, _, rest = declaration.strip().partition(" ")
+    not_null = rest.upper().endswith(" NOT NULL")
+    column_type = rest[: -len(" NOT NULL")] if not_null else rest
+    return Column(name, column_type.strip(), description, excel_format, width, not_null)
+
+
 @dataclass(frozen=True)
 class Table:
     name: str  # schema.table
     description: str
     columns: tuple[Column, ...]
+    grain: str = ""  # what one row is
 
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
@@ -56,6 +65,20 @@ class Table:
             ]
         )
 
+    def metadata(self) -> dict:
+        """Dagster's metadata of the asset writing the table: its name and column schema (the UI's Columns tab)."""
+        return {"dagster/table_name": self.name, "dagster/column_schema": self.column_schema()}
+
+    def docs_section(self) -> str:
+        """The table's section of docs/warehouse.md."""
+        grain = f" One row per {self.grain}." if self.grain else ""
+        return f"## `{self.name}`\n\n{self.description}{grain}\n\n{self.markdown()}\n"
+
     def markdown(self) -> str:
         rows = [f"| `{c.name}` | {c.type}{' NOT NULL' if c.not_null else ''} | {c.description} |" for c in self.columns]
         return "\n".join(["| column | type | description |", "|---|---|---|", *rows])
+
+
+def schema_ddl(schema: str, tables: tuple[Table, ...]) -> str:
+    """``CREATE SCHEMA`` and the ``CREATE TABLE`` of each table of one schema."""
+    return "\n".join([f"CREATE SCHEMA IF NOT EXISTS {schema};", *(t.ddl() for t in tables)])

@@ -192,9 +192,12 @@ def add_month_metadata(
         context.add_asset_metadata(metadata, partition_key=key, asset_key=asset_key)
 
 
-def monthly_asset(layer: str, *, checks: Sequence = (), deps: Sequence = (), group: str | None = None, **kwargs):
+def monthly_asset(
+    layer: str, *, table=None, checks: Sequence = (), deps: Sequence = (), group: str | None = None, **kwargs
+):
     """The decorator of a monthly DuckDB table asset of ``layer``: the monthly partitions of the calendar, a
-    single-run backfill policy (a range of months is one run), its checks declared, its upstream assets."""
+    single-run backfill policy (a range of months is one run), its checks declared, its upstream assets, and
+    the column contract of the ``table`` it writes (``columns.Table``) as metadata."""
     from dagster import BackfillPolicy, asset
 
     from crm_assets.core.partitions import monthly_partitions
@@ -208,6 +211,7 @@ def monthly_asset(layer: str, *, checks: Sequence = (), deps: Sequence = (), gro
         backfill_policy=BackfillPolicy.single_run(),
         deps=list(deps),
         check_specs=check_specs(list(checks)),
+        metadata={**(table.metadata() if table is not None else {}), **kwargs.pop("metadata", {})},
         **kwargs,
     )
 

@@ -17,19 +17,29 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from crm_assets.core.columns import Table, col, schema_ddl
 from crm_assets.core.errors import CrmError
 
 ERROR = "ERROR"
 WARN = "WARN"
 
-QUALITY_DDL = """
-CREATE SCHEMA IF NOT EXISTS quality;
-CREATE TABLE IF NOT EXISTS quality.check_results (
-    run_id VARCHAR NOT NULL, asset_key VARCHAR NOT NULL, check_name VARCHAR NOT NULL,
-    partition_key VARCHAR, severity VARCHAR NOT NULL, passed BOOLEAN NOT NULL,
-    violations BIGINT NOT NULL, sample VARCHAR, checked_at TIMESTAMP NOT NULL
-);
-"""
+CHECK_RESULTS = Table(
+    "quality.check_results",
+    "Every evaluation of every check (docs/data_quality.md), append-only.",
+    (
+        col("run_id VARCHAR NOT NULL", "The Dagster run."),
+        col("asset_key VARCHAR NOT NULL", "The asset checked (layer/table)."),
+        col("check_name VARCHAR NOT NULL", "The check."),
+        col("partition_key VARCHAR", "The month checked (blank for an unpartitioned asset)."),
+        col("severity VARCHAR NOT NULL", "ERROR (blocks the write) or WARN."),
+        col("passed BOOLEAN NOT NULL", "No violation."),
+        col("violations BIGINT NOT NULL", "Rows (or keys) violating the check."),
+        col("sample VARCHAR", "A few of the violations."),
+        col("checked_at TIMESTAMP NOT NULL", "When."),
+    ),
+    "check, month and run",
+)
+QUALITY_DDL = schema_ddl("quality", (CHECK_RESULTS,))
 
 
 @dataclass(frozen=True)

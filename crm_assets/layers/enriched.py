@@ -10,8 +10,8 @@ quantities, orphans and anonymous customers' lines are all kept.
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from crm_assets.core import rules, sql
-from crm_assets.core.columns import EXCEL_TEXT, Column
+from crm_assets.core import rules
+from crm_assets.core.columns import schema_ddl
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
@@ -26,27 +26,9 @@ from crm_assets.core.quality import WARN, Check, check_results
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import CrmRules
 from crm_assets.layers import raw
+from crm_assets.layers.tables import ENRICHED_CUSTOMERS, ENRICHED_TABLES, ENRICHED_TRANSACTIONS
 
-ENRICHED_DDL = sql.load(__package__, "enriched_ddl.sql")
-
-
-# The contact columns of a customer list (crm export), shown only with the customer's consent.
-CONTACT_COLUMNS = (
-    Column(
-        "email",
-        "VARCHAR",
-        "E-mail address, only when the customer consented to e-mail; blank otherwise.",
-        EXCEL_TEXT,
-        26,
-    ),
-    Column(
-        "mobile_number",
-        "VARCHAR",
-        "Mobile number, only when the customer consented to SMS or phone; blank otherwise.",
-        EXCEL_TEXT,
-        16,
-    ),
-)
+ENRICHED_DDL = schema_ddl("enriched", ENRICHED_TABLES)
 
 
 def customers_sql(crm_rules: CrmRules) -> str:
@@ -151,6 +133,7 @@ def build_transactions(con, window: MonthWindow, run_id: str = "direct") -> Writ
     group_name="enriched",
     kinds={"duckdb"},
     deps=[raw.customers],
+    metadata=ENRICHED_CUSTOMERS.metadata(),
 )
 def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
     """The customer master ready for use: trimmed ids, consent flags as booleans, anonymous flag.
@@ -182,7 +165,9 @@ def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
     )
 
 
-@monthly_asset("enriched", checks=CHECKS, deps=[raw.sales_transactions, raw.products, customers])
+@monthly_asset(
+    "enriched", table=ENRICHED_TRANSACTIONS, checks=CHECKS, deps=[raw.sales_transactions, raw.products, customers]
+)
 def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Every invoice line joined to its product and customer, by invoice month.
 

@@ -28,6 +28,7 @@ from dagster import (
 )
 
 from crm_assets.core import quality, sql
+from crm_assets.core.columns import schema_ddl
 from crm_assets.core.months import add_months
 from crm_assets.core.partitioned import (
     MonthWindow,
@@ -46,8 +47,9 @@ from crm_assets.core.quality import (
 )
 from crm_assets.core.resources import Warehouse
 from crm_assets.layers import enriched
+from crm_assets.layers.tables import CUSTOMER_FEATURES, CUSTOMER_MONTH_ACTIVITY, FEATURES_TABLES, REPEATED_ORDERS
 
-FEATURES_DDL = sql.load(__package__, "features_ddl.sql")
+FEATURES_DDL = schema_ddl("features", FEATURES_TABLES)
 
 ACTIVITY_SQL = sql.load(__package__, "customer_month_activity.sql")
 
@@ -281,6 +283,7 @@ REPEATS_KEY = AssetKey(["features", "repeated_orders"])
             group_name="features",
             kinds={"duckdb"},
             description="Per evaluated customer and invoice month: qualifying units, lines, orders, first and last dates.",
+            metadata=CUSTOMER_MONTH_ACTIVITY.metadata(),
         ),
         AssetSpec(
             REPEATS_KEY,
@@ -288,6 +291,7 @@ REPEATS_KEY = AssetKey(["features", "repeated_orders"])
             group_name="features",
             kinds={"duckdb"},
             description="Invoice ids a customer has in more than one month, with the previous month of each.",
+            metadata=REPEATED_ORDERS.metadata(),
         ),
     ],
     partitions_def=monthly_partitions,
@@ -302,7 +306,9 @@ def customer_month_activity(context: AssetExecutionContext, warehouse: Warehouse
     yield MaterializeResult(asset_key=REPEATS_KEY, metadata={"rows_in_run": repeat_rows})
 
 
-@monthly_asset("features", checks=CHECKS, deps=[customer_month_activity, enriched.customers])  # both activity tables
+@monthly_asset(
+    "features", table=CUSTOMER_FEATURES, checks=CHECKS, deps=[customer_month_activity, enriched.customers]
+)  # both activity tables
 def customer_features(context: AssetExecutionContext, warehouse: Warehouse):
     """Section 4 of the business rules for every evaluated customer entered by each report month.
 

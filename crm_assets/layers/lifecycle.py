@@ -10,6 +10,7 @@ that matches wins.
 from dagster import AssetExecutionContext, MaterializeResult
 
 from crm_assets.core import quality, sql
+from crm_assets.core.columns import schema_ddl
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
@@ -24,8 +25,9 @@ from crm_assets.core.quality import check_results
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES
 from crm_assets.layers.features import customer_features
+from crm_assets.layers.tables import CUSTOMER_LIFECYCLE, LIFECYCLE_TABLES
 
-LIFECYCLE_DDL = sql.load(__package__, "lifecycle_ddl.sql")
+LIFECYCLE_DDL = schema_ddl("lifecycle", LIFECYCLE_TABLES)
 
 # m12 > 0 <=> lines_m12 > 0;  m1 = m_total <=> lines_total = lines_m1;
 # m1 = m13 <=> lines_m13 = lines_m1;  m_total > m13 <=> lines_total > lines_m13.
@@ -49,7 +51,7 @@ def build_lifecycle(con, window: MonthWindow, run_id: str = "direct") -> WriteRe
     return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
 
 
-@monthly_asset("lifecycle", checks=CHECKS, deps=[customer_features])
+@monthly_asset("lifecycle", table=CUSTOMER_LIFECYCLE, checks=CHECKS, deps=[customer_features])
 def customer_lifecycle(context: AssetExecutionContext, warehouse: Warehouse):
     """Activity status, lifecycle stage and lifecycle event of every evaluated customer, per month.
 

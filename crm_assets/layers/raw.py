@@ -26,7 +26,8 @@ from dagster import (
     asset,
 )
 
-from crm_assets.core import quality, rules, sql
+from crm_assets.core import quality, rules
+from crm_assets.core.columns import schema_ddl
 from crm_assets.core.csv_input import (
     CUSTOMERS,
     PRODUCTS,
@@ -60,13 +61,14 @@ from crm_assets.core.months import key_to_date
 from crm_assets.core.partitions import first_partition, monthly_partitions
 from crm_assets.core.quality import ERROR, WARN, Check, Outcome, check_results, check_specs
 from crm_assets.core.resources import InputFolder, Warehouse
+from crm_assets.layers.tables import RAW_CUSTOMERS, RAW_PRODUCTS, RAW_TABLES, SALES_TRANSACTIONS
 
 REMOVALS_CHECK = "no_unexpected_removals"
 LATER_MONTHS_CHECK = "later_months_follow"
 PAST_DATA_CHECK = "no_month_past_the_data"
 USER_ERROR_METADATA = "crm/user_error"  # marks a Failure caused by bad input: `crm run` exits 2, not 1
 
-RAW_DDL = sql.load(__package__, "raw_ddl.sql")
+RAW_DDL = schema_ddl("raw", RAW_TABLES)
 
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -680,7 +682,13 @@ def _master_result(staged: StagedFile, outcomes: list[Outcome]) -> MaterializeRe
     )
 
 
-@asset(key_prefix="raw", group_name="raw", kinds={"duckdb"}, check_specs=check_specs(PRODUCT_CHECKS))
+@asset(
+    key_prefix="raw",
+    group_name="raw",
+    kinds={"duckdb"},
+    check_specs=check_specs(PRODUCT_CHECKS),
+    metadata=RAW_PRODUCTS.metadata(),
+)
 def products(context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder):
     """The product master as loaded: one row per product of ``products_master.csv``.
 
@@ -691,7 +699,13 @@ def products(context: AssetExecutionContext, warehouse: Warehouse, input_folder:
     yield from _load_master_asset(context, warehouse, input_folder, PRODUCTS, PRODUCT_CHECKS)
 
 
-@asset(key_prefix="raw", group_name="raw", kinds={"duckdb"}, check_specs=check_specs(CUSTOMER_CHECKS))
+@asset(
+    key_prefix="raw",
+    group_name="raw",
+    kinds={"duckdb"},
+    check_specs=check_specs(CUSTOMER_CHECKS),
+    metadata=RAW_CUSTOMERS.metadata(),
+)
 def customers(context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder):
     """The customer master as loaded: one row per customer of ``customers_master.csv``.
 
@@ -709,6 +723,7 @@ def customers(context: AssetExecutionContext, warehouse: Warehouse, input_folder
     partitions_def=monthly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     check_specs=check_specs(TRANSACTION_CHECKS),
+    metadata=SALES_TRANSACTIONS.metadata(),
 )
 def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, input_folder: InputFolder):
     """Invoice lines of every ``sales_transactions_*.csv``, partitioned by invoice month.

@@ -13,16 +13,7 @@ from datetime import date
 from dagster import AssetExecutionContext, MaterializeResult
 
 from crm_assets.core import quality, sql
-from crm_assets.core.columns import (
-    EXCEL_COUNT,
-    EXCEL_DATE,
-    EXCEL_DECIMAL,
-    EXCEL_INTEGER,
-    EXCEL_MONTH_KEY,
-    EXCEL_TEXT,
-    Column,
-    Table,
-)
+from crm_assets.core.columns import schema_ddl
 from crm_assets.core.partitioned import (
     MonthWindow,
     breakdown_metadata,
@@ -38,140 +29,11 @@ from crm_assets.layers import enriched
 from crm_assets.layers.features import customer_features
 from crm_assets.layers.lifecycle import customer_lifecycle
 from crm_assets.layers.rfmt import customer_rfmt
+from crm_assets.layers.tables import REPORTING_TABLES, SNAPSHOT_TABLE
 
-SNAPSHOT_TABLE = Table(
-    "reporting.customer_snapshot",
-    "One row per evaluated customer and report month, for every materialized month.",
-    (
-        Column("report_month", "DATE", "Report month (first day of the month).", EXCEL_MONTH_KEY, 10, True),
-        Column(
-            "customer_id",
-            "VARCHAR",
-            "Customer id as text, trimmed, exactly as in the customer master (leading zeros kept).",
-            EXCEL_TEXT,
-            14,
-            True,
-        ),
-        Column("customer_group", "VARCHAR", "Customer group from the customer master.", EXCEL_TEXT, 16),
-        Column("city", "VARCHAR", "City from the customer master.", EXCEL_TEXT, 16),
-        Column(
-            "m_total",
-            "DOUBLE",
-            "Units of qualifying consumable lines over the whole history up to the end of the month.",
-            EXCEL_DECIMAL,
-            12,
-            True,
-        ),
-        Column("m1", "DOUBLE", "Units bought in the report month.", EXCEL_DECIMAL, 11, True),
-        Column("m6", "DOUBLE", "Units bought in the 6 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-        Column("m12", "DOUBLE", "Units bought in the 12 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-        Column("m13", "DOUBLE", "Units bought in the 13 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-        Column("m24", "DOUBLE", "Units bought in the 24 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-        Column("m25", "DOUBLE", "Units bought in the 25 months ending with the report month.", EXCEL_DECIMAL, 11, True),
-        Column("o6", "BIGINT", "Orders (distinct invoices with a qualifying line) in 6 months.", EXCEL_COUNT, 8, True),
-        Column("o12", "BIGINT", "Orders in 12 months.", EXCEL_COUNT, 8, True),
-        Column(
-            "first_device_purchase_date",
-            "DATE",
-            "First device purchase (quantity > 0) up to the end of the month.",
-            EXCEL_DATE,
-            12,
-        ),
-        Column("first_consumable_purchase_date", "DATE", "First qualifying consumable purchase.", EXCEL_DATE, 12),
-        Column(
-            "last_consumable_purchase_date",
-            "DATE",
-            "Last qualifying consumable purchase up to the end of the month.",
-            EXCEL_DATE,
-            12,
-        ),
-        Column(
-            "months_since_last_purchase",
-            "INTEGER",
-            "Whole calendar months from the last purchase to the report month (0 = bought in the month; blank when never bought).",
-            EXCEL_INTEGER,
-            10,
-        ),
-        Column(
-            "tenure_months",
-            "INTEGER",
-            "Calendar months from the first purchase to the report month, both ends counted (blank when never bought).",
-            EXCEL_INTEGER,
-            10,
-        ),
-        Column("avg_monthly_consumption", "DOUBLE", "AMC = m6 / 6.", EXCEL_DECIMAL, 12, True),
-        Column("avg_order_size", "DOUBLE", "AOS = m6 / o6 (blank when o6 = 0).", EXCEL_DECIMAL, 12),
-        Column("activity_status", "VARCHAR", "Active when m12 > 0, else Not Active.", EXCEL_TEXT, 12, True),
-        Column(
-            "value_tier",
-            "VARCHAR",
-            "RFMT value tier of Active customers: Diamond, Platinum, Gold, Silver, Bronze, Passive (blank when Not Active).",
-            EXCEL_TEXT,
-            11,
-        ),
-        Column(
-            "prev_value_tier", "VARCHAR", "The value tier the same rules give for the previous month.", EXCEL_TEXT, 11
-        ),
-        Column(
-            "lifecycle_stage",
-            "VARCHAR",
-            "Prospect, New, Active, At Risk or Lost at the end of the month.",
-            EXCEL_TEXT,
-            11,
-            True,
-        ),
-        Column(
-            "lifecycle_event",
-            "VARCHAR",
-            "What changed in the month: New, Lost, Reactivated (blank when nothing did).",
-            EXCEL_TEXT,
-            11,
-        ),
-        Column(
-            "r_score",
-            "INTEGER",
-            "Recency score 1..5 from months since the last purchase (Active only).",
-            EXCEL_INTEGER,
-            8,
-        ),
-        Column("f_score", "INTEGER", "Frequency score 1..5 from o12 (Active only).", EXCEL_INTEGER, 8),
-        Column(
-            "m_score",
-            "INTEGER",
-            "Monetary (volume) score 1..5 from the rank of m12 among the month's Active customers.",
-            EXCEL_INTEGER,
-            8,
-        ),
-        Column("t_score", "INTEGER", "Tenure score 1..5 from tenure_months (Active only).", EXCEL_INTEGER, 8),
-        Column(
-            "opt_email",
-            "BOOLEAN",
-            "Consent to e-mail (TRUE/FALSE; blank or unknown in the master = FALSE).",
-            None,
-            9,
-            True,
-        ),
-        Column("opt_sms", "BOOLEAN", "Consent to SMS (as opt_email).", None, 9, True),
-        Column("opt_phone", "BOOLEAN", "Consent to phone calls (as opt_email).", None, 9, True),
-    ),
-)
 SNAPSHOT_COLUMNS = SNAPSHOT_TABLE.names()
 
-REPORTING_DDL = f"""
-CREATE SCHEMA IF NOT EXISTS reporting;
-{SNAPSHOT_TABLE.ddl()}
-CREATE TABLE IF NOT EXISTS reporting.snapshot_manifest (
-    report_month DATE NOT NULL, run_id VARCHAR NOT NULL, computed_at TIMESTAMP NOT NULL,
-    rules_version VARCHAR NOT NULL, rules JSON NOT NULL, customers BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reporting.snapshot_changes (
-    report_month DATE NOT NULL, run_id VARCHAR NOT NULL, computed_at TIMESTAMP NOT NULL,
-    previous_customers BIGINT NOT NULL, customers BIGINT NOT NULL,
-    added BIGINT NOT NULL, removed BIGINT NOT NULL,
-    changed_status BIGINT NOT NULL, changed_tier BIGINT NOT NULL, changed_event BIGINT NOT NULL,
-    changed_stage BIGINT NOT NULL, changed_any BIGINT NOT NULL
-);
-"""
+REPORTING_DDL = schema_ddl("reporting", REPORTING_TABLES)
 
 
 SNAPSHOT_SQL = sql.load(__package__, "customer_snapshot.sql")
@@ -286,7 +148,7 @@ def changes_by_month(con, run_id: str) -> dict[str, dict[str, int]]:
     "reporting",
     checks=CHECKS,
     deps=[customer_features, customer_lifecycle, customer_rfmt, enriched.customers],
-    metadata={"dagster/column_schema": SNAPSHOT_TABLE.column_schema()},
+    table=SNAPSHOT_TABLE,
 )
 def customer_snapshot(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
     """The monthly snapshot of every evaluated customer: features, status, tier, stage, event, scores.

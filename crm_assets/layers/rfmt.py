@@ -10,7 +10,8 @@ resource.
 
 from dagster import AssetExecutionContext, MaterializeResult
 
-from crm_assets.core import quality, sql
+from crm_assets.core import quality
+from crm_assets.core.columns import schema_ddl
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
@@ -26,8 +27,9 @@ from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import SCORE_VALUES, SCORES, TIERS, CrmRules, value_tier_sql
 from crm_assets.layers.features import customer_features
 from crm_assets.layers.lifecycle import customer_lifecycle
+from crm_assets.layers.tables import CUSTOMER_RFMT, RFMT_TABLES
 
-RFMT_DDL = sql.load(__package__, "rfmt_ddl.sql")
+RFMT_DDL = schema_ddl("rfmt", RFMT_TABLES)
 TABLE = "rfmt.customer_rfmt"
 ASSET = "rfmt/customer_rfmt"
 WITH_STATUS = (
@@ -92,7 +94,7 @@ def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "dir
     return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
 
 
-@monthly_asset("rfmt", checks=CHECKS, deps=[customer_features, customer_lifecycle])
+@monthly_asset("rfmt", table=CUSTOMER_RFMT, checks=CHECKS, deps=[customer_features, customer_lifecycle])
 def customer_rfmt(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules):
     """Value tier (RFMT segment), previous month's tier, and r/f/m/t scores per customer and month.
 

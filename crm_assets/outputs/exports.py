@@ -35,14 +35,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from crm_assets.core.columns import schema_ddl
 from crm_assets.core.errors import CrmError
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
-from crm_assets.layers import enriched
+from crm_assets.layers import tables
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE
+from crm_assets.outputs.tables import EXPORT_AUDIT
 
 SNAPSHOT = SNAPSHOT_TABLE.name
-AUDIT_TABLE = "reporting.export_audit"
-CONTACT_COLUMNS = tuple(c.name for c in enriched.CONTACT_COLUMNS)
+AUDIT_TABLE = EXPORT_AUDIT.name
+CONTACT_COLUMNS = tuple(c.name for c in tables.CONTACT_COLUMNS)
 EXPORT_COLUMNS = (*SNAPSHOT_COLUMNS, *CONTACT_COLUMNS)
 CHANNELS = ("email", "sms", "phone")
 FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
@@ -66,14 +68,7 @@ CONSENT_RULE = (
     "consent = flag true in the month's snapshot and in the current customer master"
 )
 
-AUDIT_DDL = f"""
-CREATE SCHEMA IF NOT EXISTS reporting;
-CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
-    exported_at TIMESTAMP NOT NULL, report_month DATE NOT NULL, filters JSON NOT NULL,
-    rows BIGINT NOT NULL, file VARCHAR NOT NULL, file_format VARCHAR NOT NULL,
-    consent_rule VARCHAR NOT NULL, exported_by VARCHAR
-);
-"""
+AUDIT_DDL = schema_ddl("reporting", (EXPORT_AUDIT,))
 
 # Effective consent: the month's flag and the current master's flag.
 _BASE_SQL = f"""

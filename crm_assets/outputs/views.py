@@ -19,12 +19,14 @@ from dataclasses import dataclass
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult
 
-from crm_assets.core import sql
+from crm_assets.core.columns import schema_ddl
 from crm_assets.core.partitioned import MonthWindow, add_month_metadata, month_window, monthly_asset, replace_months
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import TIERS
 from crm_assets.layers import enriched
 from crm_assets.layers.reporting import SNAPSHOT_TABLE, customer_snapshot
+from crm_assets.outputs import tables
+from crm_assets.outputs.tables import VIEW_TABLES
 
 SNAPSHOT = SNAPSHOT_TABLE.name
 
@@ -43,7 +45,7 @@ def order_sql(expr: str, values: tuple[str, ...]) -> str:
     return f"(CASE {expr} {whens} ELSE {len(values) + 1} END)"
 
 
-VIEWS_DDL = sql.load(__package__, "views_ddl.sql")
+VIEWS_DDL = schema_ddl("reporting", VIEW_TABLES)
 
 SEGMENT_SUMMARY_SQL = f"""
 SELECT report_month, activity_status, value_tier, lifecycle_stage, lifecycle_event, customer_group, city,
@@ -186,11 +188,11 @@ def _materialize(
     )
 
 
-def _view_asset(*deps):
-    return monthly_asset("reporting", group="reporting_views", deps=[customer_snapshot, *deps])
+def _view_asset(table, *deps):
+    return monthly_asset("reporting", table=table, group="reporting_views", deps=[customer_snapshot, *deps])
 
 
-@_view_asset()
+@_view_asset(tables.SEGMENT_SUMMARY)
 def segment_summary(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Customers and units per month by activity status, value tier, lifecycle stage and event, customer group and city.
 
@@ -202,7 +204,7 @@ def segment_summary(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
     return _materialize(context, warehouse, "segment_summary")
 
 
-@_view_asset()
+@_view_asset(tables.TIER_MIGRATION)
 def tier_migration(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """The value-tier migration matrix of each month: customers by tier in M-1 (rows) and tier in M (columns).
 
@@ -214,7 +216,7 @@ def tier_migration(context: AssetExecutionContext, warehouse: Warehouse) -> Mate
     return _materialize(context, warehouse, "tier_migration")
 
 
-@_view_asset()
+@_view_asset(tables.COHORT_RETENTION)
 def cohort_retention(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Cohort retention: per report month and first-purchase cohort, the share of the cohort still Active.
 
@@ -225,7 +227,7 @@ def cohort_retention(context: AssetExecutionContext, warehouse: Warehouse) -> Ma
     return _materialize(context, warehouse, "cohort_retention")
 
 
-@_view_asset(enriched.customers)
+@_view_asset(tables.CONTACTABLE_CUSTOMERS, enriched.customers)
 def contactable_customers(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Customers reachable per channel each month: consent as of the month and contact data on file.
 
@@ -236,7 +238,7 @@ def contactable_customers(context: AssetExecutionContext, warehouse: Warehouse) 
     return _materialize(context, warehouse, "contactable_customers", where="channel = 'any'")
 
 
-@_view_asset()
+@_view_asset(tables.DEVICE_ATTACH)
 def device_attach(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Device owners who never bought a consumable, by month and customer group, with the attach rate.
 

@@ -58,8 +58,8 @@ from crm_assets.core.partitioned import add_month_metadata, month_window
 from crm_assets.core.partitions import monthly_partitions
 from crm_assets.core.resources import OutputFolder, Warehouse, table_names
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
-from crm_assets.layers.enriched import CONTACT_COLUMNS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE, customer_snapshot
+from crm_assets.layers.tables import CONTACT_COLUMNS
 from crm_assets.outputs import xlsx_list
 from crm_assets.outputs.views import NO_TIER, VIEWS, view_assets
 

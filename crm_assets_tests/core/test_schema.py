@@ -7,6 +7,7 @@ import duckdb
 
 from crm_assets.cli.main import main
 from crm_assets.core import schema
+from crm_assets_tests.test_definitions import contracted_tables
 
 from ..conftest import query, table_dump
 
@@ -42,6 +43,15 @@ def test_an_earlier_releases_warehouse_upgrades_in_place(input_dir, warehouse_pa
         c for (c,) in query(warehouse_path, "SELECT table_name || '.' || column_name FROM information_schema.columns")
     }
     assert {"file_profiles.last_invoice_date", "file_loads.file_digest"} <= columns
+    described = query(
+        warehouse_path,
+        "SELECT table_schema || '.' || table_name, column_name, data_type, is_nullable = 'NO' "
+        "FROM information_schema.columns ORDER BY table_schema, table_name, ordinal_position",
+    )
+    for table in contracted_tables():  # the upgraded tables are the contracts' (a run writes no export audit)
+        if table.name != "reporting.export_audit":
+            got = [(column, kind, not_null) for name, column, kind, not_null in described if name == table.name]
+            assert got == [(c.name, c.type, c.not_null) for c in table.columns], table.name
     clean = tmp_path / "clean.duckdb"
     assert run(input_dir, clean) == 0
     upgraded, fresh = table_dump(warehouse_path), table_dump(clean)
