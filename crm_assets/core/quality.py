@@ -30,7 +30,7 @@ CHECK_RESULTS = Table(
         col("run_id VARCHAR NOT NULL", "The Dagster run."),
         col("asset_key VARCHAR NOT NULL", "The asset checked (layer/table)."),
         col("check_name VARCHAR NOT NULL", "The check."),
-        col("partition_key VARCHAR", "The month checked (blank for an unpartitioned asset)."),
+        col("partition_key VARCHAR", "The month checked (blank for a whole-table check)."),
         col("severity VARCHAR NOT NULL", "ERROR (blocks the write) or WARN."),
         col("passed BOOLEAN NOT NULL", "No violation."),
         col("violations BIGINT NOT NULL", "Rows (or keys) violating the check."),

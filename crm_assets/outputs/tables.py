@@ -43,7 +43,7 @@ TIER_MIGRATION = Table(
 )
 COHORT_RETENTION = Table(
     "reporting.cohort_retention",
-    "Of the customers who first bought in a month, how many are active since.",
+    "Of the customers who first bought in a month, how many are Active in the report month.",
     (
         _MONTH,
         col("cohort_month DATE NOT NULL", "Month of the first consumable purchase."),
