@@ -22,7 +22,7 @@ _FILE = col("source_file VARCHAR NOT NULL", "Name of the file the line was read 
 _LINE = col("line_number BIGINT NOT NULL", "Line of the file (the header is line 1).")
 _EXTRA = col("extra_columns VARCHAR", "Columns beyond the contract, as JSON (blank when none).")
 _PARTITION = col("partition_month DATE NOT NULL", "The calendar month whose partition holds the row.")
-_REPORT_MONTH = col("report_month DATE NOT NULL", "Report month (first day of the month).")
+REPORT_MONTH = col("report_month DATE NOT NULL", "Report month (first day of the month).")
 _CUSTOMER = col("customer_id VARCHAR NOT NULL", "Customer id as text, trimmed, as in the customer master.")
 
 # raw
@@ -242,7 +242,7 @@ CUSTOMER_FEATURES = Table(
     "features.customer_features",
     "The consumption features of every evaluated customer (docs/business_rules.md), with the previous month's.",
     (
-        _REPORT_MONTH,
+        REPORT_MONTH,
         _CUSTOMER,
         col("entry_date DATE", "The customer's entry date (the rules' first sign of the customer)."),
         col(f"m_total {_UNITS}", "Units over the whole history up to the end of the month."),
@@ -282,7 +282,7 @@ CUSTOMER_LIFECYCLE = Table(
     "lifecycle.customer_lifecycle",
     "Activity status, lifecycle stage and event of every evaluated customer.",
     (
-        _REPORT_MONTH,
+        REPORT_MONTH,
         _CUSTOMER,
         col("activity_status VARCHAR NOT NULL", "Active or Not Active."),
         col("lifecycle_stage VARCHAR NOT NULL", "Prospect, New, Active, At Risk or Lost."),
@@ -296,7 +296,7 @@ CUSTOMER_RFMT = Table(
     "rfmt.customer_rfmt",
     "Value tier and RFMT scores of every evaluated customer.",
     (
-        _REPORT_MONTH,
+        REPORT_MONTH,
         _CUSTOMER,
         col("value_tier VARCHAR", "Diamond, Platinum, Gold, Silver, Bronze or Passive (blank when Not Active)."),
         col("prev_value_tier VARCHAR", "The value tier of the previous month."),
@@ -452,7 +452,7 @@ SNAPSHOT_MANIFEST = Table(
     "reporting.snapshot_manifest",
     "Every computation of a month of the snapshot, append-only: a change of thresholds always leaves a trace.",
     (
-        _REPORT_MONTH,
+        REPORT_MONTH,
         col("run_id VARCHAR NOT NULL", "The Dagster run."),
         col("computed_at TIMESTAMP NOT NULL", "When."),
         col("rules_version VARCHAR NOT NULL", "Hash of the rule values."),
@@ -465,7 +465,7 @@ SNAPSHOT_CHANGES = Table(
     "reporting.snapshot_changes",
     "When a month already in the snapshot is computed again: what changed (late data made visible).",
     (
-        _REPORT_MONTH,
+        REPORT_MONTH,
         col("run_id VARCHAR NOT NULL", "The Dagster run."),
         col("computed_at TIMESTAMP NOT NULL", "When."),
         col("previous_customers BIGINT NOT NULL", "Rows before."),

@@ -6,15 +6,15 @@ and the tables of docs/warehouse.md come from here, as for the layers
 """
 
 from crm_assets.core.columns import Table, col
+from crm_assets.layers.tables import REPORT_MONTH
 
-_MONTH = col("report_month DATE NOT NULL", "Report month (first day of the month).")
 _CUSTOMERS = col("customers BIGINT NOT NULL", "Customers of the segment.")
 
 SEGMENT_SUMMARY = Table(
     "reporting.segment_summary",
     "Customers and volumes per status, tier, stage, event, group and city.",
     (
-        _MONTH,
+        REPORT_MONTH,
         col("activity_status VARCHAR NOT NULL", "Active or Not Active."),
         col("value_tier VARCHAR", "Value tier (blank when Not Active)."),
         col("lifecycle_stage VARCHAR NOT NULL", "Lifecycle stage."),
@@ -32,7 +32,7 @@ TIER_MIGRATION = Table(
     "reporting.tier_migration",
     "Customers moving from last month's value tier to this month's.",
     (
-        _MONTH,
+        REPORT_MONTH,
         col("from_tier VARCHAR NOT NULL", "Value tier of the previous month (a placeholder when it had none)."),
         col("to_tier VARCHAR NOT NULL", "Value tier of the month (a placeholder when it has none)."),
         col("from_order INTEGER NOT NULL", "Sort order of from_tier."),
@@ -45,7 +45,7 @@ COHORT_RETENTION = Table(
     "reporting.cohort_retention",
     "Of the customers who first bought in a month, how many are Active in the report month.",
     (
-        _MONTH,
+        REPORT_MONTH,
         col("cohort_month DATE NOT NULL", "Month of the first consumable purchase."),
         col("months_since INTEGER NOT NULL", "Months from the cohort month to the report month."),
         col("cohort_size BIGINT NOT NULL", "Customers of the cohort."),
@@ -58,7 +58,7 @@ CONTACTABLE_CUSTOMERS = Table(
     "reporting.contactable_customers",
     "Customers reachable on each channel: with consent and a contact detail.",
     (
-        _MONTH,
+        REPORT_MONTH,
         col("channel VARCHAR NOT NULL", "email, sms, phone, or any of them."),
         col("channel_order INTEGER NOT NULL", "Sort order of the channel."),
         col("customers BIGINT NOT NULL", "Customers of the month."),
@@ -72,7 +72,7 @@ DEVICE_ATTACH = Table(
     "reporting.device_attach",
     "Device owners and how many of them buy consumables.",
     (
-        _MONTH,
+        REPORT_MONTH,
         col("customer_group VARCHAR", "Customer group."),
         col("device_owners BIGINT NOT NULL", "Customers who bought a device (first_device_purchase_date set)."),
         col("owners_with_consumable BIGINT NOT NULL", "Of them, with a consumable purchase ever (m_total > 0)."),
