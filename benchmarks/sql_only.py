@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from crm_assets.core.csv_input import CUSTOMERS, PRODUCTS
     from crm_assets.core.partitioned import MonthWindow
-    from crm_assets.core.partitions import monthly_partitions
+    from crm_assets.core.partitions import load_calendar
     from crm_assets.core.rules import CrmRules
     from crm_assets.layers.enriched import build_customers, build_transactions
     from crm_assets.layers.features import build_activity, build_features
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from crm_assets.layers.reporting import build_snapshot
     from crm_assets.layers.rfmt import build_rfmt
 
-    partitions = monthly_partitions.get_partition_keys()
+    partitions = load_calendar().keys()
     keys = tuple(k for k in partitions if args.first[:7] <= k[:7] <= args.last[:7])
     window = MonthWindow(date.fromisoformat(keys[0]), date.fromisoformat(keys[-1]), keys)
     first_partition, last_partition = date.fromisoformat(partitions[0]), date.fromisoformat(partitions[-1])

@@ -1,17 +1,21 @@
 """The Dagster code location: every asset, check, job, schedule, sensor and resource of the project.
 
-Resources are chosen in one place (``build_resources``) from the environment.
-Runs execute in one process (``in_process_executor``) so that a run holds the
-warehouse's run lock from start to end: runs on one warehouse never overlap.
+Nothing is read from the environment when this module is imported: ``defs`` is
+built when Dagster loads the code location (``@definitions``), with the
+calendar of the data then (``partitions.load_calendar``) and the resources
+configured in one place (``build_resources``). Runs execute in one process
+(``in_process_executor``) so that a run holds the warehouse's run lock from
+start to end: runs on one warehouse never overlap.
 """
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, definitions, in_process_executor
 
 import crm_assets.automation.instance  # noqa: F401  (SQLite tuning of the run history, see instance.py)
 from crm_assets.automation.jobs import crm_pipeline_job
 from crm_assets.automation.schedules import monthly_refresh
 from crm_assets.automation.sensors import input_files_sensor
-from crm_assets.core.resources import InputFolder, OutputFolder, Warehouse
+from crm_assets.core.partitions import Calendar, load_calendar
+from crm_assets.core.resources import InputFolder, OutputFolder, Warehouse, env_config
 from crm_assets.core.rules import CrmRules
 from crm_assets.layers.enriched import enriched_assets
 from crm_assets.layers.features import features_assets
@@ -21,6 +25,7 @@ from crm_assets.layers.reporting import reporting_assets
 from crm_assets.layers.rfmt import rfmt_assets
 from crm_assets.outputs.assets import output_assets
 
+# as declared, on the default calendar (partitions.DECLARED); build_definitions puts them on the loaded one
 all_assets = [
     *raw_assets,
     *enriched_assets,
@@ -33,25 +38,29 @@ all_assets = [
 
 
 def build_resources() -> dict:
-    """The resources, read from the environment when the definitions load."""
+    """The resources: each setting whose environment variable is set is an ``EnvVar`` (read as a run starts,
+    shown in the UI), the others their defaults (docs/configuration.md)."""
     return {
-        "warehouse": Warehouse(),
-        "input_folder": InputFolder(),
-        "output_folder": OutputFolder(),
+        "warehouse": Warehouse(**env_config(Warehouse)),
+        "input_folder": InputFolder(**env_config(InputFolder)),
+        "output_folder": OutputFolder(**env_config(OutputFolder)),
         "crm_rules": CrmRules(),
     }
 
 
-def build_definitions() -> Definitions:
-    """The code location, with resources read from the environment now."""
+def build_definitions(calendar: Calendar | None = None) -> Definitions:
+    """The code location on ``calendar`` (default: the one of the setting and the data now)."""
+    calendar = calendar or load_calendar()
     return Definitions(
-        assets=all_assets,
+        assets=calendar.apply(all_assets),
         jobs=[crm_pipeline_job],
-        schedules=[monthly_refresh],
-        sensors=[input_files_sensor],
+        schedules=[monthly_refresh(calendar)],
+        sensors=[input_files_sensor(calendar)],
         resources=build_resources(),
         executor=in_process_executor,
     )
 
 
-defs = build_definitions()
+@definitions
+def defs() -> Definitions:
+    return build_definitions()

@@ -6,8 +6,11 @@ from pathlib import Path
 from dagster import AssetKey, BackfillPolicy
 
 from crm_assets.core import settings
-from crm_assets.core.partitions import monthly_partitions
-from crm_assets.definitions import crm_pipeline_job, defs
+from crm_assets.core.partitions import load_calendar
+from crm_assets.definitions import build_definitions, crm_pipeline_job
+
+defs = build_definitions()
+monthly_partitions = load_calendar().partitions
 
 EXPECTED_ASSETS = {
     AssetKey(["raw", "products"]),
@@ -66,7 +69,6 @@ def test_every_asset_check_is_declared():
 
 def definitions_shape() -> dict:
     """Every asset's key, group, kinds, partitioning, upstream assets and checks; the jobs, schedules and sensors."""
-    from crm_assets.definitions import defs
 
     graph = defs.resolve_asset_graph()
     checks: dict[str, list[str]] = {}
@@ -119,7 +121,6 @@ def test_every_table_contract_is_its_ddl_its_docs_section_and_its_assets_metadat
     import duckdb
 
     from crm_assets.core.quality import QUALITY_DDL
-    from crm_assets.definitions import defs
     from crm_assets.layers import enriched, features, lifecycle, raw, reporting, rfmt
     from crm_assets.outputs.exports import AUDIT_DDL
     from crm_assets.outputs.views import VIEWS_DDL
@@ -163,7 +164,6 @@ def test_every_table_contract_is_its_ddl_its_docs_section_and_its_assets_metadat
 def test_the_snapshot_contract_is_the_table_the_docs_and_dagster_show(tmp_path):
     import duckdb
 
-    from crm_assets.definitions import defs
     from crm_assets.layers.reporting import REPORTING_DDL, SNAPSHOT_COLUMNS, SNAPSHOT_TABLE
     from crm_assets.outputs.workbook import LIST_COLUMNS
 
@@ -190,3 +190,40 @@ def test_the_defaults_are_relative_to_the_repository_whatever_the_working_folder
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     home = settings.prepare_dagster_home()
     assert "enabled: false" in (home / "dagster.yaml").read_text()  # the instance settings: no telemetry
+
+
+def test_importing_the_definitions_reads_no_setting():
+    """A bad setting fails when Dagster loads the code location (``defs()``), not when a module is imported."""
+    import subprocess
+    import sys
+
+    code = "import crm_assets.definitions as d; print('imported', flush=True); d.defs()"
+    env = {**os.environ, "CRM_FIRST_MONTH": "June"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert result.stdout.strip().splitlines() == ["imported"]
+    assert result.returncode != 0
+    assert "CRM_FIRST_MONTH=June is not a month" in result.stderr
+
+
+def test_the_resources_read_the_set_variables_when_a_run_starts(monkeypatch, tmp_path):
+    """Each variable set is handed to Dagster as an ``EnvVar`` (resolved by the run, shown in the UI), each
+    unset one leaves its field's default."""
+    from dagster import EnvVar, asset, materialize
+
+    from crm_assets.core.resources import Warehouse
+    from crm_assets.definitions import build_resources
+
+    monkeypatch.setenv("CRM_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    monkeypatch.setenv("CRM_DUCKDB_THREADS", "2")
+    monkeypatch.setenv("CRM_DUCKDB_MEMORY_LIMIT", "")  # blank: DuckDB's own limit
+    monkeypatch.delenv("CRM_LOCK_TIMEOUT_SECONDS", raising=False)
+    resources = build_resources()
+    assert isinstance(resources["warehouse"].database, EnvVar)
+    monkeypatch.setenv("CRM_WAREHOUSE", str(tmp_path / "later.duckdb"))  # read as the run starts, not before
+
+    @asset
+    def probe(warehouse: Warehouse):
+        return warehouse.database, warehouse.threads, warehouse.memory_limit, warehouse.lock_timeout_seconds
+
+    result = materialize([probe], resources={"warehouse": resources["warehouse"]})
+    assert result.output_for_node("probe") == (str(tmp_path / "later.duckdb"), 2, "", 120)

@@ -1,13 +1,13 @@
-"""Jobs: the whole pipeline, partitioned by month (a range of months is one run)."""
+"""Jobs: the whole pipeline, partitioned by month (a range of months is one run).
+
+The job takes its partitions from its assets: the calendar of the definitions.
+"""
 
 from dagster import AssetSelection, define_asset_job
-
-from crm_assets.core.partitions import monthly_partitions
 
 crm_pipeline_job = define_asset_job(
     "crm_pipeline",
     selection=AssetSelection.all(),
-    partitions_def=monthly_partitions,
     description="Every asset, raw files to outputs, for a month or a range of months (one run).",
 )
 

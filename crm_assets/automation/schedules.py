@@ -22,10 +22,9 @@ from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext
 from crm_assets.automation.jobs import crm_pipeline_job, range_tags
 from crm_assets.core import settings
 from crm_assets.core.months import add_months, key_of
-from crm_assets.core.partitions import calendar_keys, first_partition
+from crm_assets.core.partitions import Calendar
 
 CRON = "0 6 2 * *"
-TIMEZONE = settings.schedule_timezone()
 
 
 def month_before(day) -> str:
@@ -66,24 +65,35 @@ def decide(month: str, plan, cover, keys: list[str]) -> tuple[tuple[str, str] | 
     return (first, last), f"{month[:7]} is covered ({cover.describe()}): {first[:7]}..{last[:7]}"
 
 
-@schedule(
-    job=crm_pipeline_job,
-    cron_schedule=CRON,
-    execution_timezone=TIMEZONE,
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="On the 2nd at 06:00: build the month that ended once the files cover it (and any month missing "
-    "before it); skips with the reason otherwise.",
-)
-def monthly_refresh(context: ScheduleEvaluationContext):
+def monthly_refresh(calendar: Calendar):
+    """The monthly schedule on the calendar of the definitions, in ``CRM_SCHEDULE_TIMEZONE`` read now."""
+
+    @schedule(
+        name="monthly_refresh",
+        job=crm_pipeline_job,
+        cron_schedule=CRON,
+        execution_timezone=settings.schedule_timezone(),
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="On the 2nd at 06:00: build the month that ended once the files cover it (and any month "
+        "missing before it); skips with the reason otherwise.",
+    )
+    def _schedule(context: ScheduleEvaluationContext):
+        return evaluate(context, calendar)
+
+    return _schedule
+
+
+def evaluate(context: ScheduleEvaluationContext, calendar: Calendar):
+    """One tick: a run through the month before it, or the reason there is none."""
     from crm_assets.core.errors import CrmError
     from crm_assets.core.landing import PREFLIGHT_TAG, coverage, plan_folder, read_warehouse_state
     from crm_assets.core.resources import Warehouse, WarehouseLockedError
 
     month = month_before(context.scheduled_execution_time.date())
-    keys = calendar_keys(context.scheduled_execution_time)
+    keys = calendar.keys(context.scheduled_execution_time)
     folder = settings.input_dir()
     try:
-        plan = plan_folder(folder, read_warehouse_state(Warehouse(lock_timeout_seconds=0)), first_partition())
+        plan = plan_folder(folder, read_warehouse_state(Warehouse(lock_timeout_seconds=0)), calendar.first_month())
     except WarehouseLockedError:
         return SkipReason(f"the warehouse is in use by a run; {month[:7]} is left to the sensor or the next tick")
     except (CrmError, OSError) as exc:

@@ -44,14 +44,14 @@ from crm_assets.core.landing import (
     removal_message,
 )
 from crm_assets.core.months import key_of
-from crm_assets.core.partitions import CALENDAR_SET_BY_HAND, CALENDAR_START, calendar_keys, first_partition
+from crm_assets.core.partitions import Calendar
 
 
 def settle_seconds() -> float:
     return float(os.environ.get("CRM_SENSOR_SETTLE_SECONDS", "30"))
 
 
-def folder_signature(folder: Path) -> tuple[str, list[str]]:
+def folder_signature(folder: Path, calendar: Calendar) -> tuple[str, list[str]]:
     """(a short hash of the names, sizes and modification times of the input files, the files still being written)."""
     now = time.time()
     entries, unsettled = [], []
@@ -63,12 +63,13 @@ def folder_signature(folder: Path) -> tuple[str, list[str]]:
             unsettled.append(path.name)
         entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     entries.append(f"encoding:{os.environ.get(settings.ENV_INPUT_ENCODING, '')}")  # a new setting: a new look
-    entries.append(f"calendar:{CALENDAR_START}")  # definitions reloaded with a new calendar: a new look
+    entries.append(f"calendar:{calendar.start}")  # definitions reloaded with a new calendar: a new look
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
 
 
-def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None, str]:
-    """The range of months to run for the plan (or None) and a sentence saying why."""
+def refresh_request(plan: Plan, calendar: Calendar, keys: list[str]) -> tuple[tuple[str, str] | None, str]:
+    """The range of months to run for the plan (or None) and a sentence saying why; ``keys``: the calendar's
+    months that have ended."""
     if plan.removals:
         return None, removal_message(plan.removals)
     if plan.span is None:
@@ -76,7 +77,7 @@ def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None
     data_first, data_last = key_of(plan.span[0]), key_of(plan.span[1])
     if not keys:
         return None, "no month of the calendar has ended yet"
-    if plan.span[0] < first_partition() and not CALENDAR_SET_BY_HAND:
+    if plan.span[0] < calendar.first_month() and not calendar.set_by_hand:
         return None, (
             f"the data now starts in {data_first[:7]}, before the calendar ({keys[0][:7]} on): reload the "
             "definitions (Reload in the UI's Deployment page, or restart dagster dev) so that it starts there"
@@ -101,7 +102,7 @@ def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None
     else:
         return None, "the warehouse holds every input file as it is"
     first, last = max(first, keys[0]), min(last, keys[-1])
-    if not CALENDAR_SET_BY_HAND:
+    if not calendar.set_by_hand:
         # the run's own process starts its calendar at the data's first month (older rows go with that month)
         first = max(first, data_first)
     if first > last:
@@ -109,17 +110,28 @@ def refresh_request(plan: Plan, keys: list[str]) -> tuple[tuple[str, str] | None
     return (first, last), f"{why}: {first[:7]}..{last[:7]}"
 
 
-@sensor(
-    job=crm_pipeline_job,
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Refreshes the affected months when files in CRM_INPUT_DIR are added, replaced or removed.",
-)
-def input_files_sensor(context: SensorEvaluationContext):
+def input_files_sensor(calendar: Calendar):
+    """The sensor of the input folder, on the calendar of the definitions."""
+
+    @sensor(
+        name="input_files_sensor",
+        job=crm_pipeline_job,
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Refreshes the affected months when files in CRM_INPUT_DIR are added, replaced or removed.",
+    )
+    def _sensor(context: SensorEvaluationContext):
+        return evaluate(context, calendar)
+
+    return _sensor
+
+
+def evaluate(context: SensorEvaluationContext, calendar: Calendar):
+    """One tick: a run of the months the folder's changes reach, or the reason there is none."""
     folder = settings.input_dir()
     if not folder.is_dir():
         return SkipReason(f"{folder}: input folder not found")
-    signature, unsettled = folder_signature(folder)
+    signature, unsettled = folder_signature(folder, calendar)
     if unsettled:
         return SkipReason(f"waiting for {', '.join(unsettled)} to finish writing")
     cursor = json.loads(context.cursor) if context.cursor else {}
@@ -129,14 +141,14 @@ def input_files_sensor(context: SensorEvaluationContext):
 
     warehouse = Warehouse(lock_timeout_seconds=0)
     try:
-        plan = plan_folder(folder, read_warehouse_state(warehouse), first_partition())
+        plan = plan_folder(folder, read_warehouse_state(warehouse), calendar.first_month())
     except WarehouseLockedError:
         return SkipReason("the warehouse is in use by a run; looking again at the next tick")
     except (CrmError, OSError) as exc:
         decision = str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}"
         context.update_cursor(json.dumps({"signature": signature, "decision": decision}))
         return SkipReason(decision)
-    span, why = refresh_request(plan, calendar_keys())
+    span, why = refresh_request(plan, calendar, calendar.keys())
     context.update_cursor(json.dumps({"signature": signature, "decision": why}))
     if span is None:
         return SkipReason(why)

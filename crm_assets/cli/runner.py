@@ -34,6 +34,7 @@ class RunMonths:
     last: str
     keys: list[str]
     notes: list[str] = field(default_factory=list)
+    calendar: object = None  # partitions.Calendar the months are of; None: load it again
 
 
 def resolve_months(
@@ -59,23 +60,24 @@ def resolve_months(
         removal_message,
     )
     from crm_assets.core.months import key_of, key_to_date
-    from crm_assets.core.partitions import calendar_keys, describe_calendar, first_partition
+    from crm_assets.core.partitions import load_calendar
     from crm_assets.core.resources import Warehouse
 
-    keys = calendar_keys()
+    calendar = load_calendar()
+    keys = calendar.keys()
     if not keys:
-        raise CrmError(f"no month has ended yet in {describe_calendar()}")
+        raise CrmError(f"no month has ended yet in {calendar.describe()}")
     if from_month and from_month < keys[0]:
-        raise CrmError(f"--from {from_month[:7]} is before {describe_calendar()}")
+        raise CrmError(f"--from {from_month[:7]} is before {calendar.describe()}")
     if to_month and to_month > keys[-1]:
-        raise CrmError(f"--to {to_month[:7]} is after {describe_calendar()}; a month is in it once it has ended")
+        raise CrmError(f"--to {to_month[:7]} is after {calendar.describe()}; a month is in it once it has ended")
     warehouse = Warehouse()
-    path = Path(warehouse.database)
+    path = warehouse.file
     if path.is_dir():
         raise CrmError(
             f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})"
         )
-    plan = plan_folder(input_dir, read_warehouse_state(warehouse), first_partition())
+    plan = plan_folder(input_dir, read_warehouse_state(warehouse), calendar.first_month())
     if plan.removals and not allow_removals:
         raise RemovalNotAllowed(removal_message(plan.removals))
     if plan.span is None:
@@ -99,7 +101,7 @@ def resolve_months(
             raise CrmError(f"--from {first[:7]} is after the data's last month {last[:7]}")
         if to_month:
             raise CrmError(f"--to {last[:7]} is before the data's first month {first[:7]}")
-        raise CrmError(f"the data ends in {last[:7]}, before {describe_calendar()}")
+        raise CrmError(f"the data ends in {last[:7]}, before {calendar.describe()}")
 
     built = [key_of(m) for m in plan.built]
     changed = [key_of(m) for m in plan.changed]
@@ -127,7 +129,7 @@ def resolve_months(
             f"months {missing[0][:7]}..{missing[-1][:7]} before --from {first[:7]} are not in the warehouse yet "
             f"and count as history; run with --from {missing[0][:7]} (or without --from) first"
         )
-    return RunMonths(first, last, [k for k in keys if first <= k <= last], notes)
+    return RunMonths(first, last, [k for k in keys if first <= k <= last], notes, calendar)
 
 
 def _wait_for_warehouse() -> None:
@@ -190,7 +192,7 @@ def run_pipeline(
 
     first, last, keys = months.first, months.last, months.keys
     _wait_for_warehouse()
-    job = build_definitions().resolve_job_def(crm_pipeline_job.name)
+    job = build_definitions(months.calendar).resolve_job_def(crm_pipeline_job.name)
     job = job.with_logger_defs(
         {"console": colored_console_logger, "crm_progress": progress_logger_def(len(keys), len(job.graph.nodes))}
     )

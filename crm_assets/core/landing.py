@@ -493,7 +493,7 @@ def plan_folder(input_dir: Path, state: WarehouseState, first_partition: date) -
 
 def read_warehouse_state(warehouse) -> WarehouseState:
     """The state of the ``Warehouse`` resource's file, read in one short read-only connection (empty if none)."""
-    if not Path(warehouse.database).exists():
+    if not warehouse.file.exists():
         return WarehouseState()
     with warehouse.connect(read_only=True) as con:
         return read_state(con, connect=lambda: warehouse.connect(read_only=True))

@@ -31,10 +31,10 @@ class MonthWindow:
 
 
 def month_window(context: AssetExecutionContext) -> MonthWindow:
-    from crm_assets.core.partitions import first_partition
+    from crm_assets.core.partitions import calendar_start_of
 
     keys = tuple(context.partition_keys)
-    return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys, first_partition())
+    return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys, calendar_start_of(context))
 
 
 # A window whose months hold more rows than this is written in parts of whole months (see month_parts),
@@ -200,14 +200,14 @@ def monthly_asset(
     the column contract of the ``table`` it writes (``columns.Table``) as metadata."""
     from dagster import BackfillPolicy, asset
 
-    from crm_assets.core.partitions import monthly_partitions
+    from crm_assets.core.partitions import DECLARED
     from crm_assets.core.quality import check_specs
 
     return asset(
         key_prefix=layer,
         group_name=group or layer,
         kinds={"duckdb"},
-        partitions_def=monthly_partitions,
+        partitions_def=DECLARED,
         backfill_policy=BackfillPolicy.single_run(),
         deps=list(deps),
         check_specs=check_specs(list(checks)),

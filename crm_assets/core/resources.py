@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
@@ -54,6 +54,34 @@ def _open_error(path: Path, exc: BaseException) -> CrmError:
     return CrmError(f"{path}: cannot open the warehouse ({first})")
 
 
+def env_field(variable: str, default, description: str, parse=str):
+    """A resource field set by an environment variable, read when the resource is built (else ``default``).
+
+    A variable set blank gives a text field the empty text (e.g. DuckDB's own memory limit) and a number
+    field its default."""
+
+    def from_environment():
+        value = os.environ.get(variable)
+        if value is None or (not value.strip() and parse is not str):
+            return default() if callable(default) else default
+        return parse(value.strip())
+
+    return Field(default_factory=from_environment, description=description, json_schema_extra={"env": variable})
+
+
+def env_config(resource_class: type[ConfigurableResource]) -> dict:
+    """An ``EnvVar`` for each field of ``resource_class`` whose variable is set, so that Dagster reads the value
+    when a run starts and its UI shows where it comes from (the Resources page); unset: the field's default."""
+    config = {}
+    for name, field in resource_class.model_fields.items():
+        variable = (field.json_schema_extra or {}).get("env")
+        value = os.environ.get(variable) if variable else None
+        if value is None or (not value.strip() and field.annotation is int):
+            continue
+        config[name] = EnvVar.int(variable) if field.annotation is int else EnvVar(variable)
+    return config
+
+
 # DuckDB's memory limit unless CRM_DUCKDB_MEMORY_LIMIT says otherwise: the layers work in parts of a few
 # million rows, so a few GB keep a backfill of 200,000 customers x 10 years in memory on a small machine.
 DEFAULT_MEMORY_LIMIT = "3GB"
@@ -68,32 +96,38 @@ class Warehouse(DuckDBResource):
     process holds the file.
     """
 
-    database: str = Field(
-        default_factory=lambda: str(settings.warehouse_path()),
-        description="the DuckDB file (CRM_WAREHOUSE, default data/warehouse/crm.duckdb)",
+    database: str = env_field(
+        settings.ENV_WAREHOUSE,
+        lambda: str(settings.warehouse_path()),
+        "the DuckDB file (CRM_WAREHOUSE, default data/warehouse/crm.duckdb)",
     )
-    memory_limit: str = Field(
-        default_factory=lambda: os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip(),
-        description="DuckDB memory_limit (CRM_DUCKDB_MEMORY_LIMIT, default 3GB); beyond it DuckDB spills to "
-        "temp_directory; blank = DuckDB's own default (80% of RAM)",
+    memory_limit: str = env_field(
+        "CRM_DUCKDB_MEMORY_LIMIT",
+        DEFAULT_MEMORY_LIMIT,
+        "DuckDB memory_limit (CRM_DUCKDB_MEMORY_LIMIT, default 3GB); beyond it DuckDB spills to temp_directory",
     )
-    threads: int = Field(
-        default_factory=lambda: int(os.environ.get("CRM_DUCKDB_THREADS", "0") or 0),
-        description="DuckDB threads (CRM_DUCKDB_THREADS); 0 = DuckDB default (all cores)",
+    threads: int = env_field(
+        "CRM_DUCKDB_THREADS", 0, "DuckDB threads (CRM_DUCKDB_THREADS); 0 = DuckDB default (all cores)", int
     )
     temp_directory: str = Field(default="", description="DuckDB spill folder; blank = <warehouse>.tmp")
     _run_lock: object = PrivateAttr(default=None)
     run_lock_timeout_seconds: float = Field(
         default=3600.0, description="how long a run waits for another run on the same warehouse to finish"
     )
-    lock_timeout_seconds: float = Field(
-        default_factory=lambda: float(os.environ.get("CRM_LOCK_TIMEOUT_SECONDS", "120")),
-        description="how long to wait for another process holding the file (CRM_LOCK_TIMEOUT_SECONDS, default 120)",
+    lock_timeout_seconds: int = env_field(
+        "CRM_LOCK_TIMEOUT_SECONDS",
+        120,
+        "how long to wait for another process holding the file (CRM_LOCK_TIMEOUT_SECONDS, default 120)",
+        int,
     )
+
+    @property
+    def file(self) -> Path:
+        return Path(self.database).expanduser()
 
     def setup_for_execution(self, context) -> None:
         """Serialize runs: a run holds ``<warehouse>.runlock`` from start to end (one writer at a time)."""
-        self._run_lock = RunLock(Path(f"{self.database}.runlock"), self.run_lock_timeout_seconds)
+        self._run_lock = RunLock(Path(f"{self.file}.runlock"), self.run_lock_timeout_seconds)
         self._run_lock.acquire()
 
     def teardown_after_execution(self, context) -> None:
@@ -108,7 +142,7 @@ class Warehouse(DuckDBResource):
         if self.threads:
             config["threads"] = self.threads
         if not read_only:
-            config["temp_directory"] = self.temp_directory or f"{self.database}.tmp"
+            config["temp_directory"] = self.temp_directory or f"{self.file}.tmp"
         return config
 
     @contextmanager
@@ -120,7 +154,7 @@ class Warehouse(DuckDBResource):
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held for one unit of work; retries while the file is locked."""
-        path = Path(self.database)
+        path = self.file
         if read_only and not path.exists():
             raise CrmError(f"{path}: warehouse not found; run `crm run` first")
         if path.is_dir():
@@ -218,20 +252,34 @@ class RunLock:
 class InputFolder(ConfigurableResource):
     """The landing folder of the CSV files (``CRM_INPUT_DIR``, default ``data/input``)."""
 
-    path: str = Field(default_factory=lambda: str(settings.input_dir()))
+    path: str = env_field(settings.ENV_INPUT_DIR, lambda: str(settings.input_dir()), "the folder of the CSV files")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path).expanduser()
 
 
 class OutputFolder(ConfigurableResource):
     """Where reports, exports and Power BI files go (``CRM_OUTPUT_DIR``, default ``data/output``)."""
 
-    path: str = Field(default_factory=lambda: str(settings.output_dir()))
-    workbook_list_rows: int = Field(
-        default_factory=lambda: int(os.environ.get("CRM_WORKBOOK_LIST_ROWS", "1000000") or 1000000),
-        description="customer rows a run writes into the monthly workbooks' lists, newest months first; the newest "
+    path: str = env_field(
+        settings.ENV_OUTPUT_DIR, lambda: str(settings.output_dir()), "the folder of the reports and exports"
+    )
+    workbook_list_rows: int = env_field(
+        "CRM_WORKBOOK_LIST_ROWS",
+        1_000_000,
+        "customer rows a run writes into the monthly workbooks' lists, newest months first; the newest "
         "month always gets its list (CRM_WORKBOOK_LIST_ROWS, default 1,000,000)",
+        int,
     )
-    workbook_months: int = Field(
-        default_factory=lambda: int(os.environ.get("CRM_WORKBOOK_MONTHS", "12") or 0),
-        description="the newest months of a run that get their workbook; the run removes the older months' "
+    workbook_months: int = env_field(
+        "CRM_WORKBOOK_MONTHS",
+        12,
+        "the newest months of a run that get their workbook; the run removes the older months' "
         "workbooks it recomputed (crm report writes any month); 0 = every month (CRM_WORKBOOK_MONTHS, default 12)",
+        int,
     )
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path).expanduser()

@@ -39,7 +39,7 @@ from crm_assets.core.partitioned import (
     monthly_asset,
     replace_months,
 )
-from crm_assets.core.partitions import monthly_partitions
+from crm_assets.core.partitions import DECLARED
 from crm_assets.core.quality import (
     WARN,
     Check,
@@ -294,7 +294,7 @@ REPEATS_KEY = AssetKey(["features", "repeated_orders"])
             metadata=REPEATED_ORDERS.metadata(),
         ),
     ],
-    partitions_def=monthly_partitions,
+    partitions_def=DECLARED,
     backfill_policy=BackfillPolicy.single_run(),
 )
 def customer_month_activity(context: AssetExecutionContext, warehouse: Warehouse):

@@ -58,7 +58,7 @@ from crm_assets.core.landing import (  # noqa: F401  (file names re-exported for
     transaction_files,
 )
 from crm_assets.core.months import key_to_date
-from crm_assets.core.partitions import first_partition, monthly_partitions
+from crm_assets.core.partitions import DECLARED, calendar_start_of
 from crm_assets.core.quality import ERROR, WARN, Check, Outcome, check_results, check_specs
 from crm_assets.core.resources import InputFolder, Warehouse
 from crm_assets.layers.tables import RAW_CUSTOMERS, RAW_PRODUCTS, RAW_TABLES, SALES_TRANSACTIONS
@@ -654,11 +654,13 @@ def guard_removals(con: duckdb.DuckDBPyConnection, input_dir: Path, first_month:
 
 def _load_master_asset(context, warehouse: Warehouse, input_folder: InputFolder, spec: FileSpec, checks: list[Check]):
     tags = context.run.tags
-    input_dir = Path(input_folder.path)
+    input_dir = input_folder.folder
 
     def load(con):
         if tags.get(PREFLIGHT_TAG) != "done":  # crm run and the sensor compared the folder just before launching
-            guard_removals(con, input_dir, first_partition(), tags.get(ALLOW_REMOVALS_TAG, "").lower() == "true")
+            guard_removals(
+                con, input_dir, calendar_start_of(context), tags.get(ALLOW_REMOVALS_TAG, "").lower() == "true"
+            )
         return load_master(con, input_dir, spec)
 
     try:
@@ -720,7 +722,7 @@ def customers(context: AssetExecutionContext, warehouse: Warehouse, input_folder
     key_prefix="raw",
     group_name="raw",
     kinds={"duckdb"},
-    partitions_def=monthly_partitions,
+    partitions_def=DECLARED,
     backfill_policy=BackfillPolicy.single_run(),
     check_specs=check_specs(TRANSACTION_CHECKS),
     metadata=SALES_TRANSACTIONS.metadata(),
@@ -738,8 +740,8 @@ def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, inp
     start = window.start.date()
     end_exclusive = window.end.date()
     end = date(end_exclusive.year - (end_exclusive.month == 1), (end_exclusive.month - 2) % 12 + 1, 1)
-    keys = monthly_partitions.get_partition_keys(dynamic_partitions_store=context.instance)
-    first, last = first_partition(), key_to_date(keys[-1])
+    keys = context.assets_def.partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)
+    first, last = calendar_start_of(context), key_to_date(keys[-1])
     try:
         result, outcomes = checked_load(
             context,
@@ -747,7 +749,7 @@ def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, inp
             TRANSACTION_CHECKS,
             lambda con: load_transactions(
                 con,
-                Path(input_folder.path),
+                input_folder.folder,
                 start,
                 end,
                 first,

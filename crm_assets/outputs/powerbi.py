@@ -337,7 +337,7 @@ def star_schema(warehouse: Warehouse, output_folder: OutputFolder) -> Materializ
     so Power BI never reads half a refresh.
     """
     with warehouse.connect(read_only=True) as con:
-        result = write_star_schema(con, output_folder.path)
+        result = write_star_schema(con, output_folder.folder)
     return MaterializeResult(
         metadata={
             **{f"rows: {name}": n for name, n in result.rows.items()},

@@ -55,7 +55,7 @@ from crm_assets.core.columns import EXCEL_TEXT as TEXT
 from crm_assets.core.errors import CrmError
 from crm_assets.core.months import add_months, key_to_date
 from crm_assets.core.partitioned import add_month_metadata, month_window
-from crm_assets.core.partitions import monthly_partitions
+from crm_assets.core.partitions import DECLARED
 from crm_assets.core.resources import OutputFolder, Warehouse, table_names
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE, customer_snapshot
@@ -970,7 +970,7 @@ def build_workbooks(
     key_prefix="reporting",
     group_name="outputs",
     kinds={"duckdb", "excel"},
-    partitions_def=monthly_partitions,
+    partitions_def=DECLARED,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[customer_snapshot, *view_assets],
 )
@@ -998,14 +998,14 @@ def summary_workbook(
     written = list(window.keys[-keep:] if keep > 0 else window.keys)
     for key in window.keys[: len(window.keys) - len(written)]:
         # recomputed but not written: a workbook left from an earlier run would show the old figures
-        workbook_path(output_folder.path, key_to_date(key)).unlink(missing_ok=True)
+        workbook_path(output_folder.folder, key_to_date(key)).unlink(missing_ok=True)
         rows[key] = 0
         extra[key] = {
             "workbook": f"not written by a run of {window.months} months (CRM_WORKBOOK_MONTHS={keep}): "
             f"crm report --month {key[:7]} writes it"
         }
     summaries = build_workbooks(
-        warehouse, output_folder.path, [key_to_date(key) for key in written], output_folder.workbook_list_rows
+        warehouse, output_folder.folder, [key_to_date(key) for key in written], output_folder.workbook_list_rows
     )
     for key, summary in zip(written, summaries):
         rows[key] = summary.customers
@@ -1024,7 +1024,7 @@ def summary_workbook(
             "customer rows": sum(rows.values()),
             "workbooks with the customer list": sum(1 for s in summaries if s.customer_sheets),
             "bytes": total_bytes,
-            "folder": MetadataValue.path(str(Path(output_folder.path) / REPORTS_FOLDER)),
+            "folder": MetadataValue.path(str(output_folder.folder / REPORTS_FOLDER)),
         }
     )
 

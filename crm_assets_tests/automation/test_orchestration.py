@@ -28,12 +28,16 @@ from crm_assets.automation.schedules import month_before, monthly_refresh, refre
 from crm_assets.automation.sensors import input_files_sensor
 from crm_assets.cli import generate
 from crm_assets.core.partitioned import MonthWindow
+from crm_assets.core.partitions import DEFAULT_START, Calendar
 from crm_assets.layers.pipeline import build_all
 
 from ..conftest import TX_HEADER, lines, table_dump, write
 from ..pipeline import write_inputs
 
 SNAPSHOT = AssetKey(["reporting", "customer_snapshot"])
+
+# the calendar of definitions loaded before the test's files landed: the default one
+CALENDAR = Calendar(DEFAULT_START, "no transactions when the definitions loaded")
 
 
 def months(first: str, last: str) -> list[str]:
@@ -70,7 +74,7 @@ def landing(tmp_path, monkeypatch):
 
 def tick(instance, cursor):
     with build_sensor_context(instance=instance, cursor=cursor) as context:
-        result = input_files_sensor(context)
+        result = input_files_sensor(CALENDAR)(context)
         return result, context.cursor
 
 
@@ -329,7 +333,7 @@ def written(path: Path, when: datetime) -> None:
 def schedule_tick(when: datetime):
     with instance_for_test() as instance:
         with build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
-            return monthly_refresh(context)
+            return monthly_refresh(CALENDAR)(context)
 
 
 def test_schedule_before_the_data_ends_builds_the_month_that_ended(landing):

@@ -22,7 +22,7 @@ def first_key_in_a_fresh_process(folder, **env) -> str:
             sys.executable,
             "-c",
             "from crm_assets.definitions import defs; "
-            "print(defs.resolve_job_def('crm_pipeline').partitions_def.get_partition_keys()[0])",
+            "print(defs().resolve_job_def('crm_pipeline').partitions_def.get_partition_keys()[0])",
         ],
         capture_output=True,
         text=True,

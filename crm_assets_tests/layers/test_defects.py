@@ -178,7 +178,11 @@ def test_a_header_only_file_stops_the_run_until_removals_are_allowed(capsys, fol
     assert code == 0, err
     assert "removing the rows of sales_transactions_2023.csv" in out
     assert loaded(warehouse, "sales_transactions_2023.csv") == []
-    assert m_total(warehouse, "C1", "2023-12") == 0 and m_total(warehouse, "C1", "2024-03") == 20
+    # the data, and so the calendar, now start in 2024-01: no month before it is left
+    assert query(warehouse, "SELECT count(*) FROM reporting.customer_snapshot WHERE report_month < '2024-01-01'") == [
+        (0,)
+    ]
+    assert m_total(warehouse, "C1", "2024-03") == 20
 
 
 def test_a_removed_newest_file_stops_the_run_then_its_rows_and_bookkeeping_go_together(capsys, folder, warehouse):

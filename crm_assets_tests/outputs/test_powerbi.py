@@ -264,9 +264,9 @@ def test_a_refresh_writes_only_the_months_computed_since_the_previous_set(small,
 def test_star_schema_asset_is_unpartitioned_and_downstream_of_the_snapshot():
     from dagster import AssetKey
 
-    from crm_assets.definitions import defs
+    from crm_assets.definitions import build_definitions
 
-    node = defs.resolve_asset_graph().get(AssetKey(["powerbi", "star_schema"]))
+    node = build_definitions().resolve_asset_graph().get(AssetKey(["powerbi", "star_schema"]))
     assert node.partitions_def is None
     assert AssetKey(["reporting", "customer_snapshot"]) in node.parent_keys
 

@@ -246,9 +246,9 @@ def test_views_are_replaced_not_appended(small, tmp_path):
 def test_view_assets_are_monthly_and_materialized(small):
     from dagster import AssetKey
 
-    from crm_assets.definitions import defs
+    from crm_assets.definitions import build_definitions
 
-    graph = defs.resolve_asset_graph()
+    graph = build_definitions().resolve_asset_graph()
     for name in ("segment_summary", "tier_migration", "cohort_retention", "contactable_customers", "device_attach"):
         node = graph.get(AssetKey(["reporting", name]))
         assert node.partitions_def is not None
