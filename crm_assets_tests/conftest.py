@@ -12,11 +12,13 @@ import pytest
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
-# The calendar of this process is fixed when crm_assets.core.partitions is imported, before any test sets its own
-# CRM_INPUT_DIR: an empty folder makes it the default (2020-01 on) whatever data/input holds. Subprocesses
-# (crm run) get each test's folder, and their calendar follows its data.
+# A test that sets no CRM_INPUT_DIR of its own gets an empty folder, and so the default calendar (2020-01 on),
+# whatever data/input holds; a run on a test's folder (crm run --input) gets the calendar of its data.
 os.environ["CRM_INPUT_DIR"] = tempfile.mkdtemp(prefix="crm-tests-no-input-")
 os.environ.pop("CRM_FIRST_MONTH", None)
+# Runs write the workbook of their newest month only (each costs about 0.4 s even on a few customers); the
+# tests of the workbooks and of CRM_WORKBOOK_MONTHS itself ask for theirs.
+os.environ["CRM_WORKBOOK_MONTHS"] = "1"
 
 TX_HEADER = "invoice_id,customer_id,invoice_date,product_id,quantity,revenue,store_id"
 CUSTOMER_HEADER = (

@@ -24,14 +24,17 @@ def write_inputs(folder: Path, products: list[str], customers: list[str], transa
     return folder
 
 
-def run_pipeline(input_dir: Path, warehouse: Path, first: str, last: str, rules: CrmRules | None = None):
-    """Materialize every asset for months ``first``..``last`` (``YYYY-MM``) in one in-process run."""
+def run_pipeline(
+    input_dir: Path, warehouse: Path, first: str, last: str, rules: CrmRules | None = None, workbook_months: int = 1
+):
+    """Materialize every asset for months ``first``..``last`` (``YYYY-MM``) in one in-process run, writing the
+    workbooks of the newest ``workbook_months`` months (0: every month)."""
     result = materialize(
         all_assets,
         resources={
             "warehouse": Warehouse(database=str(warehouse)),
             "input_folder": InputFolder(path=str(input_dir)),
-            "output_folder": OutputFolder(path=str(warehouse.parent / "output")),
+            "output_folder": OutputFolder(path=str(warehouse.parent / "output"), workbook_months=workbook_months),
             "crm_rules": rules or CrmRules(),
         },
         instance=DagsterInstance.ephemeral(),
@@ -63,11 +66,12 @@ def build(
     first: str,
     last: str,
     rules: CrmRules | None = None,
+    workbook_months: int = 1,
 ) -> list[dict]:
     """Write the files, run the pipeline for first..last, return every snapshot row."""
     folder = write_inputs(tmp_path / "input", products, customers, transactions)
     warehouse = tmp_path / "warehouse" / "crm.duckdb"
-    run_pipeline(folder, warehouse, first, last, rules)
+    run_pipeline(folder, warehouse, first, last, rules, workbook_months)
     return snapshot(warehouse)
 
 

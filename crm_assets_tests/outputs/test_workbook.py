@@ -261,6 +261,7 @@ def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path)
         {"2024": ["G,G1,2024-01-05,P1,1,1,S1", "A,C1,2024-02-12,P1,2,2,S1"]},
         "2024-01",
         "2024-02",
+        workbook_months=0,
     )
     assert [r["report_month"] for r in rows] == [FEB]
     output = tmp_path / "warehouse" / "output"
@@ -352,3 +353,12 @@ def test_a_long_run_writes_the_newest_months_workbooks_and_removes_the_older_one
         0
     ].materialization
     assert "crm report --month 2024-01 writes it" in january.metadata["workbook"].value
+
+
+def test_a_run_writes_the_workbooks_of_its_newest_twelve_months_unless_told_otherwise(monkeypatch):
+    from crm_assets.core.resources import OutputFolder
+
+    monkeypatch.delenv("CRM_WORKBOOK_MONTHS")  # the tests' own setting (conftest.py)
+    assert OutputFolder().workbook_months == 12
+    monkeypatch.setenv("CRM_WORKBOOK_MONTHS", "0")
+    assert OutputFolder().workbook_months == 0
