@@ -167,12 +167,115 @@ def _value(what: str, value: float) -> str:
     return f"{value:.1f}x"
 
 
+def ratio_rows(results: list[dict]) -> list[str]:
+    """The ratio table: per scale, the full backfill against the floor and the SQL alone, smallest scale first."""
+    rows = [
+        "## Ratios: the pipeline against the fastest plain query",
+        "",
+        "| scale | customers | months | lines | `crm run` (s) | SQL alone (s) | floor (s) | `crm run` / floor | "
+        "Dagster and outputs (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(results, key=_lines):
+        backfill, sql, floor = (_step(r, name) for name in ("backfill", "sql only", "floor"))
+        wall = backfill["wall_s"] if backfill else None
+        ratio = _ratio(backfill, floor) if backfill else ""
+        overhead = wall - sql["wall_s"] if wall is not None and sql else None
+        rows.append(
+            f"| {r['scale']} | {r['customers']:,} | {r['months']} | {_lines(r):,} | {_secs(wall)} | "
+            f"{_secs(sql['wall_s'] if sql else None)} | {_secs(floor['wall_s'] if floor else None)} | {ratio or '-'} | "
+            f"{_secs(overhead)} |"
+        )
+    rows += [
+        "",
+        f"How the time grows with the data (log-log): ![backfill time against transaction lines]({PLOT_NAME})",
+        "",
+    ]
+    return rows
+
+
+def _lines(result: dict) -> int:
+    generate = _step(result, "generate") or {}
+    return (generate.get("info") or {}).get("lines") or 0
+
+
+PLOT_NAME = "performance_scaling.svg"
+PLOT_SERIES = (
+    ("backfill", "crm run (full backfill)", "#1f77b4"),
+    ("sql only", "SQL alone", "#2ca02c"),
+    ("floor", "floor (one statement)", "#d62728"),
+)
+
+
+def plot_svg(results: list[dict]) -> str:
+    """A log-log chart of the wall time of each series against the transaction lines of each scale."""
+    import math
+
+    points = {
+        name: sorted(
+            (_lines(r), s["wall_s"]) for r in results if (s := _step(r, name)) and s.get("wall_s") and _lines(r)
+        )
+        for name, _, _ in PLOT_SERIES
+    }
+    xs = [x for series in points.values() for x, _ in series]
+    ys = [y for series in points.values() for _, y in series]
+    width, height, left, right, top, bottom = 640, 400, 70, 190, 20, 50
+    if not xs:
+        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"></svg>\n'
+    x0, x1 = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
+    y0, y1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+
+    def px(x: float) -> float:
+        return left + (math.log10(x) - x0) / (x1 - x0) * (width - left - right)
+
+    def py(y: float) -> float:
+        return height - bottom - (math.log10(y) - y0) / (y1 - y0) * (height - top - bottom)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        'font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
+    for e in range(x0, x1 + 1):
+        x = px(10**e)
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" stroke="#ddd"/>')
+        out.append(f'<text x="{x:.1f}" y="{height - bottom + 15}" text-anchor="middle">{10**e:,}</text>')
+    for e in range(y0, y1 + 1):
+        y = py(10**e)
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end">{10.0**e:g} s</text>')
+    out.append(
+        f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">transaction lines</text>'
+    )
+    for i, (name, label, colour) in enumerate(PLOT_SERIES):
+        series = points[name]
+        if series:
+            path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in series)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            out += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>' for x, y in series]
+        ly = top + 15 + 18 * i
+        out.append(
+            f'<line x1="{width - right + 10}" y1="{ly}" x2="{width - right + 30}" y2="{ly}" '
+            f'stroke="{colour}" stroke-width="2"/>'
+        )
+        out.append(f'<text x="{width - right + 35}" y="{ly + 4}">{label}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write_plot(path: Path, results: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(plot_svg(results))
+
+
 def render(results: list[dict]) -> str:
     if not results:
         return "No results yet: run `python -m benchmarks`.\n"
     latest = max(results, key=lambda r: r.get("finished", ""))
     m = latest["machine"]
     lines = [
+        *ratio_rows(results),
         "## Machine and run",
         "",
         f"- machine: {m.get('cores')} cores ({m.get('cpu')}), "

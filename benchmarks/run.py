@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.measure import Measurement, gnu_time, run_measured
-from benchmarks.report import render, write_report
+from benchmarks.report import PLOT_NAME, ratio_rows, render, write_plot, write_report
 from benchmarks.scales import SCALES, Scale
 
 REPO = Path(__file__).resolve().parent.parent
@@ -172,6 +172,8 @@ class ScaleRun:
                     s.start,
                     "--end",
                     s.end,
+                    "--seed",
+                    s.seed,
                 ],
                 self.env(),
             )
@@ -403,7 +405,11 @@ def _output_rows(stdout: str) -> int | None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Benchmark suite of the CRM pipeline.")
-    parser.add_argument("--scales", default="S,M,L", help="comma-separated scales among S, M, L, XL (default S,M,L)")
+    parser.add_argument(
+        "--scales",
+        default="S,seed,M,100k,L",
+        help="comma-separated scales among S, seed, M, 100k, L, XL (default S,seed,M,100k,L)",
+    )
     parser.add_argument("--xl", action="store_true", help="also run XL (1,000,000 customers, ~60 million lines)")
     parser.add_argument(
         "--smoke", action="store_true", help="a tiny run (50 customers, 3 months) that only checks it works"
@@ -484,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         path = results_dir / f"{name}.json"
         if path.exists() and (name != "smoke" or args.smoke):
             results.append(json.loads(path.read_text()))
+    print("\n".join(ratio_rows(results)), flush=True)
     write_report(out, render(results))
-    print(f"python -m benchmarks: wrote {out}")
+    write_plot(out.parent / PLOT_NAME, results)
+    print(f"python -m benchmarks: wrote {out} and {out.parent / PLOT_NAME}")
     return 0

@@ -64,3 +64,25 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     for name in STEPS:
         assert any(row.startswith(f"| {STEP_LABELS[name]} |") for row in table_rows), f"no row for {name}"
     assert "cores" in report and "GiB of memory" in report
+    # the ratio table comes first, on stdout and in the report, and the log-log plot is written beside it
+    backfill, floor = steps["backfill"]["wall_s"], steps["floor"]["wall_s"]
+    ratio_row = next(line for line in table_rows if line.startswith("| smoke |"))
+    assert ratio_row.split("|")[8].strip() == f"{backfill / floor:.1f}x"
+    assert report.index("## Ratios") < report.index("## Machine and run")
+    assert "| smoke |" in result.stdout
+    plot = (out.parent / "performance_scaling.svg").read_text()
+    assert plot.startswith("<svg") and plot.count("<polyline") == 3
+
+
+def test_the_plot_puts_each_series_on_log_axes():
+    from benchmarks.report import plot_svg
+
+    def result(scale, lines, backfill, sql, floor):
+        steps = [("generate", 1.0, {"lines": lines}), ("backfill", backfill, {}), ("sql only", sql, {})]
+        steps.append(("floor", floor, {}))
+        return {"scale": scale, "steps": [{"step": n, "wall_s": w, "info": i} for n, w, i in steps]}
+
+    svg = plot_svg([result("a", 1_000, 10.0, 1.0, 0.1), result("b", 100_000, 100.0, 10.0, 1.0)])
+    # x from 10^3 to 10^5 lines and y from 10^-1 to 10^2 s: the decades are labelled, each series is one line
+    assert all(f">{label}<" in svg for label in ("1,000", "10,000", "100,000", "0.1 s", "1 s", "10 s", "100 s"))
+    assert svg.count("<polyline") == 3 and svg.count("<circle") == 6
