@@ -28,6 +28,8 @@ import codecs
 import csv
 import hashlib
 import io
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -490,3 +492,72 @@ _SAFE_TAG = re.compile(r"[^a-z0-9_]")
 def tag_for(name: str) -> str:
     """A temp-table-safe tag for a file name."""
     return _SAFE_TAG.sub("_", name.lower())
+
+
+# A transactions file read to plan a run (``landing.profile_file``) is handed to the load that follows, so that a
+# first build parses each new file once: its staged tables are kept in a DuckDB file under DAGSTER_HOME, keyed by
+# the file's version and the staging format, and taken (then removed) by the load. Only a cache: when it is
+# missing, stale or unreadable, the load reads the file itself.
+HANDOFF_FORMAT = 1
+HANDOFF_FOLDER = "crm_staged"
+
+
+def _handoff_file(name: str, version: str) -> Path:
+    key = hashlib.sha256(f"{HANDOFF_FORMAT}\n{name}\n{version}".encode()).hexdigest()[:32]
+    return settings.dagster_home() / HANDOFF_FOLDER / f"{tag_for(name)}.{key}.duckdb"
+
+
+def hand_off(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> None:
+    """Keep ``staged`` (read on ``con``) for the load of the same file version."""
+    target = _handoff_file(staged.path.name, staged.sha256)
+    partial = target.with_name(f"{target.stem}.{os.getpid()}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for older in target.parent.glob(f"{tag_for(staged.path.name)}.*.duckdb"):  # an earlier version's, never taken
+            older.unlink(missing_ok=True)
+        con.execute(f"ATTACH {_sql_str(str(partial))} AS handoff")
+        try:
+            con.execute(f"CREATE TABLE handoff.valid AS SELECT * FROM {staged.valid_table}")
+            con.execute(f"CREATE TABLE handoff.rejected AS SELECT * FROM {staged.rejected_table}")
+            counts = [staged.rows_read, staged.rows_valid, staged.rows_rejected, staged.blank_lines]
+            meta = json.dumps(
+                {
+                    "name": staged.path.name,
+                    "version": staged.sha256,
+                    "counts": counts,
+                    "extra_columns": staged.extra_columns,
+                }
+            )
+            con.execute("CREATE TABLE handoff.meta AS SELECT ?::VARCHAR AS meta", [meta])
+        finally:
+            con.execute("DETACH handoff")
+        os.replace(partial, target)
+    except (OSError, duckdb.Error):
+        partial.unlink(missing_ok=True)
+
+
+def take_handoff(con: duckdb.DuckDBPyConnection, path: Path, tag: str) -> StagedFile | None:
+    """The staged tables of ``path`` as the plan read them, on ``con`` as ``stg_<tag>`` and ``rej_<tag>``, when
+    this very version was handed off (see ``hand_off``); used once."""
+    path = Path(path)
+    target = _handoff_file(path.name, version_of(path))
+    if not target.is_file():
+        return None
+    staged = StagedFile(path, f"stg_{tag}", f"rej_{tag}")
+    try:
+        con.execute(f"ATTACH {_sql_str(str(target))} AS handoff (READ_ONLY)")
+        try:
+            meta = json.loads(con.execute("SELECT meta FROM handoff.meta").fetchone()[0])
+            if meta["name"] != path.name:
+                return None
+            for table, source in ((staged.valid_table, "valid"), (staged.rejected_table, "rejected")):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM handoff.{source}")
+        finally:
+            con.execute("DETACH handoff")
+    except (OSError, duckdb.Error, ValueError, KeyError, TypeError):
+        return None
+    finally:
+        target.unlink(missing_ok=True)
+    staged.rows_read, staged.rows_valid, staged.rows_rejected, staged.blank_lines = meta["counts"]
+    staged.extra_columns, staged.sha256 = list(meta["extra_columns"]), meta["version"]
+    return staged

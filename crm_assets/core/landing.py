@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from crm_assets.core import settings
-from crm_assets.core.csv_input import TRANSACTIONS, stage_file, tag_for, text_source, version_of
+from crm_assets.core.csv_input import TRANSACTIONS, hand_off, stage_file, tag_for, text_source, version_of
 from crm_assets.core.errors import CrmError, InputFileError
 
 CUSTOMERS_FILE = "customers_master.csv"
@@ -107,13 +107,15 @@ def profile_of_staged(con: duckdb.DuckDBPyConnection, staged) -> FileProfile:
 
 
 def profile_file(path: Path) -> FileProfile:
-    """Read one transactions file with the loader's reader, in a throw-away in-memory DuckDB."""
+    """Read one transactions file with the loader's reader, in a throw-away in-memory DuckDB, and hand the rows
+    to the load (``csv_input.hand_off``)."""
     with tempfile.TemporaryDirectory(prefix="crm-profile-") as spill:
         con = duckdb.connect(config={"temp_directory": spill})
         try:
             con.execute("SET enable_progress_bar = false")
             with text_source(path) as source:
                 staged = stage_file(con, path, TRANSACTIONS, f"p_{tag_for(path.stem)}", source)
+            hand_off(con, staged)  # the load that follows takes these rows instead of parsing the file again
             return profile_of_staged(con, staged)
         finally:
             con.close()
@@ -158,7 +160,7 @@ def quick_profiles(input_dir: Path) -> list[FileProfile]:
 
 class ProfileCache:
     """Profiles of the folder's files kept in ``$DAGSTER_HOME/crm_profiles.json``, so that no process reads a file
-    another one already read: the definitions' import (the calendar), the sensor, the schedule and ``crm run``.
+    another one already read: the definitions' load (the calendar), the sensor, the schedule and ``crm run``.
 
     A cache only: unreadable or unwritable, it is ignored; the loader never trusts it (it hashes what it loads).
     """

@@ -36,6 +36,7 @@ from crm_assets.core.csv_input import (
     StagedFile,
     stage_file,
     tag_for,
+    take_handoff,
     version_of,
 )
 from crm_assets.core.errors import InputFileError
@@ -412,7 +413,9 @@ def load_transactions(
     owned = {"start": window_start, "end": window_end, "last": last_month, "calendar_first": first_month}
     unchanged = set() if reread else set(_unchanged_files(con, digests, owned, first_month))
     staged = [
-        stage_file(con, path, TRANSACTIONS, f"tx{i}_{tag_for(path.stem)}")  # the position keeps tags unique
+        # the plan of this run may have read the file already (csv_input.hand_off); the position keeps tags unique
+        take_handoff(con, path, f"tx{i}_{tag_for(path.stem)}")
+        or stage_file(con, path, TRANSACTIONS, f"tx{i}_{tag_for(path.stem)}")
         for i, path in enumerate(paths)
         if path.name not in unchanged
     ]

@@ -203,3 +203,54 @@ def test_skipping_unchanged_files_gives_the_tables_of_reading_every_file(tmp_pat
                     errors.append(str(exc))
             assert errors[0] == errors[1]
             assert dump(skipping) == dump(reading)
+
+
+def handoffs() -> list[str]:
+    from crm_assets.core import settings
+    from crm_assets.core.csv_input import HANDOFF_FOLDER
+
+    folder = settings.dagster_home() / HANDOFF_FOLDER
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def handoff_folder(tmp_path: Path) -> Path:
+    return write(
+        tmp_path / "in" / "sales_transactions_2023.csv",
+        tx("A,C1,2023-01-05,P1,2,3.5,S1", "B,C1,2023-02-30,P1,1,1,S1", "C,C2,2023-03-01,P1,1,1,S1"),
+    ).parent
+
+
+def test_a_file_read_to_plan_the_run_is_loaded_as_read_and_not_parsed_again(tmp_path, monkeypatch):
+    from crm_assets.core.landing import profile_folder
+    from crm_assets.layers import raw
+
+    folder = handoff_folder(tmp_path)
+    write(folder / "sales_transactions_2024.csv", TX_HEADER + ",note\n" + "D,C1,2024-01-02,P1,1,1,S1,hi\n")
+    reference = duckdb.connect(str(tmp_path / "reference.duckdb"))
+    load_transactions(reference, folder, month(1), date(2024, 1, 1), FIRST, date(2024, 1, 1))
+
+    profile_folder(folder)  # the plan of a run: reads both files, hands their rows to the load
+    assert len(handoffs()) == 2
+    monkeypatch.setattr(raw, "stage_file", lambda *a, **k: pytest.fail("the load parsed a file again"))
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    load_transactions(con, folder, month(1), date(2024, 1, 1), FIRST, date(2024, 1, 1))
+    assert dump(con) == dump(reference)  # the rejected line, the extra column and the counts included
+    assert handoffs() == []  # used once
+
+
+def test_a_handoff_is_used_only_for_the_version_it_was_read_from(tmp_path):
+    from crm_assets.core.landing import profile_folder
+
+    folder = handoff_folder(tmp_path)
+    profile_folder(folder)
+    path = folder / "sales_transactions_2023.csv"
+    path.write_text(path.read_text() + "E,C3,2023-04-01,P1,1,1,S1\n")  # replaced after the plan
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    load_transactions(con, folder, month(1), month(6), FIRST, LAST)
+    assert con.execute("SELECT invoice_id FROM raw.sales_transactions ORDER BY 1").fetchall() == [
+        ("A",),
+        ("C",),
+        ("E",),
+    ]
+    profile_folder(folder)  # the new version's handoff replaces the one never taken
+    assert len(handoffs()) == 1
