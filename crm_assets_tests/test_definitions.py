@@ -227,3 +227,22 @@ def test_the_resources_read_the_set_variables_when_a_run_starts(monkeypatch, tmp
 
     result = materialize([probe], resources={"warehouse": resources["warehouse"]})
     assert result.output_for_node("probe") == (str(tmp_path / "later.duckdb"), 2, "", 120)
+
+
+def test_a_blank_variable_is_unset_except_the_memory_limit_and_a_bad_number_is_named(monkeypatch):
+    import pytest
+
+    from crm_assets.core.errors import CrmError
+    from crm_assets.core.resources import OutputFolder, Warehouse, env_config
+
+    monkeypatch.setenv("CRM_WAREHOUSE", " ")  # e.g. an empty ${VAR} of a compose file
+    monkeypatch.setenv("CRM_OUTPUT_DIR", "")
+    monkeypatch.setenv("CRM_DUCKDB_MEMORY_LIMIT", "")
+    assert Warehouse().database == str(settings.project_root() / settings.DEFAULT_WAREHOUSE)
+    assert OutputFolder().path == str(settings.project_root() / settings.DEFAULT_OUTPUT_DIR)
+    assert set(env_config(Warehouse)) == {"memory_limit"} and Warehouse().memory_limit == ""
+    monkeypatch.setenv("CRM_LOCK_TIMEOUT_SECONDS", "0.5")
+    with pytest.raises(CrmError, match=r"^CRM_LOCK_TIMEOUT_SECONDS=0.5 is not a whole number$"):
+        env_config(Warehouse)
+    with pytest.raises(CrmError, match="is not a whole number"):
+        Warehouse()

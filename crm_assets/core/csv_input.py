@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -33,6 +34,8 @@ import os
 import re
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -496,21 +499,46 @@ def tag_for(name: str) -> str:
 
 # A transactions file read to plan a run (``landing.profile_file``) is handed to the load that follows, so that a
 # first build parses each new file once: its staged tables are kept in a DuckDB file under DAGSTER_HOME, keyed by
-# the file's version and the staging format, and taken (then removed) by the load. Only a cache: when it is
-# missing, stale or unreadable, the load reads the file itself.
-HANDOFF_FORMAT = 1
+# the file's version (its bytes, encoding and DuckDB version) and by this module's own source (the reader and the
+# rules that split valid from rejected lines), and taken (then removed) by the load. Only a cache: when it is
+# missing, stale or unreadable, the load reads the file itself; handoffs never taken go after a day.
 HANDOFF_FOLDER = "crm_staged"
+HANDOFF_MAX_AGE_SECONDS = 24 * 3600
+
+
+@functools.cache
+def _reader_fingerprint() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _handoff_folder() -> Path:
+    return settings.dagster_home() / HANDOFF_FOLDER
 
 
 def _handoff_file(name: str, version: str) -> Path:
-    key = hashlib.sha256(f"{HANDOFF_FORMAT}\n{name}\n{version}".encode()).hexdigest()[:32]
-    return settings.dagster_home() / HANDOFF_FOLDER / f"{tag_for(name)}.{key}.duckdb"
+    key = hashlib.sha256(f"{_reader_fingerprint()}\n{name}\n{version}".encode()).hexdigest()[:32]
+    return _handoff_folder() / f"{tag_for(name)}.{key}.duckdb"
+
+
+def discard_handoffs(names=(), older_than: float = HANDOFF_MAX_AGE_SECONDS) -> None:
+    """Remove the handoffs of the files ``names`` (read but not loaded: unchanged), and any left for a day."""
+    folder = _handoff_folder()
+    if not folder.is_dir():
+        return
+    tags = {tag_for(name) for name in names}
+    now = time.time()
+    for path in folder.iterdir():
+        try:
+            if path.name.split(".", 1)[0] in tags or now - path.stat().st_mtime > older_than:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def hand_off(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> None:
     """Keep ``staged`` (read on ``con``) for the load of the same file version."""
     target = _handoff_file(staged.path.name, staged.sha256)
-    partial = target.with_name(f"{target.stem}.{os.getpid()}.partial")
+    partial = target.with_name(f"{target.stem}.{uuid.uuid4().hex}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         for older in target.parent.glob(f"{tag_for(staged.path.name)}.*.duckdb"):  # an earlier version's, never taken
@@ -536,11 +564,12 @@ def hand_off(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> None:
         partial.unlink(missing_ok=True)
 
 
-def take_handoff(con: duckdb.DuckDBPyConnection, path: Path, tag: str) -> StagedFile | None:
+def take_handoff(con: duckdb.DuckDBPyConnection, path: Path, tag: str, version: str | None = None) -> StagedFile | None:
     """The staged tables of ``path`` as the plan read them, on ``con`` as ``stg_<tag>`` and ``rej_<tag>``, when
-    this very version was handed off (see ``hand_off``); used once."""
+    this very version (``version``, default: hashed now) was handed off (see ``hand_off``); used once."""
     path = Path(path)
-    target = _handoff_file(path.name, version_of(path))
+    version = version or version_of(path)
+    target = _handoff_file(path.name, version)
     if not target.is_file():
         return None
     staged = StagedFile(path, f"stg_{tag}", f"rej_{tag}")
@@ -548,8 +577,10 @@ def take_handoff(con: duckdb.DuckDBPyConnection, path: Path, tag: str) -> Staged
         con.execute(f"ATTACH {_sql_str(str(target))} AS handoff (READ_ONLY)")
         try:
             meta = json.loads(con.execute("SELECT meta FROM handoff.meta").fetchone()[0])
-            if meta["name"] != path.name:
+            if meta["name"] != path.name or meta["version"] != version:
                 return None
+            staged.rows_read, staged.rows_valid, staged.rows_rejected, staged.blank_lines = map(int, meta["counts"])
+            staged.extra_columns, staged.sha256 = [str(c) for c in meta["extra_columns"]], version
             for table, source in ((staged.valid_table, "valid"), (staged.rejected_table, "rejected")):
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM handoff.{source}")
         finally:
@@ -558,6 +589,4 @@ def take_handoff(con: duckdb.DuckDBPyConnection, path: Path, tag: str) -> Staged
         return None
     finally:
         target.unlink(missing_ok=True)
-    staged.rows_read, staged.rows_valid, staged.rows_rejected, staged.blank_lines = meta["counts"]
-    staged.extra_columns, staged.sha256 = list(meta["extra_columns"]), meta["version"]
     return staged

@@ -108,7 +108,7 @@ def calendar_start_of(context) -> date:
     if partitions is None:  # a job of masters only: the partitioned assets of its code location
         try:
             beside = context.repository_def.assets_defs_by_key.values()
-        except Exception:  # materialize() of masters alone: no code location, the default calendar
+        except Exception:  # materialize() of masters alone has no code location: the calendar of now
             beside = ()
-        partitions = next((a.partitions_def for a in beside if a.partitions_def), DECLARED)
+        partitions = next((a.partitions_def for a in beside if a.partitions_def), None) or load_calendar().partitions
     return partitions.start.date()

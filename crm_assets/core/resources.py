@@ -54,19 +54,30 @@ def _open_error(path: Path, exc: BaseException) -> CrmError:
     return CrmError(f"{path}: cannot open the warehouse ({first})")
 
 
-def env_field(variable: str, default, description: str, parse=str):
+def _env_value(variable: str, keep_blank: bool, whole_number: bool) -> str | None:
+    """The variable's value as a field takes it; None: the field's default (unset, or blank unless kept)."""
+    value = os.environ.get(variable)
+    if value is None or (not value.strip() and not keep_blank):
+        return None
+    value = value.strip()
+    if whole_number and not value.lstrip("-").isdigit():
+        raise CrmError(f"{variable}={value} is not a whole number")
+    return value
+
+
+def env_field(variable: str, default, description: str, parse=str, keep_blank: bool = False):
     """A resource field set by an environment variable, read when the resource is built (else ``default``).
 
-    A variable set blank gives a text field the empty text (e.g. DuckDB's own memory limit) and a number
-    field its default."""
+    A variable set blank is unset, unless ``keep_blank`` (e.g. a blank memory limit: DuckDB's own)."""
 
     def from_environment():
-        value = os.environ.get(variable)
-        if value is None or (not value.strip() and parse is not str):
+        value = _env_value(variable, keep_blank, parse is int)
+        if value is None:
             return default() if callable(default) else default
-        return parse(value.strip())
+        return parse(value)
 
-    return Field(default_factory=from_environment, description=description, json_schema_extra={"env": variable})
+    extra = {"env": variable, "keep_blank": keep_blank}
+    return Field(default_factory=from_environment, description=description, json_schema_extra=extra)
 
 
 def env_config(resource_class: type[ConfigurableResource]) -> dict:
@@ -74,11 +85,12 @@ def env_config(resource_class: type[ConfigurableResource]) -> dict:
     when a run starts and its UI shows where it comes from (the Resources page); unset: the field's default."""
     config = {}
     for name, field in resource_class.model_fields.items():
-        variable = (field.json_schema_extra or {}).get("env")
-        value = os.environ.get(variable) if variable else None
-        if value is None or (not value.strip() and field.annotation is int):
+        extra = field.json_schema_extra or {}
+        if "env" not in extra:
             continue
-        config[name] = EnvVar.int(variable) if field.annotation is int else EnvVar(variable)
+        whole_number = field.annotation is int
+        if _env_value(extra["env"], extra["keep_blank"], whole_number) is not None:
+            config[name] = EnvVar.int(extra["env"]) if whole_number else EnvVar(extra["env"])
     return config
 
 
@@ -104,7 +116,9 @@ class Warehouse(DuckDBResource):
     memory_limit: str = env_field(
         "CRM_DUCKDB_MEMORY_LIMIT",
         DEFAULT_MEMORY_LIMIT,
-        "DuckDB memory_limit (CRM_DUCKDB_MEMORY_LIMIT, default 3GB); beyond it DuckDB spills to temp_directory",
+        "DuckDB memory_limit (CRM_DUCKDB_MEMORY_LIMIT, default 3GB); beyond it DuckDB spills to temp_directory; "
+        "blank: DuckDB's own default (80% of RAM)",
+        keep_blank=True,
     )
     threads: int = env_field(
         "CRM_DUCKDB_THREADS", 0, "DuckDB threads (CRM_DUCKDB_THREADS); 0 = DuckDB default (all cores)", int
@@ -117,7 +131,7 @@ class Warehouse(DuckDBResource):
     lock_timeout_seconds: int = env_field(
         "CRM_LOCK_TIMEOUT_SECONDS",
         120,
-        "how long to wait for another process holding the file (CRM_LOCK_TIMEOUT_SECONDS, default 120)",
+        "seconds to wait for another process holding the file (CRM_LOCK_TIMEOUT_SECONDS, whole seconds, default 120)",
         int,
     )
 

@@ -33,8 +33,8 @@ def project_root() -> Path:
 
 
 def _path(env: str, default: str) -> Path:
-    value = os.environ.get(env)
-    if value:
+    value = os.environ.get(env, "").strip()
+    if value:  # set blank (an empty ${VAR} of a compose file): unset
         return Path(value).expanduser().resolve()
     return project_root() / default
 

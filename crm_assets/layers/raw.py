@@ -34,6 +34,7 @@ from crm_assets.core.csv_input import (
     TRANSACTIONS,
     FileSpec,
     StagedFile,
+    discard_handoffs,
     stage_file,
     tag_for,
     take_handoff,
@@ -414,11 +415,12 @@ def load_transactions(
     unchanged = set() if reread else set(_unchanged_files(con, digests, owned, first_month))
     staged = [
         # the plan of this run may have read the file already (csv_input.hand_off); the position keeps tags unique
-        take_handoff(con, path, f"tx{i}_{tag_for(path.stem)}")
+        take_handoff(con, path, f"tx{i}_{tag_for(path.stem)}", digests[path.name].rsplit(":", 1)[0])
         or stage_file(con, path, TRANSACTIONS, f"tx{i}_{tag_for(path.stem)}")
         for i, path in enumerate(paths)
         if path.name not in unchanged
     ]
+    discard_handoffs(unchanged)  # read to plan, but their rows are in the warehouse already
     profiles = [profile_of_staged(con, s) for s in staged]
     _check_removals(
         con, profiles, digests, unchanged, first_month, window_start, window_end, last_month, allow_removals

@@ -254,3 +254,27 @@ def test_a_handoff_is_used_only_for_the_version_it_was_read_from(tmp_path):
     ]
     profile_folder(folder)  # the new version's handoff replaces the one never taken
     assert len(handoffs()) == 1
+
+
+def test_a_handoff_of_an_unchanged_file_is_dropped_and_a_broken_one_is_read_again(tmp_path):
+    from crm_assets.core import csv_input
+    from crm_assets.core.landing import profile_folder
+
+    folder = handoff_folder(tmp_path)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    load_transactions(con, folder, month(1), month(6), FIRST, LAST)
+    expected = dump(con)
+    profile_folder(folder)  # read again to plan (a new profile cache, a touched file): its rows are loaded already
+    assert len(handoffs()) == 1
+    load_transactions(con, folder, month(1), month(6), FIRST, LAST)
+    assert handoffs() == [] and dump(con) == expected
+
+    path = folder / "sales_transactions_2023.csv"
+    path.write_text(path.read_text() + "E,C3,2023-04-01,P1,1,1,S1\n")
+    profile_folder(folder)
+    (handoff,) = (csv_input.settings.dagster_home() / csv_input.HANDOFF_FOLDER).iterdir()
+    handoff.write_bytes(b"not a database")  # damaged: the load reads the file itself
+    fresh = duckdb.connect(str(tmp_path / "fresh.duckdb"))
+    load_transactions(fresh, folder, month(1), month(6), FIRST, LAST)
+    assert fresh.execute("SELECT count(*) FROM raw.sales_transactions").fetchone()[0] == 3
+    assert handoffs() == []
