@@ -67,9 +67,9 @@ def folder_signature(folder: Path, calendar: Calendar) -> tuple[str, list[str]]:
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
 
 
-def refresh_request(plan: Plan, calendar: Calendar, keys: list[str]) -> tuple[tuple[str, str] | None, str]:
-    """The range of months to run for the plan (or None) and a sentence saying why; ``keys``: the calendar's
-    months that have ended."""
+def refresh_request(plan: Plan, calendar: Calendar) -> tuple[tuple[str, str] | None, str]:
+    """The range of months to run for the plan (or None) and a sentence saying why."""
+    keys = calendar.keys()
     if plan.removals:
         return None, removal_message(plan.removals)
     if plan.span is None:
@@ -148,7 +148,7 @@ def evaluate(context: SensorEvaluationContext, calendar: Calendar):
         decision = str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}"
         context.update_cursor(json.dumps({"signature": signature, "decision": decision}))
         return SkipReason(decision)
-    span, why = refresh_request(plan, calendar, calendar.keys())
+    span, why = refresh_request(plan, calendar)
     context.update_cursor(json.dumps({"signature": signature, "decision": why}))
     if span is None:
         return SkipReason(why)

@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crm_assets.automation.jobs import RANGE_END_TAG, RANGE_START_TAG, range_tags  # noqa: F401  (re-exported for tests)
 from crm_assets.core import settings
 from crm_assets.core.errors import CrmError
+
+if TYPE_CHECKING:
+    from crm_assets.core.partitions import Calendar
 
 
 @dataclass
@@ -34,7 +38,7 @@ class RunMonths:
     last: str
     keys: list[str]
     notes: list[str] = field(default_factory=list)
-    calendar: object = None  # partitions.Calendar the months are of; None: load it again
+    calendar: Calendar | None = None  # the calendar the months are of; None: load it again
 
 
 def resolve_months(

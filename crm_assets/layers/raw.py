@@ -189,9 +189,9 @@ class TransactionLoad:
     rows_rejected_all_files: int = 0
 
 
-def file_digest(path: Path, first_month: date) -> str:
-    """The file's version (``csv_input.version_of``), with the first partition (it decides ``partition_month``)."""
-    return f"{version_of(path)}:{first_month:%Y-%m}"
+def file_digest(version: str, first_month: date) -> str:
+    """A file's version (``csv_input.version_of``), with the first partition (it decides ``partition_month``)."""
+    return f"{version}:{first_month:%Y-%m}"
 
 
 # The rows a load owns: its months, and every row dated after the newest partition ($last).
@@ -410,16 +410,16 @@ def load_transactions(
     """
     ensure_raw_schema(con)
     paths = transaction_files(input_dir)
-    digests = {path.name: file_digest(path, first_month) for path in paths}
+    versions = {path.name: version_of(path) for path in paths}
+    digests = {name: file_digest(version, first_month) for name, version in versions.items()}
     owned = {"start": window_start, "end": window_end, "last": last_month, "calendar_first": first_month}
     unchanged = set() if reread else set(_unchanged_files(con, digests, owned, first_month))
-    staged = [
-        # the plan of this run may have read the file already (csv_input.hand_off); the position keeps tags unique
-        take_handoff(con, path, f"tx{i}_{tag_for(path.stem)}", digests[path.name].rsplit(":", 1)[0])
-        or stage_file(con, path, TRANSACTIONS, f"tx{i}_{tag_for(path.stem)}")
-        for i, path in enumerate(paths)
-        if path.name not in unchanged
-    ]
+    staged = []
+    for i, path in enumerate(paths):
+        if path.name not in unchanged:
+            tag = f"tx{i}_{tag_for(path.stem)}"  # the position keeps tags unique
+            # the plan of this run may have read this version already (csv_input.hand_off)
+            staged.append(take_handoff(con, path, tag, versions[path.name]) or stage_file(con, path, TRANSACTIONS, tag))
     discard_handoffs(unchanged)  # read to plan, but their rows are in the warehouse already
     profiles = [profile_of_staged(con, s) for s in staged]
     _check_removals(
