@@ -22,6 +22,13 @@ SQLite connection, for each group of statements (two per event), and every
 close of a WAL database checkpoints it: here the engines of the few shards in
 use are kept, with one connection per thread (a one-month `crm run` on a
 tiny data set: 16 s before, 11 s after).
+
+Three more per-event costs of that storage are cut, with the same rows
+written: for each materialization it asks SQLite, through a new engine,
+whether a table exists, and reads the columns of the asset key table back (a
+table or column once found is kept in mind); and it serializes the "check
+planned" event once per month of the run, where once per event serves every
+row (the default sample's full run, 60 months: 11.2 s before, 10.3 s after).
 """
 
 import os
@@ -96,3 +103,54 @@ def _reuse_engines() -> None:
 
 
 _reuse_engines()
+
+
+def _remember_tables() -> None:
+    """For every materialization, ``has_table`` builds a new engine to ask SQLite whether a table exists, and the
+    asset key table's columns are read back: a table or column once found stays (the storage only ever adds)."""
+    from dagster._core.storage.event_log import sql_event_log as sql
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+
+    asked = sqlite_event_log.SqliteEventLogStorage.has_table
+    has_columns = sql.SqlEventLogStorage._has_asset_key_index_cols_on_connection
+
+    def has_table(self, table_name: str) -> bool:
+        found = self.__dict__.setdefault("_crm_tables", set())
+        if table_name not in found and asked(self, table_name):
+            found.add(table_name)
+        return table_name in found
+
+    def has_index_columns(self, conn) -> bool:
+        if not self.__dict__.get("_crm_index_columns"):
+            self.__dict__["_crm_index_columns"] = has_columns(self, conn)
+        return self.__dict__["_crm_index_columns"]
+
+    sqlite_event_log.SqliteEventLogStorage.has_table = has_table
+    sqlite_event_log.SqliteEventLogStorage._has_asset_key_index_cols_on_connection = has_index_columns
+
+
+def _serialize_planned_checks_once() -> None:
+    """A check planned for N months is one event stored as N rows: serialize the event once, not N times."""
+    from dagster._core.storage.event_log import sql_event_log as sql
+
+    def _store_asset_check_evaluation_planned(self, event, event_id) -> None:
+        planned = event.dagster_event.event_specific_data
+        keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        serialized = sql.serialize_value(event)
+        row = dict(
+            asset_key=planned.asset_key.to_string(),
+            check_name=planned.check_name,
+            run_id=event.run_id,
+            execution_status=sql.AssetCheckExecutionRecordStatus.PLANNED.value,
+            evaluation_event=serialized,
+            evaluation_event_timestamp=self._event_insert_timestamp(event),
+            evaluation_event_storage_id=event_id,
+        )
+        with self.index_connection() as conn:
+            conn.execute(sql.AssetCheckExecutionsTable.insert().values([{**row, "partition": key} for key in keys]))
+
+    sql.SqlEventLogStorage._store_asset_check_evaluation_planned = _store_asset_check_evaluation_planned
+
+
+_remember_tables()
+_serialize_planned_checks_once()

@@ -985,7 +985,7 @@ def summary_workbook(
     the month (split over numbered sheets beyond Excel's row limit). One file
     per month of the run, each replaced atomically; reads the warehouse only.
     A run of many months writes the workbooks of its newest
-    ``output_folder.workbook_months`` months (default 12) and removes the
+    ``output_folder.workbook_months`` months (default 1, the newest) and removes the
     older months' files it recomputed (``crm report`` writes any month), and
     the lists of its newest months, up to ``output_folder.workbook_list_rows``
     rows in all (the newest month always).

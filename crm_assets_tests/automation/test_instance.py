@@ -41,3 +41,49 @@ def test_a_watcher_of_a_running_run_sees_each_event_as_it_is_written(tmp_path):
         instance.event_log_storage.end_watch("watched", None)
     assert len(seen) >= 4
     assert seen[0] - started < 1.5 and seen[0] < written[2]  # the first event arrived before the third was written
+
+
+def test_a_check_planned_for_a_range_of_months_is_stored_once_per_month(tmp_path):
+    from dagster import (
+        AssetCheckKey,
+        AssetCheckResult,
+        AssetCheckSpec,
+        BackfillPolicy,
+        MaterializeResult,
+        MonthlyPartitionsDefinition,
+        asset,
+        materialize,
+    )
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
+    @asset(
+        partitions_def=MonthlyPartitionsDefinition("2024-01-01", end_offset=0),
+        backfill_policy=BackfillPolicy.single_run(),
+        check_specs=[AssetCheckSpec("c", asset="x")],
+    )
+    def x(context):
+        return MaterializeResult(check_results=[AssetCheckResult(passed=True)])
+
+    months = {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-03-01"}
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        run = materialize([x], instance=instance, tags=months)
+        records = instance.event_log_storage.get_asset_check_execution_history(AssetCheckKey(AssetKey("x"), "c"), 10)
+    planned = [r for r in records if r.status == Status.PLANNED]
+    assert sorted(r.partition for r in planned) == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert all(
+        r.run_id == run.run_id and r.event.dagster_event_type.value == "ASSET_CHECK_EVALUATION_PLANNED" for r in planned
+    )
+    assert [r.status for r in records if r not in planned] == [Status.SUCCEEDED]
+
+
+def test_a_table_once_found_is_not_asked_again_and_a_missing_one_still_is(tmp_path, monkeypatch):
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        engines = []
+        real = sqlite_event_log.create_engine
+        monkeypatch.setattr(sqlite_event_log, "create_engine", lambda *a, **k: engines.append(1) or real(*a, **k))
+        assert storage.has_table("asset_event_tags") and storage.has_table("asset_event_tags")
+        assert not storage.has_table("no_such_table") and not storage.has_table("no_such_table")
+    assert len(engines) == 3  # one for the table found, one each time for the missing one

@@ -355,10 +355,10 @@ def test_a_long_run_writes_the_newest_months_workbooks_and_removes_the_older_one
     assert "crm report --month 2024-01 writes it" in january.metadata["workbook"].value
 
 
-def test_a_run_writes_the_workbooks_of_its_newest_twelve_months_unless_told_otherwise(monkeypatch):
+def test_a_run_writes_the_workbook_of_its_newest_month_unless_told_otherwise(monkeypatch):
     from crm_assets.core.resources import OutputFolder
 
     monkeypatch.delenv("CRM_WORKBOOK_MONTHS")  # the tests' own setting (conftest.py)
-    assert OutputFolder().workbook_months == 12
+    assert OutputFolder().workbook_months == 1
     monkeypatch.setenv("CRM_WORKBOOK_MONTHS", "0")
     assert OutputFolder().workbook_months == 0
