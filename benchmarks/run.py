@@ -435,7 +435,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--duckdb-memory-limit",
         default="",
-        help="DuckDB memory_limit of every step (CRM_DUCKDB_MEMORY_LIMIT; default: the package's, 3GB; "
+        help="DuckDB memory_limit of every step (CRM_DUCKDB_MEMORY_LIMIT; default: the package's, 1.5GB; "
         "the floor and the loop: DuckDB's own)",
     )
     parser.add_argument("--duckdb-threads", type=int, default=0, help="DuckDB threads of crm (CRM_DUCKDB_THREADS)")
