@@ -250,7 +250,8 @@ def write_fact(con, staging: Path, previous: Path) -> tuple[int, int, int]:
     folder.mkdir()
     versions = month_versions(con)
     before = _previous_versions(con, previous)
-    written = reused = 0
+    pending: list[tuple[str, list]] = []
+    reused = 0
     for month, version in sorted(versions.items()):
         name = fact_file(dt.date.fromisoformat(month + "-01"))
         old = previous / name
@@ -262,14 +263,35 @@ def write_fact(con, staging: Path, previous: Path) -> tuple[int, int, int]:
             except OSError:
                 pass  # no hard links here (another file system): write it
         metadata = f", KV_METADATA {{{VERSION_KEY}: {_sql_string(version)}}}" if version is not None else ""
-        con.execute(
-            f"COPY ({FACT_MONTH_SQL}) TO {_sql_string(str(folder / name))} "
-            f"(FORMAT parquet, COMPRESSION snappy{metadata})",
-            [dt.date.fromisoformat(month + "-01")],
-        )
-        written += 1
+        copy = f"COPY ({FACT_MONTH_SQL}) TO {_sql_string(str(folder / name))} (FORMAT parquet, COMPRESSION snappy{metadata})"
+        pending.append((copy, [dt.date.fromisoformat(month + "-01")]))
+    copy_in_parallel(con, pending)
     rows = con.execute(f"SELECT count(*) FROM {SNAPSHOT}").fetchall()[0][0]
-    return rows, written, reused
+    return rows, len(pending), reused
+
+
+def copy_in_parallel(con, statements: list[tuple[str, list]]) -> None:
+    """Run the ``COPY`` statements on as many cursors as DuckDB has threads.
+
+    A month's file is smaller than one Parquet row group, and DuckDB writes a row group on one thread: one month
+    after another leaves every core but one idle.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    workers = max(1, min(threads, len(statements)))
+    if workers == 1:
+        for sql, params in statements:
+            con.execute(sql, params)
+        return
+    cursors = [con.cursor() for _ in range(workers)]
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            share = [statements[i::workers] for i in range(workers)]
+            list(pool.map(lambda c, jobs: [c.execute(sql, params) for sql, params in jobs], cursors, share))
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def write_star_schema(con, output_dir: str | Path) -> StarSchema:

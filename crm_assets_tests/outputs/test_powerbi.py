@@ -286,3 +286,18 @@ def test_staging_folders_of_killed_refreshes_are_removed_later(small, tmp_path):
     recent.mkdir()
     _write(small, out)
     assert not killed.exists() and recent.exists()
+
+
+def test_months_written_on_several_cursors_equal_the_months_written_one_after_another(small, tmp_path):  # noqa: F811
+    sets = {}
+    for threads in (1, 3):
+        con = duckdb.connect(str(small.warehouse), read_only=True)
+        try:
+            con.execute(f"SET threads = {threads}")
+            schema = powerbi.write_star_schema(con, tmp_path / str(threads))
+        finally:
+            con.close()
+        assert schema.months_written == len(list((tmp_path / str(threads) / "powerbi" / powerbi.FACT).iterdir())) > 1
+        folder = tmp_path / str(threads) / "powerbi"
+        sets[threads] = {str(p.relative_to(folder)): pq.read_table(p).to_pylist() for p in folder.rglob("*.parquet")}
+    assert sets[1] == sets[3]
