@@ -102,6 +102,8 @@ def _details(step: dict) -> str:
             )
     if info.get("note"):
         bits.append(info["note"])
+    if info.get("runs_s"):
+        bits.append(f"median of {len(info['runs_s'])} runs ({', '.join(f'{r:.1f}' for r in info['runs_s'])} s)")
     if info.get("warehouse"):
         bits.append(f"on {info['warehouse']}")
     status = _status(step)
@@ -283,7 +285,8 @@ def render(results: list[dict]) -> str:
         f"- software: Python {m.get('python')}, DuckDB {m.get('duckdb')}, Dagster {m.get('dagster')}",
         f"- measured with: {m.get('timer')}, one process per step; wall time and peak resident memory "
         '("largest process" = ru_maxrss of the biggest process; "process tree" = peak of the sum over the '
-        "process and its children, sampled every 0.1 s)",
+        "process and its children, sampled every 0.1 s); a step under 30 s is run three times and its median "
+        "recorded, with the largest peak of memory",
         "",
         "| scale | customers | months | measured (UTC) | options |",
         "|---|---|---|---|---|",

@@ -86,3 +86,28 @@ def test_the_plot_puts_each_series_on_log_axes():
     # x from 10^3 to 10^5 lines and y from 10^-1 to 10^2 s: the decades are labelled, each series is one line
     assert all(f">{label}<" in svg for label in ("1,000", "10,000", "100,000", "0.1 s", "1 s", "10 s", "100 s"))
     assert svg.count("<polyline") == 3 and svg.count("<circle") == 6
+
+
+def test_a_short_step_is_run_three_times_and_its_median_kept(tmp_path):
+    import argparse
+    import os
+
+    from benchmarks.run import REPEATS, ScaleRun
+    from benchmarks.scales import SCALES
+
+    args = argparse.Namespace(repeats=None, smoke=False, timeout=60)
+    bench = ScaleRun(SCALES["S"], tmp_path, args)
+    bench.root.mkdir(parents=True)
+    counter = tmp_path / "runs"
+    # each run sleeps a little longer than the one before: the median is the second
+    script = (
+        "import pathlib, time; p = pathlib.Path(r'%s'); n = int(p.read_text()) if p.exists() else 0; "
+        "p.write_text(str(n + 1)); time.sleep(0.2 * (n + 1)); print(n + 1)" % counter
+    )
+    prepared = []
+    m = bench.measure("report", [sys.executable, "-c", script], dict(os.environ), again=lambda: prepared.append(1))
+    assert REPEATS == 3 and len(prepared) == 2 and counter.read_text() == "3"
+    assert len(m.info["runs_s"]) == 3 and m.info["runs_s"] == sorted(m.info["runs_s"])
+    assert m.wall_s == m.info["runs_s"][1] and m.stdout_tail.strip() == "2"
+    once = bench.measure("backfill", [sys.executable, "-c", script], dict(os.environ))  # no again: one run
+    assert "runs_s" not in once.info and counter.read_text() == "4"
