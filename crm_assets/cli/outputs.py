@@ -65,6 +65,11 @@ def add_output_commands(sub: argparse._SubParsersAction, common: argparse.Argume
         help="email, sms, phone: keep customers who consented to at least one of them",
     )
     export.add_argument("--out", required=True, type=Path, help="output file, .csv (UTF-8 with BOM) or .xlsx")
+    export.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="write the list even when no customer matches (else: exit 2, nothing written)",
+    )
     export.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
 
     sql = sub.add_parser(
@@ -113,17 +118,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from crm_assets.core.months import key_to_date
-    from crm_assets.outputs.exports import export_customers
+    from crm_assets.outputs.exports import describe_filters, export_customers
 
     started = time.perf_counter()
     filters = {name: getattr(args, name) for name in FILTER_HELP if getattr(args, name)}
-    result = export_customers(_warehouse(args), key_to_date(args.month), args.out, filters, args.consent)
-    used = "; ".join(f"{k}={','.join(v)}" for k, v in result.filters.items())
-    if result.consent:
-        used += ("; " if used else "") + "consent=" + " or ".join(result.consent)
+    result = export_customers(
+        _warehouse(args), key_to_date(args.month), args.out, filters, args.consent, allow_empty=args.allow_empty
+    )
     print(
         f"crm export: wrote {result.rows:,} customers of {result.month:%Y-%m} to {result.path}"
-        f" ({used or 'no filter'}) in {time.perf_counter() - started:.1f} s"
+        f" ({describe_filters(result.filters, result.consent)}) in {time.perf_counter() - started:.1f} s"
     )
     return 0
 

@@ -447,6 +447,8 @@ CONTACT_COLUMNS = (
         16,
     ),
 )
+# The name on a customer list (crm export), beside the id: a list is read, and sent, by people.
+NAME_COLUMN = Column("customer_name", "VARCHAR", "Name, from the current customer master.", EXCEL_TEXT, 22)
 
 SNAPSHOT_MANIFEST = Table(
     "reporting.snapshot_manifest",

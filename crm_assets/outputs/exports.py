@@ -1,7 +1,9 @@
 """Filtered customer lists for campaigns (``crm export``), with the consent rule and an audit trail.
 
 An export is the month's snapshot rows that pass every filter given, with the
-snapshot's columns plus ``email`` and ``mobile_number``:
+snapshot's columns, ``customer_name`` after ``customer_id``, and ``email`` and
+``mobile_number`` last; decimals (units, AMC, AOS) are rounded to two places,
+as the workbook shows them:
 
 - each filter (``tier``, ``stage``, ``event``, ``status``, ``group``,
   ``city``, ``store``) keeps the rows whose value is one of the values given
@@ -16,6 +18,10 @@ snapshot's columns plus ``email`` and ``mobile_number``:
   honoured; the ``opt_*`` columns of the export show it;
 - ``email`` is blank unless ``opt_email``; ``mobile_number`` is blank unless
   ``opt_sms`` or ``opt_phone``.
+
+A list that matches nothing is refused (nothing written, nothing audited)
+unless ``allow_empty``: an empty campaign list is more often a wrong filter
+than an intended result.
 
 Filter values are bound as SQL parameters (lists), never pasted into SQL
 text. A value is matched ignoring case and resolved to its canonical
@@ -35,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from crm_assets.core.columns import schema_ddl
+from crm_assets.core.columns import EXCEL_DECIMAL, schema_ddl
 from crm_assets.core.errors import CrmError
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
 from crm_assets.layers import tables
@@ -45,13 +51,31 @@ from crm_assets.outputs.tables import EXPORT_AUDIT
 SNAPSHOT = SNAPSHOT_TABLE.name
 AUDIT_TABLE = EXPORT_AUDIT.name
 CONTACT_COLUMNS = tuple(c.name for c in tables.CONTACT_COLUMNS)
-EXPORT_COLUMNS = (*SNAPSHOT_COLUMNS, *CONTACT_COLUMNS)
+_ID_AT = SNAPSHOT_COLUMNS.index("customer_id") + 1
+EXPORT_COLUMNS = (
+    *SNAPSHOT_COLUMNS[:_ID_AT],
+    tables.NAME_COLUMN.name,
+    *SNAPSHOT_COLUMNS[_ID_AT:],
+    *CONTACT_COLUMNS,
+)
+# the columns the workbook shows with two decimals: the export rounds their values the same way
+ROUNDED = {c.name for c in SNAPSHOT_TABLE.columns if c.excel_format == EXCEL_DECIMAL}
 CHANNELS = ("email", "sms", "phone")
 FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
 UTF8_BOM = b"\xef\xbb\xbf"
 ARROW_BATCH = 65_536
 
 # filter name -> snapshot column; ``store`` is a subquery on enriched.transactions
+# what each filter keeps, in words (the Export sheet of an .xlsx list)
+FILTER_WORDS = {
+    "tier": "value tier",
+    "stage": "lifecycle stage",
+    "event": "lifecycle event of the month",
+    "status": "activity status",
+    "group": "customer group",
+    "city": "city",
+    "store": "bought at store (any line up to the month's end)",
+}
 FILTER_COLUMNS = {
     "tier": "value_tier",
     "stage": "lifecycle_stage",
@@ -77,11 +101,12 @@ WITH base AS (
         s.opt_email AND coalesce(c.opt_email, false) AS opt_email,
         s.opt_sms AND coalesce(c.opt_sms, false) AS opt_sms,
         s.opt_phone AND coalesce(c.opt_phone, false) AS opt_phone,
-        nullif(trim(c.email), '') AS contact_email, nullif(trim(c.mobile_number), '') AS contact_mobile
+        nullif(trim(c.email), '') AS contact_email, nullif(trim(c.mobile_number), '') AS contact_mobile,
+        nullif(trim(c.customer_name), '') AS customer_name
     FROM {SNAPSHOT} s LEFT JOIN enriched.customers c USING (customer_id)
     WHERE s.report_month = $month
 )
-SELECT {", ".join(SNAPSHOT_COLUMNS)},
+SELECT {", ".join(f"round({c}, 2) AS {c}" if c in ROUNDED else c for c in EXPORT_COLUMNS[: -len(CONTACT_COLUMNS)])},
     CASE WHEN opt_email THEN contact_email END AS email,
     CASE WHEN opt_sms OR opt_phone THEN contact_mobile END AS mobile_number
 FROM base
@@ -217,13 +242,28 @@ def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: di
         ("Report month", month.strftime("%Y-%m")),
         ("Rows", total),
         ("Sheets", ", ".join(f"{t} ({n:,})" for t, n in result.sheets)),
-        ("Filters", json.dumps(filters, ensure_ascii=False) if filters else "(none)"),
-        ("Consent filter", " OR ".join(consent) if consent else "(none)"),
+        *filter_lines(filters),
+        ("Consent filter", f"consented to {' or '.join(consent)}" if consent else "(none)"),
         ("Consent rule", CONSENT_RULE),
     ):
         about.append([label, value])
     save_workbook(wb, tmp, [result])
     return total
+
+
+def filter_lines(filters: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """``("Filter: value tier", "Gold or Silver")`` per filter given, in the order of the options."""
+    if not filters:
+        return [("Filters", "(none): every evaluated customer of the month")]
+    return [(f"Filter: {FILTER_WORDS[name]}", " or ".join(values)) for name, values in filters.items() if values]
+
+
+def describe_filters(filters: Mapping[str, Sequence[str]], consent: Sequence[str]) -> str:
+    """The filters of an export in one line: ``value tier Gold or Silver; consented to email``."""
+    parts = [f"{FILTER_WORDS[name]} {' or '.join(values)}" for name, values in filters.items() if values]
+    if consent:
+        parts.append(f"consented to {' or '.join(consent)}")
+    return "; ".join(parts) or "no filter"
 
 
 def record_audit(con, result: ExportResult) -> None:
@@ -255,6 +295,7 @@ def export_customers(
     out: str | Path,
     filters: Mapping[str, Sequence[str] | None] | None = None,
     consent: Sequence[str] | None = None,
+    allow_empty: bool = False,
 ) -> ExportResult:
     """Write the filtered list of ``month`` to ``out`` (.csv or .xlsx) and record it in the audit table.
 
@@ -280,6 +321,11 @@ def export_customers(
             if raw:
                 resolved[name] = resolve(name, raw, valid_values(con, name, month), month)
         sql, params = export_query(month, resolved, channels)
+        if not allow_empty and not con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]:
+            raise CrmError(
+                f"no customer of {month:%Y-%m} matches ({describe_filters(resolved, channels)}); "
+                f"nothing written to {out} (--allow-empty writes the empty list)"
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
         # a hidden name next to the target (same file system: the final move is atomic), created
         # with the usual permissions (not mkstemp's owner-only ones)

@@ -59,7 +59,7 @@ from crm_assets.core.partitions import DECLARED
 from crm_assets.core.resources import OutputFolder, Warehouse, table_names
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE, customer_snapshot
-from crm_assets.layers.tables import CONTACT_COLUMNS
+from crm_assets.layers.tables import CONTACT_COLUMNS, NAME_COLUMN
 from crm_assets.outputs import xlsx_list
 from crm_assets.outputs.views import NO_TIER, VIEWS, view_assets
 
@@ -107,7 +107,7 @@ COHORT_MONTHS = 36
 
 # Number format, width and definition of every column of the customer list
 LIST_COLUMNS: dict[str, tuple[str | None, float, str]] = {
-    c.name: (c.excel_format, c.width, c.description) for c in (*SNAPSHOT_TABLE.columns, *CONTACT_COLUMNS)
+    c.name: (c.excel_format, c.width, c.description) for c in (*SNAPSHOT_TABLE.columns, NAME_COLUMN, *CONTACT_COLUMNS)
 }
 
 # Formats of the list written as cell styles (see write_customer_list); the other columns have none.

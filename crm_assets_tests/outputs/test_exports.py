@@ -55,10 +55,10 @@ def read_csv(path) -> tuple[bytes, list[dict]]:
     return raw[:3], list(csv.DictReader(io.StringIO(text)))
 
 
-def run_export(small, tmp_path, month, name="list.csv", **filters):  # noqa: F811
+def run_export(small, tmp_path, month, name="list.csv", allow_empty=False, **filters):  # noqa: F811
     out = tmp_path / name
     consent = filters.pop("consent", None)
-    result = export_customers(Warehouse(database=str(small.warehouse)), month, out, filters, consent)
+    result = export_customers(Warehouse(database=str(small.warehouse)), month, out, filters, consent, allow_empty)
     return result, out
 
 
@@ -92,7 +92,7 @@ def run_export(small, tmp_path, month, name="list.csv", **filters):  # noqa: F81
     ],
 )
 def test_each_filter_gives_the_hand_worked_list(small, tmp_path, month, filters, expected):  # noqa: F811
-    result, out = run_export(small, tmp_path, month, **filters)
+    result, out = run_export(small, tmp_path, month, allow_empty=not expected, **filters)
     bom, rows = read_csv(out)
     assert bom == b"\xef\xbb\xbf"
     assert [r["customer_id"] for r in rows] == expected
@@ -120,7 +120,7 @@ def test_csv_has_the_snapshot_columns_and_values(small, tmp_path):  # noqa: F811
         [MAR],
     )
     assert [r["customer_id"] for r in rows] == [s[1] for s in snap]
-    assert [float(r["m_total"]) for r in rows] == [s[4] for s in snap]
+    assert [float(r["m_total"]) for r in rows] == [round(s[4], 2) for s in snap]
     assert [r["value_tier"] or None for r in rows] == [s[21] for s in snap]
 
 
@@ -160,7 +160,9 @@ def test_xlsx_export_keeps_ids_as_text_and_documents_itself(small, tmp_path):  #
     assert [ws.cell(row=r, column=email_col).value for r in range(2, 5)] == ["ann@x.org", "cid@x.org", None]
     assert ws.freeze_panes == "A2" and list(ws.tables) == ["Customers"]
     about = {r[0]: r[1] for r in wb["Export"].iter_rows(min_row=4, values_only=True) if r[0]}
-    assert about["Rows"] == 3 and about["Consent filter"] == "email" and "opt_email" in about["Consent rule"]
+    assert (
+        about["Rows"] == 3 and about["Consent filter"] == "consented to email" and "opt_email" in about["Consent rule"]
+    )
 
 
 def test_xlsx_export_splits_over_numbered_sheets_at_the_row_limit(small, tmp_path, monkeypatch):  # noqa: F811
@@ -298,3 +300,62 @@ def test_cli_export(small, tmp_path, capsys):  # noqa: F811
         == 2
     )
     assert "must end with .csv or .xlsx" in capsys.readouterr().err
+
+
+NAMES = {"007": "Ann", "7": "Bob", "C3": "Cid", "C4": "Dee", "C5": "Eve"}
+
+
+def test_a_list_has_each_customers_name_beside_the_id(small, tmp_path):  # noqa: F811
+    _, out = run_export(small, tmp_path, MAR)
+    header, *_ = out.read_bytes().decode("utf-8-sig").splitlines()
+    assert header.replace('"', "").split(",")[:3] == ["report_month", "customer_id", "customer_name"]
+    assert {r["customer_id"]: r["customer_name"] for r in read_csv(out)[1]} == NAMES
+
+
+def test_decimals_are_rounded_to_two_places_as_the_workbook_shows_them(small, tmp_path):  # noqa: F811
+    from crm_assets.outputs.exports import ROUNDED
+
+    assert {"m_total", "m6", "avg_monthly_consumption", "avg_order_size"} <= ROUNDED
+    _, out = run_export(small, tmp_path, MAR)
+    rows = read_csv(out)[1]
+    snap = dict(
+        query(
+            small.warehouse,
+            "SELECT customer_id, avg_monthly_consumption FROM reporting.customer_snapshot WHERE report_month = ?",
+            [MAR],
+        )
+    )
+    assert any(abs(v * 100 - round(v * 100)) > 1e-6 for v in snap.values() if v)  # the data has long decimals
+    for r in rows:
+        for column in ROUNDED:
+            value = r[column]
+            assert value == "" or len(value.partition(".")[2]) <= 2, (column, value)
+        assert float(r["avg_monthly_consumption"]) == round(snap[r["customer_id"]], 2)
+
+
+def test_a_list_that_matches_nothing_is_refused_unless_allowed(small, tmp_path, capsys):  # noqa: F811
+    with pytest.raises(CrmError) as refused:
+        run_export(small, tmp_path, MAR, name="none.csv", tier=["Diamond"], consent=["email"])
+    assert str(refused.value) == (
+        f"no customer of 2024-03 matches (value tier Diamond; consented to email); nothing written to "
+        f"{tmp_path / 'none.csv'} (--allow-empty writes the empty list)"
+    )
+    assert not (tmp_path / "none.csv").exists() and not list(tmp_path.glob(".none*"))
+    args = ["export", "--month", "2024-03", "--event", "new", "--warehouse", str(small.warehouse)]
+    assert main([*args, "--out", str(tmp_path / "e.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("crm export: no customer of 2024-03 matches (lifecycle event of the month New)")
+    assert "\n" not in err and not (tmp_path / "e.csv").exists()
+    assert main([*args, "--allow-empty", "--out", str(tmp_path / "e.csv")]) == 0
+    assert "wrote 0 customers" in capsys.readouterr().out
+    assert read_csv(tmp_path / "e.csv")[1] == [] and (tmp_path / "e.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_the_export_sheet_says_the_filters_in_words(small, tmp_path):  # noqa: F811
+    _, out = run_export(small, tmp_path, MAR, name="w.xlsx", tier=["gold,bronze"], city=["Paris"], consent=["email"])
+    about = {r[0]: r[1] for r in openpyxl.load_workbook(out)["Export"].iter_rows(min_row=4, values_only=True) if r[0]}
+    assert about["Filter: value tier"] == "Gold or Bronze" and about["Filter: city"] == "Paris"
+    assert about["Consent filter"] == "consented to email" and "Filters" not in about
+    _, out = run_export(small, tmp_path, MAR, name="all.xlsx")
+    about = {r[0]: r[1] for r in openpyxl.load_workbook(out)["Export"].iter_rows(min_row=4, values_only=True) if r[0]}
+    assert about["Filters"].startswith("(none)") and not any(k.startswith("Filter:") for k in about)

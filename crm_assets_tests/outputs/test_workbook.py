@@ -269,7 +269,10 @@ def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path)
     assert jan["Customers"].max_row == 1 and [c.value for c in jan["Customers"][1]] == list(SNAPSHOT_COLUMNS)
     assert find_row(jan["KPIs"], "Evaluated customers")[1] == 0
     assert find_row(jan["KPIs"], "Active share")[1] is None
-    result = export_customers(Warehouse(database=str(tmp_path / "warehouse" / "crm.duckdb")), JAN, tmp_path / "jan.csv")
+    warehouse = Warehouse(database=str(tmp_path / "warehouse" / "crm.duckdb"))
+    with pytest.raises(CrmError, match="no customer of 2024-01 matches"):
+        export_customers(warehouse, JAN, tmp_path / "jan.csv")
+    result = export_customers(warehouse, JAN, tmp_path / "jan.csv", allow_empty=True)
     assert result.rows == 0 and (tmp_path / "jan.csv").read_bytes().decode("utf-8-sig").count("\n") == 1
 
 
