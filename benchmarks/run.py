@@ -113,11 +113,12 @@ class ScaleRun:
         wall time in ``info["runs_s"]`` and the largest peak of memory."""
         print(f"[{self.scale.name}] {step} ...", flush=True)
         m = run_measured(step, command, env=env, cwd=self.root, timeout=self.args.timeout, log=self.log)
-        repeats = self.args.repeats or (1 if self.args.smoke else REPEATS)
+        repeats = max(1, self.args.repeats if self.args.repeats is not None else 1 if self.args.smoke else REPEATS)
         if again is not None and m.ok and m.wall_s < SHORT_STEP_S and repeats > 1:
             runs = [m]
             for _ in range(repeats - 1):
-                again()
+                if again() is False:  # the step could not be put back where it starts: keep the runs so far
+                    break
                 runs.append(
                     run_measured(step, command, env=env, cwd=self.root, timeout=self.args.timeout, log=self.log)
                 )
@@ -259,9 +260,12 @@ class ScaleRun:
                 )
             if setup.ok:
 
-                def set_up_again(command=setup.command):
+                def set_up_again(command=setup.command) -> bool:
                     self.fresh("refresh")
-                    run_measured("refresh setup", command, env=self.env("refresh"), cwd=self.root, log=self.log)
+                    env, timeout = self.env("refresh"), self.args.timeout
+                    return run_measured(
+                        "refresh setup", command, env=env, cwd=self.root, timeout=timeout, log=self.log
+                    ).ok
 
                 refresh = self.measure(
                     "refresh",

@@ -129,6 +129,10 @@ def _remember_tables() -> None:
     sqlite_event_log.SqliteEventLogStorage._has_asset_key_index_cols_on_connection = has_index_columns
 
 
+# Dagster's own writer of planned checks, kept so that a test compares its rows with those of the one above
+DAGSTER_PLANNED_CHECK_WRITER = None
+
+
 def _serialize_planned_checks_once() -> None:
     """A check planned for N months is one event stored as N rows: serialize the event once, not N times."""
     from dagster._core.storage.event_log import sql_event_log as sql
@@ -149,6 +153,8 @@ def _serialize_planned_checks_once() -> None:
         with self.index_connection() as conn:
             conn.execute(sql.AssetCheckExecutionsTable.insert().values([{**row, "partition": key} for key in keys]))
 
+    global DAGSTER_PLANNED_CHECK_WRITER
+    DAGSTER_PLANNED_CHECK_WRITER = sql.SqlEventLogStorage._store_asset_check_evaluation_planned
     sql.SqlEventLogStorage._store_asset_check_evaluation_planned = _store_asset_check_evaluation_planned
 
 

@@ -242,7 +242,7 @@ def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: di
         ("Report month", month.strftime("%Y-%m")),
         ("Rows", total),
         ("Sheets", ", ".join(f"{t} ({n:,})" for t, n in result.sheets)),
-        *filter_lines(filters),
+        *filter_lines(filters, consent),
         ("Consent filter", f"consented to {' or '.join(consent)}" if consent else "(none)"),
         ("Consent rule", CONSENT_RULE),
     ):
@@ -251,10 +251,10 @@ def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: di
     return total
 
 
-def filter_lines(filters: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+def filter_lines(filters: Mapping[str, Sequence[str]], consent: Sequence[str] = ()) -> list[tuple[str, str]]:
     """``("Filter: value tier", "Gold or Silver")`` per filter given, in the order of the options."""
     if not filters:
-        return [("Filters", "(none): every evaluated customer of the month")]
+        return [("Filters", "(none)" if consent else "(none): every evaluated customer of the month")]
     return [(f"Filter: {FILTER_WORDS[name]}", " or ".join(values)) for name, values in filters.items() if values]
 
 
@@ -321,7 +321,7 @@ def export_customers(
             if raw:
                 resolved[name] = resolve(name, raw, valid_values(con, name, month), month)
         sql, params = export_query(month, resolved, channels)
-        if not allow_empty and not con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]:
+        if not allow_empty and not con.execute(f"SELECT 1 FROM ({sql}) LIMIT 1", params).fetchall():
             raise CrmError(
                 f"no customer of {month:%Y-%m} matches ({describe_filters(resolved, channels)}); "
                 f"nothing written to {out} (--allow-empty writes the empty list)"

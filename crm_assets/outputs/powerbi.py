@@ -28,6 +28,7 @@ import datetime as dt
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -284,11 +285,26 @@ def copy_in_parallel(con, statements: list[tuple[str, list]]) -> None:
         for sql, params in statements:
             con.execute(sql, params)
         return
+    stop = threading.Event()
+
+    def work(cursor, jobs) -> None:
+        for sql, params in jobs:
+            if stop.is_set():
+                return
+            cursor.execute(sql, params)
+
     cursors = [con.cursor() for _ in range(workers)]
     try:
         with ThreadPoolExecutor(workers) as pool:
-            share = [statements[i::workers] for i in range(workers)]
-            list(pool.map(lambda c, jobs: [c.execute(sql, params) for sql, params in jobs], cursors, share))
+            futures = [pool.submit(work, c, statements[i::workers]) for i, c in enumerate(cursors)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # a failed month, or Ctrl-C: the other cursors stop now, not after their months
+                stop.set()
+                for cursor in cursors:
+                    cursor.interrupt()
+                raise
     finally:
         for cursor in cursors:
             cursor.close()

@@ -68,6 +68,21 @@ def test_a_check_planned_for_a_range_of_months_is_stored_once_per_month(tmp_path
     with DagsterInstance.local_temp(str(tmp_path)) as instance:
         run = materialize([x], instance=instance, tags=months)
         records = instance.event_log_storage.get_asset_check_execution_history(AssetCheckKey(AssetKey("x"), "c"), 10)
+        # Dagster's own writer stores the very same rows for the same event
+        storage = instance.event_log_storage
+        table = "asset_check_executions"
+        columns = "asset_key, check_name, partition, run_id, execution_status, evaluation_event, "
+        columns += "evaluation_event_timestamp, evaluation_event_storage_id"
+        ours = _rows(storage, f"SELECT {columns} FROM {table} WHERE execution_status = 'PLANNED' ORDER BY partition")
+        record = next(
+            r
+            for r in instance.get_records_for_run(run.run_id, limit=1000).records
+            if r.event_log_entry.dagster_event_type.value == "ASSET_CHECK_EVALUATION_PLANNED"
+        )
+        _rows(storage, f"DELETE FROM {table} WHERE execution_status = 'PLANNED'")
+        tuning.DAGSTER_PLANNED_CHECK_WRITER(storage, record.event_log_entry, record.storage_id)
+        theirs = _rows(storage, f"SELECT {columns} FROM {table} WHERE execution_status = 'PLANNED' ORDER BY partition")
+    assert len(ours) == 3 and ours == theirs
     planned = [r for r in records if r.status == Status.PLANNED]
     assert sorted(r.partition for r in planned) == ["2024-01-01", "2024-02-01", "2024-03-01"]
     assert all(
@@ -87,3 +102,11 @@ def test_a_table_once_found_is_not_asked_again_and_a_missing_one_still_is(tmp_pa
         assert storage.has_table("asset_event_tags") and storage.has_table("asset_event_tags")
         assert not storage.has_table("no_such_table") and not storage.has_table("no_such_table")
     assert len(engines) == 3  # one for the table found, one each time for the missing one
+
+
+def _rows(storage, statement: str) -> list[tuple]:
+    from sqlalchemy import text
+
+    with storage.index_connection() as conn:
+        result = conn.execute(text(statement))
+        return [tuple(r) for r in result] if result.returns_rows else []

@@ -359,3 +359,6 @@ def test_the_export_sheet_says_the_filters_in_words(small, tmp_path):  # noqa: F
     _, out = run_export(small, tmp_path, MAR, name="all.xlsx")
     about = {r[0]: r[1] for r in openpyxl.load_workbook(out)["Export"].iter_rows(min_row=4, values_only=True) if r[0]}
     assert about["Filters"].startswith("(none)") and not any(k.startswith("Filter:") for k in about)
+    _, out = run_export(small, tmp_path, MAR, name="c.xlsx", consent=["sms"])
+    about = {r[0]: r[1] for r in openpyxl.load_workbook(out)["Export"].iter_rows(min_row=4, values_only=True) if r[0]}
+    assert about["Filters"] == "(none)" and about["Consent filter"] == "consented to sms"
