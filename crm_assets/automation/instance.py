@@ -129,12 +129,10 @@ def _remember_tables() -> None:
     sqlite_event_log.SqliteEventLogStorage._has_asset_key_index_cols_on_connection = has_index_columns
 
 
-# Dagster's own writer of planned checks, kept so that a test compares its rows with those of the one above
-DAGSTER_PLANNED_CHECK_WRITER = None
+def _serialize_planned_checks_once():
+    """A check planned for N months is one event stored as N rows: serialize the event once, not N times.
 
-
-def _serialize_planned_checks_once() -> None:
-    """A check planned for N months is one event stored as N rows: serialize the event once, not N times."""
+    Returns Dagster's own writer, which it replaces."""
     from dagster._core.storage.event_log import sql_event_log as sql
 
     def _store_asset_check_evaluation_planned(self, event, event_id) -> None:
@@ -153,10 +151,11 @@ def _serialize_planned_checks_once() -> None:
         with self.index_connection() as conn:
             conn.execute(sql.AssetCheckExecutionsTable.insert().values([{**row, "partition": key} for key in keys]))
 
-    global DAGSTER_PLANNED_CHECK_WRITER
-    DAGSTER_PLANNED_CHECK_WRITER = sql.SqlEventLogStorage._store_asset_check_evaluation_planned
+    replaced = sql.SqlEventLogStorage._store_asset_check_evaluation_planned
     sql.SqlEventLogStorage._store_asset_check_evaluation_planned = _store_asset_check_evaluation_planned
+    return replaced
 
 
 _remember_tables()
-_serialize_planned_checks_once()
+# kept so that a test compares its rows with those of the writer that replaced it
+DAGSTER_PLANNED_CHECK_WRITER = _serialize_planned_checks_once()

@@ -65,8 +65,7 @@ FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
 UTF8_BOM = b"\xef\xbb\xbf"
 ARROW_BATCH = 65_536
 
-# filter name -> snapshot column; ``store`` is a subquery on enriched.transactions
-# what each filter keeps, in words (the Export sheet of an .xlsx list)
+# what each filter keeps, in words (the Export sheet of an .xlsx list, the one-line messages)
 FILTER_WORDS = {
     "tier": "value tier",
     "stage": "lifecycle stage",
@@ -76,6 +75,7 @@ FILTER_WORDS = {
     "city": "city",
     "store": "bought at store (any line up to the month's end)",
 }
+# filter name -> snapshot column; ``store`` is a subquery on enriched.transactions
 FILTER_COLUMNS = {
     "tier": "value_tier",
     "stage": "lifecycle_stage",
@@ -243,7 +243,7 @@ def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: di
         ("Rows", total),
         ("Sheets", ", ".join(f"{t} ({n:,})" for t, n in result.sheets)),
         *filter_lines(filters, consent),
-        ("Consent filter", f"consented to {' or '.join(consent)}" if consent else "(none)"),
+        ("Consent filter", consent_words(consent) if consent else "(none)"),
         ("Consent rule", CONSENT_RULE),
     ):
         about.append([label, value])
@@ -258,11 +258,15 @@ def filter_lines(filters: Mapping[str, Sequence[str]], consent: Sequence[str] = 
     return [(f"Filter: {FILTER_WORDS[name]}", " or ".join(values)) for name, values in filters.items() if values]
 
 
+def consent_words(consent: Sequence[str]) -> str:
+    return f"consented to {' or '.join(consent)}"
+
+
 def describe_filters(filters: Mapping[str, Sequence[str]], consent: Sequence[str]) -> str:
     """The filters of an export in one line: ``value tier Gold or Silver; consented to email``."""
     parts = [f"{FILTER_WORDS[name]} {' or '.join(values)}" for name, values in filters.items() if values]
     if consent:
-        parts.append(f"consented to {' or '.join(consent)}")
+        parts.append(consent_words(consent))
     return "; ".join(parts) or "no filter"
 
 
