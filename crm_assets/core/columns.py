@@ -28,6 +28,11 @@ class Column:
     excel_format: str | None = None  # None: Excel's General (booleans read TRUE/FALSE)
     width: float = 12
     not_null: bool = False
+    label: str = ""  # what a reader sees as the column's heading (a list for people); blank: the name
+
+    @property
+    def heading(self) -> str:
+        return self.label or self.name
 
 
 def col(declaration: str, description: str, excel_format: str | None = None, width: float = 12) -> Column:

@@ -13,7 +13,7 @@ TIER_COLOURS = {
     "Gold": "D4AF37",
     "Silver": "BFC5CC",
     "Bronze": "B87333",
-    "Passive": "E8E1D5",
+    "Passive": "A0937D",
 }
 # the migration matrix's placeholder for no tier (Not Active or not yet a customer)
 NO_TIER_COLOUR = "F2F2F2"
@@ -23,4 +23,4 @@ assert tuple(TIER_COLOURS) == TIERS, "a colour for every tier, in the tiers' ord
 # in its months 0-11; the cohort views start where retention says something.
 COHORT_FIRST_MONTH = 12
 # cohorts shown: this many first-purchase months, each with this many months since COHORT_FIRST_MONTH
-COHORT_MONTHS = 36
+COHORT_MONTHS = 24

@@ -28,7 +28,7 @@ import multiprocessing
 import os
 import uuid
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -39,12 +39,17 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.chart import BarChart, LineChart, Reference, Series
 from openpyxl.chart.data_source import StrRef
+from openpyxl.chart.marker import DataPoint
 from openpyxl.chart.series import SeriesLabel
 from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.worksheet.filters import AutoFilter
+from openpyxl.worksheet.page import PageMargins
+from openpyxl.worksheet.pagebreak import Break
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
+from openpyxl.worksheet.worksheet import Worksheet
 
 from crm_assets.core import sql
 from crm_assets.core.columns import EXCEL_COUNT as COUNT
@@ -61,6 +66,7 @@ from crm_assets.core.rules import EVENTS, STAGES, TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE, customer_snapshot
 from crm_assets.layers.tables import CONTACT_COLUMNS, NAME_COLUMN
 from crm_assets.outputs import xlsx_list
+from crm_assets.outputs.style import COHORT_FIRST_MONTH, COHORT_MONTHS, NO_TIER_COLOUR, TIER_COLOURS
 from crm_assets.outputs.views import NO_TIER, VIEWS, view_assets
 
 # Rows per sheet Excel can hold, header included (Excel's hard limit). Tests
@@ -102,13 +108,21 @@ COHORT_SCALE = dict(
     end_value=1,
     end_color="63BE7B",
 )
-# Cohorts shown: the first-purchase months of the last COHORT_MONTHS months, and as many months since.
-COHORT_MONTHS = 36
+# Document properties of every workbook
+DOCUMENT_AUTHOR = "CRM analytics"
+# What a unit is, said where units first appear (KPIs) and in the Definitions.
+UNITS_DEFINITION = (
+    "Units = quantity x the product's unit size (grams, pods or millilitres: what unit_size counts in the product "
+    "master), over qualifying consumable lines; not items or packs."
+)
 
 # Number format, width and definition of every column of the customer list
 LIST_COLUMNS: dict[str, tuple[str | None, float, str]] = {
     c.name: (c.excel_format, c.width, c.description) for c in (*SNAPSHOT_TABLE.columns, NAME_COLUMN, *CONTACT_COLUMNS)
 }
+
+# The heading of each column of the customer list: its label (the Definitions sheet gives the column's name)
+HEADINGS = {c.name: c.heading for c in (*SNAPSHOT_TABLE.columns, NAME_COLUMN, *CONTACT_COLUMNS)}
 
 # Formats of the list written as cell styles (see write_customer_list); the other columns have none.
 STYLED_LIST_FORMATS = {DECIMAL, DATE, EXCEL_MONTH_KEY}
@@ -144,13 +158,55 @@ def workbook_path(output_dir: str | Path, month: date) -> Path:
 # --------------------------------------------------------------------------- sheet helpers
 
 
+# Print: A4, fit to one page wide, as many pages down as the sheet needs; row heights in points.
+LINE_HEIGHT = 15
+MAX_HEADER_LINES = 4
+CHARS_PER_WIDTH = 1.0  # characters of the default font a column of width 1 holds (Excel's width unit)
+
+
+def lines_needed(text: str, width: float) -> int:
+    """Lines a wrapped text takes in a cell ``width`` wide (words are not split)."""
+    room = max(1, int(width * CHARS_PER_WIDTH) - 1)
+    lines, used = 1, 0
+    for word in str(text).split():
+        if used and used + 1 + len(word) > room:
+            lines, used = lines + 1, len(word)
+        else:
+            used += len(word) + (1 if used else 0)
+        lines += (len(word) - 1) // room if len(word) > room else 0
+    return lines
+
+
+def print_setup(ws, month: date, landscape: bool = False, title_rows: str | None = None) -> None:
+    """The sheet's page setup: A4, fit to one page wide, its title rows on every page, the workbook and
+    month in the header, the page number in the footer."""
+    ws.page_setup.orientation = "landscape" if landscape else "portrait"
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages down as needed
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.7, bottom=0.6, header=0.3, footer=0.3)
+    ws.print_options.horizontalCentered = True
+    if title_rows:
+        ws.print_title_rows = title_rows
+    ws.HeaderFooter.oddHeader.left.text = f"CRM summary {month:%B %Y}"
+    ws.HeaderFooter.oddHeader.right.text = "&A"  # the sheet's name
+    ws.HeaderFooter.oddFooter.left.text = DOCUMENT_AUTHOR
+    ws.HeaderFooter.oddFooter.right.text = "Page &P of &N"
+
+
 class Sheet:
-    """A write-only sheet and the number of its last written row (write-only sheets only append)."""
+    """A write-only sheet and the number of its last written row (write-only sheets only append).
+
+    Row heights and merged cells must be declared before their row is written: the methods that write a
+    row set them first.
+    """
 
     def __init__(self, wb: Workbook, title: str, widths: Sequence[float] = (), freeze: str | None = None):
         self.ws = wb.create_sheet(title)
         self.row = 0
-        for index, width in enumerate(widths, 1):
+        self.widths = list(widths) or [12]
+        for index, width in enumerate(self.widths, 1):
             self.ws.column_dimensions[get_column_letter(index)].width = width
         if freeze:
             # a write-only sheet writes its views with its first row: freeze before appending
@@ -175,18 +231,29 @@ class Sheet:
         self.row += 1
         return self.row
 
-    def title(self, text: str, subtitle: str | None = None) -> None:
+    def _wide_text(self, text: str, font: Font) -> None:
+        """A text over the sheet's columns: merged across them, wrapped, its row as high as the text."""
+        row = self.row + 1
+        if len(self.widths) > 1:
+            self.ws.merged_cells.add(f"A{row}:{get_column_letter(len(self.widths))}{row}")
+        self.ws.row_dimensions[row].height = LINE_HEIGHT * lines_needed(text, sum(self.widths))
+        self.ws.append([self.cell(text, font=font, alignment=WRAP)])
+        self.row = row
+
+    def title(self, text: str, *notes: str) -> None:
         self.ws.append([self.cell(text, font=TITLE_FONT)])
         self.row += 1
-        if subtitle:
-            self.note(subtitle)
+        for note in notes:
+            self.note(note)
         self.append()
 
     def note(self, text: str) -> None:
-        self.ws.append([self.cell(text, font=NOTE_FONT)])
-        self.row += 1
+        self._wide_text(text, NOTE_FONT)
 
     def header(self, names: Sequence[str]) -> int:
+        widths = self.widths + [12] * (len(names) - len(self.widths))
+        lines = max((lines_needed(n, w) for n, w in zip(names, widths)), default=1)
+        self.ws.row_dimensions[self.row + 1].height = LINE_HEIGHT * min(MAX_HEADER_LINES, lines)
         self.ws.append([self.cell(n, font=HEADER_FONT, fill=HEADER_FILL, alignment=WRAP) for n in names])
         self.row += 1
         return self.row
@@ -195,19 +262,36 @@ class Sheet:
         self.ws.append([self.cell(text, font=BOLD)])
         self.row += 1
 
+    def charts_below(self, row_gap: int = 2) -> int:
+        """The row where charts placed under the tables start: after a page break, so no chart is cut."""
+        self.ws.row_breaks.append(Break(id=self.row))
+        return self.row + row_gap
+
 
 def _line_chart(
-    ws, title: str, y_title: str, cat_col: int, columns: Sequence[int], header_row: int, first_row: int, last_row: int
+    ws,
+    title: str,
+    y_title: str,
+    cat_col: int,
+    columns: Sequence[int],
+    header_row: int,
+    first_row: int,
+    last_row: int,
+    colours: Sequence[str] = (),
 ) -> LineChart:
-    """A line chart of ``columns`` over rows ``first_row..last_row``, series named by the header row."""
+    """A line chart of ``columns`` over rows ``first_row..last_row``, series named by the header row,
+    drawn in ``colours`` (hex RGB, one per column) when given."""
     chart = LineChart()
     chart.title = title
     chart.y_axis.title = y_title
     chart.height, chart.width = 7.5, 16
-    for col in columns:
+    for col, colour in zip(columns, list(colours) or [None] * len(columns)):
         series = Series(Reference(ws, min_col=col, min_row=first_row, max_row=last_row))
         series.tx = SeriesLabel(strRef=StrRef(f"{quote_sheetname(ws.title)}!${get_column_letter(col)}${header_row}"))
         series.smooth = False
+        if colour:
+            series.graphicalProperties.line.solidFill = colour
+            series.graphicalProperties.line.width = 28575  # 2.25 pt, in EMU
         chart.series.append(series)
     chart.set_categories(Reference(ws, min_col=cat_col, min_row=first_row, max_row=last_row))
     chart.x_axis.number_format = "mmm yy"
@@ -237,12 +321,17 @@ def write_customer_list(
     columns: Sequence[str],
     title: str = CUSTOMERS_SHEET,
     text_widths: dict[str, int] | None = None,
+    headings: Sequence[str] | None = None,
+    page_setup: Callable | None = None,
 ) -> ListResult:
     """Plan the ``total`` rows of ``sql`` on ``title``, ``title (2)``, ... of at most ``EXCEL_MAX_ROWS`` rows each.
 
     Each sheet: a header row, the rows with the formats of ``LIST_COLUMNS``
     (ids as text), an Excel table (with its autofilter) over exactly its
-    rows, the header row frozen, column widths set. The rows themselves are
+    rows, the header row frozen, column widths set. The header row shows
+    ``headings`` (default: the column names), wrapped. ``page_setup(ws)``,
+    when given, sets each sheet's print settings (before its first row:
+    a write-only sheet writes them with it). The rows themselves are
     written by :func:`save_workbook` (see crm_assets/xlsx_list.py), which
     raises when ``sql`` does not return exactly ``total`` rows.
     """
@@ -258,15 +347,27 @@ def write_customer_list(
     # Only decimals and dates get a number format; text (a text cell: ids keep their leading zeros) and
     # whole numbers stay General.
     formats = [fmt if fmt in STYLED_LIST_FORMATS else None for fmt, _, _ in specs]
+    names = list(headings or columns)
+    if len(names) != len(columns):
+        raise ValueError(f"{len(names)} headings for {len(columns)} columns")
+    widths = []
+    for name, heading, (fmt, width, _) in zip(columns, names, specs):
+        if text_widths and name in text_widths:
+            width = max(width, min(50, text_widths[name] + 2))
+        # wide enough for the heading's longest word and for the heading on two lines
+        widths.append(max(width, max(map(len, heading.split() or [""])) + 2, len(heading) / 2 + 2))
+    header_lines = max(lines_needed(h, w) for h, w in zip(names, widths))
     for index in range(max(1, math.ceil(total / per_sheet))):
         sheet_title = title if index == 0 else f"{title} ({index + 1})"
         ws = wb.create_sheet(sheet_title)
-        for col, (name, (fmt, width, _)) in enumerate(zip(columns, specs), 1):
-            if text_widths and name in text_widths:
-                width = max(width, min(50, text_widths[name] + 2))
-            ws.column_dimensions[get_column_letter(col)].width = max(width, len(name) * 0.9 + 3)
+        if page_setup is not None:
+            page_setup(ws)
+        for col, width in enumerate(widths, 1):
+            ws.column_dimensions[get_column_letter(col)].width = width
         ws.freeze_panes = "A2"
-        ws.append(list(columns))
+        if header_lines > 1:
+            ws.row_dimensions[1].height = LINE_HEIGHT * min(MAX_HEADER_LINES, header_lines)
+        ws.append([_wrapped(ws, h) for h in names])
         rows.add_sheet(ws, formats)
         planned = rows.sheet_rows(index)
         table = Table(
@@ -274,13 +375,19 @@ def write_customer_list(
             ref=f"A1:{last_col}{max(planned, 1) + 1}",
             tableStyleInfo=TableStyleInfo(name="TableStyleMedium2", showRowStripes=True),
         )
-        table.tableColumns = [TableColumn(id=i, name=name) for i, name in enumerate(columns, 1)]
+        table.tableColumns = [TableColumn(id=i, name=name) for i, name in enumerate(names, 1)]
         table.autoFilter = AutoFilter(ref=table.ref)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "add table columns manually": they are
             ws.add_table(table)
         result.sheets.append((sheet_title, planned))
     return result
+
+
+def _wrapped(ws, text: str) -> WriteOnlyCell:
+    cell = WriteOnlyCell(ws, value=text)
+    cell.alignment = WRAP
+    return cell
 
 
 def text_widths(con, source_sql: str, params, columns: Sequence[str]) -> dict[str, int]:
@@ -389,10 +496,12 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
     for m in (month, prev, year_ago):
         if m in held and m not in by_month:  # computed, without any customer: counts are 0, ratios undefined
             by_month[m] = {key: (0 if fmt in (COUNT, UNITS) else None) for key, _, fmt, _ in KPIS}
-    s = Sheet(wb, "KPIs", [38, 14, 16, 12, 10, 16, 12, 10], freeze="B5")
+    s = Sheet(wb, "KPIs", [38, 14, 16, 12, 10, 16, 12, 10], freeze="B6")
+    print_setup(s.ws, month, title_rows="5:5")
     s.title(
         f"CRM summary {month:%B %Y}",
         "Key figures of the month against the previous month (M-1) and the same month a year earlier (M-12).",
+        UNITS_DEFINITION,
     )
     s.header(
         [
@@ -424,6 +533,7 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
         if other is None:
             s.note(f"{label} is not in the warehouse: its columns are blank.")
     s.note("Changes of shares are in percentage points (pt); Change % is relative to the earlier month.")
+    s.note("Definitions of every figure: the Definitions sheet.")
 
 
 TIER_MIX_SQL = sql.load(__package__, "workbook_tier_mix.sql")
@@ -435,7 +545,11 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
     evaluated = sum((r[0] or 0) for r in rows.values())
     active = sum((r[0] or 0) for t, r in rows.items() if t != "Not Active")
     s = Sheet(wb, "Tier mix", [22, 12, 12, 14, 12, 10, 14, 14])
-    s.title(f"Value tier mix, {month:%B %Y}", "Active customers by RFMT value tier; Not Active customers have no tier.")
+    print_setup(s.ws, month, landscape=True)
+    s.title(
+        f"Value tier mix, {month:%B %Y}",
+        "Active customers by RFMT value tier; Not Active customers have no tier. Units as defined on the KPIs sheet.",
+    )
     header = s.header(
         [
             "Value tier",
@@ -456,7 +570,7 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
         units = units or 0.0
         r = s.append(
             [
-                tier,
+                tier_cell(s, tier),
                 customers,
                 (customers / active if active else None) if tier != "Not Active" else None,
                 customers / evaluated if evaluated else None,
@@ -492,7 +606,23 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
     chart.legend = None
     chart.x_axis.delete = False
     chart.y_axis.delete = False
-    s.ws.add_chart(chart, "J3")
+    for index, tier in enumerate(TIERS):
+        point = DataPoint(idx=index)
+        point.graphicalProperties.solidFill = TIER_COLOURS[tier]
+        point.graphicalProperties.line.solidFill = TIER_COLOURS[tier]
+        chart.series[0].dPt.append(point)
+    # under the table, so the sheet prints on one page at full width
+    s.ws.add_chart(chart, f"A{s.row + 2}")
+
+
+def tier_cell(s: Sheet, tier: str):
+    """A tier's name on its colour (white text on the dark ones)."""
+    colour = TIER_COLOURS.get(tier, NO_TIER_COLOUR)
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (0, 2, 4))
+    dark = 0.299 * red + 0.587 * green + 0.114 * blue < 140
+    return s.cell(
+        tier, font=Font(bold=True, color="FFFFFF" if dark else "000000"), fill=PatternFill("solid", fgColor=colour)
+    )
 
 
 def _tier_filters() -> str:
@@ -517,9 +647,11 @@ ORDER BY report_month
 def _trends_sheet(wb: Workbook, con, month: date) -> list[tuple]:
     rows = con.execute(TRENDS_SQL, [add_months(month, -23), month]).fetchall()
     s = Sheet(wb, "Trends", [11, 11, 10, 9, 9, 11, 13, 13] + [10] * len(TIERS), freeze="B5")
+    # no print titles: the table (24 months at most) fits its page, the charts have theirs
+    print_setup(s.ws, month, landscape=True)
     s.title(
         f"Trends over the 24 months to {month:%B %Y}",
-        f"{len(rows)} month(s) of the warehouse in that range; the charts show the last 12 and 24 months.",
+        f"{len(rows)} month(s) of the warehouse in that range; the charts (next page) show the last 12 and 24 months.",
     )
     names = ["Month", "Evaluated", "Active", "New", "Lost", "Reactivated", "Units in month", "Units 12 m", *TIERS]
     header = s.header(names)
@@ -531,16 +663,18 @@ def _trends_sheet(wb: Workbook, con, month: date) -> list[tuple]:
     if rows:
         first12 = max(first, last - 11)
         tiers = range(9, 9 + len(TIERS))
+        tier_colours = [TIER_COLOURS[t] for t in TIERS]
         charts = [
-            ("Active and evaluated customers, last 12 months", (2, 3), first12, "J"),
-            ("Customers by value tier, last 12 months", tiers, first12, "J"),
-            ("Active and evaluated customers, last 24 months", (2, 3), first, "T"),
-            ("Customers by value tier, last 24 months", tiers, first, "T"),
+            ("Active and evaluated customers, last 12 months", (2, 3), first12, ()),
+            ("Customers by value tier, last 12 months", tiers, first12, tier_colours),
+            ("Active and evaluated customers, last 24 months", (2, 3), first, ()),
+            ("Customers by value tier, last 24 months", tiers, first, tier_colours),
         ]
-        col0 = len(names) + 2
-        for i, (title, columns, start, _) in enumerate(charts):
-            chart = _line_chart(s.ws, title, "customers", 1, columns, header, start, last)
-            s.ws.add_chart(chart, f"{get_column_letter(col0 + (i // 2) * 10)}{3 + (i % 2) * 16}")
+        # two by two under the table, on a page of their own
+        top = s.charts_below()
+        for i, (title, columns, start, colours) in enumerate(charts):
+            chart = _line_chart(s.ws, title, "customers", 1, columns, header, start, last, colours)
+            s.ws.add_chart(chart, f"{'AJ'[i // 2]}{top + (i % 2) * 16}")
     return rows
 
 
@@ -560,6 +694,7 @@ def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> Non
 
     evaluated = total(month)
     s = Sheet(wb, "Lifecycle", [16, 12, 14, 14, 12, 14])
+    print_setup(s.ws, month, landscape=True)
     s.title(
         f"Lifecycle, {month:%B %Y}", "Events: what changed during the month. Stages: where customers stand at its end."
     )
@@ -607,6 +742,7 @@ SEGMENTS_SQL = sql.load(__package__, "workbook_segments.sql")
 
 def _segments_sheet(wb: Workbook, con, month: date) -> None:
     s = Sheet(wb, "Segments", [20, 11, 10, 10, 9, 9, 13, 13] + [10] * len(TIERS))
+    print_setup(s.ws, month, landscape=True, title_rows="1:1")
     s.title(
         f"Customer groups and cities, {month:%B %Y}",
         "Evaluated customers, activity, events, units and value tiers per customer group and per city.",
@@ -631,6 +767,7 @@ def _migration_sheet(wb: Workbook, con, month: date) -> None:
     order = (*TIERS, NO_TIER)
     prev = add_months(month, -1)
     s = Sheet(wb, "Migration", [14] + [11] * (len(order) + 1))
+    print_setup(s.ws, month, landscape=True)
     s.title(
         f"Value tier migration {prev:%b %Y} -> {month:%b %Y}",
         f"Rows: tier in {prev:%b %Y} (M-1); columns: tier in {month:%b %Y} (M). {NO_TIER} = Not Active, or not yet entered in M-1.",
@@ -639,7 +776,7 @@ def _migration_sheet(wb: Workbook, con, month: date) -> None:
     first = header + 1
     for f in order:
         values = [cells.get((f, t), 0) for t in order]
-        s.append([f, *values, sum(values)], [None] + [COUNT] * (len(order) + 1))
+        s.append([tier_cell(s, f), *values, sum(values)], [None] + [COUNT] * (len(order) + 1))
     totals = [sum(cells.get((f, t), 0) for f in order) for t in order]
     s.append(["Total M", *totals, sum(totals)], [None] + [COUNT] * (len(order) + 1), font=BOLD)
     body = f"B{first}:{get_column_letter(1 + len(order))}{first + len(order) - 1}"
@@ -650,42 +787,65 @@ def _migration_sheet(wb: Workbook, con, month: date) -> None:
     s.note(f"Customers with a tier in M-1 who kept the same tier in M: {stayed:,} of {had_tier:,}.")
 
 
+def cohort_window(month: date) -> tuple[date, date, range]:
+    """The cohort view of ``month``: its first and last cohort and the months since shown.
+
+    Months since run from COHORT_FIRST_MONTH (before it every cohort is Active by definition), so the
+    newest cohort shown is COHORT_FIRST_MONTH months old and the oldest has COHORT_MONTHS months shown.
+    """
+    newest = add_months(month, -COHORT_FIRST_MONTH)
+    return (
+        add_months(newest, -(COHORT_MONTHS - 1)),
+        newest,
+        range(COHORT_FIRST_MONTH, COHORT_FIRST_MONTH + COHORT_MONTHS),
+    )
+
+
+COHORT_SQL = """
+SELECT cohort_month, months_since, cohort_size, share_active FROM reporting.cohort_retention
+WHERE report_month BETWEEN ? AND ? AND cohort_month BETWEEN ? AND ? AND months_since >= ?
+"""
+
+
 def _cohort_sheet(wb: Workbook, con, month: date) -> None:
-    first_cohort = add_months(month, -(COHORT_MONTHS - 1))
-    data = con.execute(
-        """
-        SELECT cohort_month, months_since, cohort_size, share_active FROM reporting.cohort_retention
-        WHERE report_month BETWEEN ? AND ? AND cohort_month >= ?
-        """,
-        [first_cohort, month, first_cohort],
-    ).fetchall()
+    oldest, newest, since = cohort_window(month)
+    data = con.execute(COHORT_SQL, [add_months(oldest, since.start), month, oldest, newest, since.start]).fetchall()
     sizes: dict[date, int] = {}
     shares: dict[tuple[date, int], float] = {}
-    for cohort, since, size, share in data:
-        shares[(cohort, since)] = share
+    for cohort, months, size, share in data:
+        shares[(cohort, months)] = share
         sizes[cohort] = size
     cohorts = sorted(sizes)
-    s = Sheet(wb, "Cohorts", [11, 9] + [6] * COHORT_MONTHS, freeze="C5")
+    s = Sheet(wb, "Cohorts", [11, 9] + [6] * len(since), freeze="C6")
+    print_setup(s.ws, month, landscape=True, title_rows="5:5")
+    s.ws.print_title_cols = "A:B"
     s.title(
-        f"Cohort retention, the {COHORT_MONTHS} cohorts to {month:%B %Y}",
-        "Cohort = month of the first consumable purchase; columns = months since; cells = share of the cohort "
-        "Active in that month (months 0-11 are 100% by definition: Active = units in the last 12 months).",
+        f"Cohort retention from month {since.start}, the cohorts {oldest:%b %Y} to {newest:%b %Y}",
+        "Cohort = month of the first consumable purchase; columns = months since it; cells = share of the cohort "
+        f"Active in that month. Months 0-{since.start - 1} are left out: Active means units in the last 12 months, "
+        "so every cohort is Active then by definition.",
+        f"Read down a column to compare cohorts at the same age; month {since.start} is the first month a customer "
+        "who bought only once is no longer Active.",
     )
-    header = s.header(["Cohort", "Size", *[str(k) for k in range(COHORT_MONTHS)]])
+    header = s.header(["Cohort", "Size", *[str(k) for k in since]])
     for cohort in cohorts:
         s.append(
-            [cohort, sizes[cohort], *[shares.get((cohort, k)) for k in range(COHORT_MONTHS)]],
-            [MONTH, COUNT] + ["0%"] * COHORT_MONTHS,
+            [cohort, sizes[cohort], *[shares.get((cohort, k)) for k in since]],
+            [MONTH, COUNT] + ["0%"] * len(since),
         )
     if cohorts:
-        last_col = get_column_letter(2 + COHORT_MONTHS)
+        last_col = get_column_letter(2 + len(since))
         s.ws.conditional_formatting.add(f"C{header + 1}:{last_col}{s.row}", ColorScaleRule(**COHORT_SCALE))
     else:
-        s.note(f"No customer made a first consumable purchase in the {COHORT_MONTHS} months to the report month.")
+        s.note(
+            f"No customer made a first consumable purchase from {oldest:%B %Y} to {newest:%B %Y} "
+            f"(cohorts at least {since.start} months old)."
+        )
 
 
 def _reach_sheet(wb: Workbook, con, month: date) -> None:
     s = Sheet(wb, "Reach", [24, 12, 12, 12, 12, 14])
+    print_setup(s.ws, month)
     s.title(
         f"Reach and device attach, {month:%B %Y}",
         "Consent as of the month; contact data as in the current customer master.",
@@ -718,10 +878,17 @@ def _reach_sheet(wb: Workbook, con, month: date) -> None:
 
 
 def _definitions_sheet(wb: Workbook, month: date, customers: ListResult, columns: Sequence[str]) -> None:
-    s = Sheet(wb, "Definitions", [16, 34, 100], freeze="A5")
-    s.title("Definitions", "Every figure of this workbook. Rules: docs/business_rules.md; outputs: docs/outputs.md.")
-    s.header(["Sheet", "Figure", "Definition"])
-    rows: list[tuple[str, str, str]] = [("KPIs", label, text) for _, label, _, text in KPIS]
+    widths = [13, 28, 26, 70]
+    s = Sheet(wb, "Definitions", widths, freeze="A5")
+    print_setup(s.ws, month, title_rows="4:4")
+    s.title(
+        "Definitions",
+        "Every figure of this workbook; for the Customers list, its heading and the warehouse column "
+        "(reporting.customer_snapshot) it shows. Rules: docs/business_rules.md; outputs: docs/outputs.md.",
+    )
+    s.header(["Sheet", "Figure", "Warehouse column", "Definition"])
+    rows: list[tuple[str, str, str]] = [("All sheets", "Units", UNITS_DEFINITION)]
+    rows += [("KPIs", label, text) for _, label, _, text in KPIS]
     rows += [
         (
             "KPIs",
@@ -763,7 +930,7 @@ def _definitions_sheet(wb: Workbook, month: date, customers: ListResult, columns
         (
             "Cohorts",
             "Cell",
-            f"Share of the cohort (customers whose first consumable purchase was in that month) that is Active in the month cohort + column, for the last {COHORT_MONTHS} cohorts; Size = customers of the cohort. Months 0-11 are 100% by definition (Active = units in the last 12 months).",
+            f"Share of the cohort (customers whose first consumable purchase was in that month) that is Active in the month cohort + column, from month {COHORT_FIRST_MONTH} to {COHORT_FIRST_MONTH + COHORT_MONTHS - 1}, for {COHORT_MONTHS} cohorts; Size = customers of the cohort. Months 0-{COHORT_FIRST_MONTH - 1} are not shown: every cohort is Active then by definition (Active = units in the last 12 months).",
         ),
         (
             "Reach",
@@ -789,9 +956,10 @@ def _definitions_sheet(wb: Workbook, month: date, customers: ListResult, columns
             f"months only; `crm report --month {month:%Y-%m}` writes it. The columns it has:",
         )
     )
-    rows += [(CUSTOMERS_SHEET, name, LIST_COLUMNS[name][2]) for name in columns]
-    for row in rows:
-        s.ws.append([row[0], row[1], s.cell(row[2], alignment=Alignment(wrap_text=True, vertical="top"))])
+    listed = [(CUSTOMERS_SHEET, HEADINGS[name], name, LIST_COLUMNS[name][2]) for name in columns]
+    for row in [(sheet, figure, None, text) for sheet, figure, text in rows] + listed:
+        s.ws.row_dimensions[s.row + 1].height = LINE_HEIGHT * max(lines_needed(v, w) for v, w in zip(row, widths) if v)
+        s.ws.append([s.cell(v, alignment=WRAP) for v in row])
         s.row += 1
 
 
@@ -873,6 +1041,7 @@ def lists_within_budget(rows_by_month: dict[date, int], budget: int) -> set[date
 
 def _list_left_out_sheet(wb: Workbook, month: date, customers: int) -> None:
     s = Sheet(wb, CUSTOMERS_SHEET, [110])
+    print_setup(s.ws, month)
     s.title("Customers", f"The list of the {customers:,} customers of {month:%B %Y} is not in this workbook.")
     for text in (
         "It was written by a run of many months, which writes the customer lists of its newest months only "
@@ -892,6 +1061,10 @@ def build_workbook(con, month: date, path: str | Path, with_list: bool = True) -
     customers = require_month(con, month)
     _require_views(con, month, customers)
     wb = Workbook(write_only=True)
+    wb.properties.title = f"CRM summary {month:%B %Y}"
+    wb.properties.subject = "Monthly customer snapshot: KPIs, value tiers, lifecycle, migration, cohorts, reach"
+    wb.properties.creator = wb.properties.lastModifiedBy = DOCUMENT_AUTHOR
+    wb.properties.keywords = f"CRM; {month:%Y-%m}"
     _kpi_sheet(wb, con, month)
     _tier_mix_sheet(wb, con, month)
     trends = _trends_sheet(wb, con, month)
@@ -917,7 +1090,17 @@ def build_workbook(con, month: date, path: str | Path, with_list: bool = True) -
     _definitions_sheet(wb, month, planned, SNAPSHOT_COLUMNS)
     widths = text_widths(con, CUSTOMER_LIST_SQL, [month], SNAPSHOT_COLUMNS)
     listed = write_customer_list(
-        wb, con, CUSTOMER_LIST_SQL, [month], customers, SNAPSHOT_COLUMNS, CUSTOMERS_SHEET, widths
+        wb,
+        con,
+        CUSTOMER_LIST_SQL,
+        [month],
+        customers,
+        SNAPSHOT_COLUMNS,
+        CUSTOMERS_SHEET,
+        widths,
+        [HEADINGS[name] for name in SNAPSHOT_COLUMNS],
+        # landscape, its header on every page
+        lambda ws: print_setup(ws, month, landscape=True, title_rows="1:1"),
     )
     size = save_atomically(wb, path, [listed])
     return WorkbookSummary(path, month, listed.rows, listed.sheets, [ws.title for ws in wb.worksheets], size)

@@ -1,4 +1,4 @@
-"""The whole pipeline on the default generated sample, run as `crm run` runs it.
+"""The whole pipeline on the default generated sample, run as `crm run` runs it, and its printed workbook.
 
 One Dagster run backfills all 60 months; the result covers every value of
 the rules, keeps the cross-month facts of business_rules.md section 6, and
@@ -9,18 +9,27 @@ in test_generate.py.
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
+import subprocess
+from datetime import date
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance
 
 from crm_assets.cli import generate
 from crm_assets.cli.main import main
+from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
+from crm_assets.outputs import workbook
 
 from ..cli.test_generate import snapshots as oracle_snapshots
 from ..conftest import query
 
 pytestmark = pytest.mark.slow
+DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +200,65 @@ def test_warehouse_matches_independent_pandas_rules_on_every_row(sample_run):
 def _none(value):
     """pandas spells a missing value NaN; the warehouse spells it NULL."""
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+# The printed December 2025 workbook of the sample (LibreOffice, A4): the nine summary sheets on 12 pages
+# (KPIs 1, Tier mix 1, Trends 2, Lifecycle 1, Segments 2, Migration 1, Cohorts 1, Reach 1, Definitions 2),
+# the list of 1,980 customers on 17 more. Before the page setup: 380 pages.
+SUMMARY_PAGES = 13
+CUSTOMERS_PER_PAGE = 100
+
+
+def _pdf_pages(xlsx: Path, out: Path) -> int:
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    assert soffice, "LibreOffice (Debian's libreoffice-calc-nogui) is required (installed by .ci/run)"
+    profile = out / "lo_profile"  # a profile of its own: no clash with another LibreOffice of the machine
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out),
+            str(xlsx),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    pdf = out / f"{xlsx.stem}.pdf"
+    return len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
+
+
+def test_the_newest_workbook_prints_within_the_stated_pages(sample_run, tmp_path):
+    _, warehouse = sample_run[0], sample_run[1]
+    path = warehouse.parent.parent / "output" / "reports" / "crm_summary_2025-12.xlsx"
+    summary_only = tmp_path / "summary_2025-12.xlsx"
+    with Warehouse(database=str(warehouse)).connect(read_only=True) as con:
+        customers = workbook.build_workbook(con, date(2025, 12, 1), summary_only, with_list=False).customers
+    summary_pages = _pdf_pages(summary_only, tmp_path)
+    # one page more for the Customers sheet that says how to get the list
+    assert 9 <= summary_pages <= SUMMARY_PAGES + 1
+    whole = _pdf_pages(path, tmp_path)
+    list_pages = whole - (summary_pages - 1)
+    assert 1 <= list_pages <= math.ceil(customers / CUSTOMERS_PER_PAGE), (whole, summary_pages)
+    if os.environ.get("CRM_UPDATE_DOC_IMAGES") == "1":
+        # docs/images/workbook_tier_mix.png: the Tier mix page (page 2) as printed, small
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-f",
+                "2",
+                "-l",
+                "2",
+                "-r",
+                "60",
+                "-png",
+                "-singlefile",
+                str(tmp_path / f"{summary_only.stem}.pdf"),
+                str(DOC_IMAGES / "workbook_tier_mix"),
+            ],
+            check=True,
+        )

@@ -1,4 +1,5 @@
-"""The monthly summary workbook, opened with openpyxl: sheets, charts, figures, the customer list, the row limit.
+"""The monthly summary workbook, opened with openpyxl: sheets, charts, figures, the customer list, the row limit,
+and how it prints and reads (page setup, print titles, wrapped headings, labels, units, tier colours).
 
 Built on the small hand-made warehouse of test_views (3 months, 5 evaluated
 customers a month; in March 2024: 3 Active (007 Gold, 7 Bronze, C3 Gold),
@@ -7,6 +8,7 @@ customers a month; in March 2024: 3 Active (007 Gold, 7 Bronze, C3 Gold),
 
 from __future__ import annotations
 
+import zipfile
 from datetime import date, datetime
 
 import duckdb
@@ -19,8 +21,10 @@ from crm_assets.core.errors import CrmError
 from crm_assets.core.rules import TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 from crm_assets.outputs import workbook
+from crm_assets.outputs.style import COHORT_FIRST_MONTH, TIER_COLOURS
 
 from ..conftest import query
+from ..pipeline import build
 from .test_views import FEB, JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
 SUMMARY_SHEETS = ["KPIs", "Tier mix", "Trends", "Lifecycle", "Segments", "Migration", "Cohorts", "Reach", "Definitions"]
@@ -69,8 +73,8 @@ def test_kpis_against_previous_month_and_year_before(march):
     assert share[1] == pytest.approx(0.6) and share[3] == pytest.approx(0.0)
     notes = [r[0] for r in rows_of(ws) if r[0] and "not in the warehouse" in str(r[0])]
     assert notes == ["M-12 is not in the warehouse: its columns are blank."]
-    assert ws.freeze_panes == "B5"
-    assert ws["B5"].number_format == workbook.COUNT
+    assert ws.freeze_panes == "B6"
+    assert ws["B6"].number_format == workbook.COUNT
 
 
 def test_tier_mix_with_a_native_chart(march):
@@ -110,11 +114,9 @@ def test_migration_matrix_and_cohorts_have_colour_scales(march):
     assert find_row(ws, "Total M")[8] == 5
     rules = [r for cf in ws.conditional_formatting for r in cf.rules]
     assert len(rules) == 1 and rules[0].colorScale is not None
-    cohorts = march["Cohorts"]
-    jan = find_row(cohorts, datetime(2024, 1, 1))
-    assert jan[1:5] == (2, 1.0, 1.0, 1.0) and jan[5] is None
-    assert find_row(cohorts, datetime(2024, 2, 1))[1:4] == (1, 1.0, 1.0)
-    assert [r.colorScale is not None for cf in cohorts.conditional_formatting for r in cf.rules] == [True]
+    cohorts = march["Cohorts"]  # no cohort is 12 months old yet: nothing but the note
+    assert not any(isinstance(r[0], datetime) for r in rows_of(cohorts))
+    assert any("No customer made a first consumable purchase from" in str(r[0]) for r in rows_of(cohorts))
 
 
 def test_reach_and_segments(march):
@@ -130,17 +132,19 @@ def test_definitions_explain_every_figure(march):
     figures = {(r[0], r[1]) for r in rows_of(ws, 5) if r[0]}
     for _, label, _, _ in workbook.KPIS:
         assert ("KPIs", label) in figures
-    for column in SNAPSHOT_COLUMNS:
-        assert ("Customers", column) in figures
+    listed = [(r[1], r[2]) for r in rows_of(ws, 5) if r[0] == "Customers" and r[2]]
+    # each heading of the list beside the warehouse column it shows
+    assert listed == [(workbook.HEADINGS[c], c) for c in SNAPSHOT_COLUMNS]
     for sheet in SUMMARY_SHEETS[1:-1]:
         assert any(s == sheet for s, _ in figures), sheet
-    text = " ".join(str(r[2]) for r in rows_of(ws, 5) if r[2])
+    assert ("All sheets", "Units") in figures
+    text = " ".join(str(r[3]) for r in rows_of(ws, 5) if r[3])
     assert "'Customers' (5 rows)" in text and "1,048,575" in text
 
 
 def test_customer_list_is_the_months_snapshot_with_formats(small, march):  # noqa: F811
     ws = march["Customers"]
-    assert [c.value for c in ws[1]] == list(SNAPSHOT_COLUMNS)
+    assert [c.value for c in ws[1]] == [workbook.HEADINGS[c] for c in SNAPSHOT_COLUMNS]
     listed = [tuple(c.value for c in row) for row in ws.iter_rows(min_row=2)]
     snapshot = query(
         small.warehouse,
@@ -180,11 +184,11 @@ def test_row_limit_splits_the_list_over_numbered_sheets(small, tmp_path, monkeyp
     ids = []
     for title, n in summary.customer_sheets:
         ws = wb[title]
-        assert [c.value for c in ws[1]] == list(SNAPSHOT_COLUMNS) and ws.freeze_panes == "A2"
+        assert [c.value for c in ws[1]] == [workbook.HEADINGS[c] for c in SNAPSHOT_COLUMNS] and ws.freeze_panes == "A2"
         assert len(ws.tables) == 1 and next(iter(ws.tables.values())).ref == f"A1:AF{n + 1}"
         ids += [r[1] for r in ws.iter_rows(min_row=2, values_only=True)]
     assert ids == ["007", "7", "C3", "C4", "C5"]  # nothing dropped, order kept
-    text = " ".join(str(r[2]) for r in wb["Definitions"].iter_rows(values_only=True) if r[2])
+    text = " ".join(str(r[3]) for r in wb["Definitions"].iter_rows(values_only=True) if r[3])
     assert "'Customers' (2 rows), 'Customers (2)' (2 rows), 'Customers (3)' (1 rows)" in text
 
 
@@ -213,7 +217,7 @@ def test_crm_report_writes_the_same_workbook(small, tmp_path, capsys, monkeypatc
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # the temporary file is gone
     other = tmp_path / "mine.xlsx"
     assert main(["report", "--month", "2024-01", "--out", str(other), "--warehouse", str(small.warehouse)]) == 0
-    assert openpyxl.load_workbook(other)["KPIs"]["B4"].value == "Jan 2024"
+    assert openpyxl.load_workbook(other)["KPIs"]["B5"].value == "Jan 2024"
 
 
 @pytest.mark.parametrize(
@@ -252,8 +256,6 @@ def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path)
     from crm_assets.core.resources import Warehouse
     from crm_assets.outputs.exports import export_customers
 
-    from ..pipeline import build
-
     rows = build(
         tmp_path,
         ["P1,Pods,B,consumable,10"],
@@ -266,7 +268,8 @@ def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path)
     assert [r["report_month"] for r in rows] == [FEB]
     output = tmp_path / "warehouse" / "output"
     jan = openpyxl.load_workbook(output / "reports" / "crm_summary_2024-01.xlsx")
-    assert jan["Customers"].max_row == 1 and [c.value for c in jan["Customers"][1]] == list(SNAPSHOT_COLUMNS)
+    headings = [workbook.HEADINGS[c] for c in SNAPSHOT_COLUMNS]
+    assert jan["Customers"].max_row == 1 and [c.value for c in jan["Customers"][1]] == headings
     assert find_row(jan["KPIs"], "Evaluated customers")[1] == 0
     assert find_row(jan["KPIs"], "Active share")[1] is None
     warehouse = Warehouse(database=str(tmp_path / "warehouse" / "crm.duckdb"))
@@ -365,3 +368,152 @@ def test_a_run_writes_the_workbook_of_its_newest_month_unless_told_otherwise(mon
     assert OutputFolder().workbook_months == 1
     monkeypatch.setenv("CRM_WORKBOOK_MONTHS", "0")
     assert OutputFolder().workbook_months == 0
+
+
+CHART_SHEETS = {"Tier mix", "Trends", "Lifecycle"}
+
+
+@pytest.fixture(scope="module")
+def march_path(small):  # noqa: F811
+    return small.output_dir / "reports" / "crm_summary_2024-03.xlsx"
+
+
+# --------------------------------------------------------------------------- printed and read by people
+# (the page count of the printed sample workbook: crm_assets_tests/layers/test_sample_pipeline.py)
+
+
+def test_every_sheet_prints_one_page_wide_with_the_month_and_page_numbers(march):
+    for ws in march.worksheets:
+        setup = ws.page_setup
+        assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        assert (int(setup.fitToWidth), int(setup.fitToHeight)) == (1, 0), ws.title  # as many pages down as needed
+        assert int(setup.paperSize) == int(ws.PAPERSIZE_A4)
+        assert ws.oddHeader.left.text == "CRM summary March 2024" and ws.oddHeader.right.text == "&A"
+        assert ws.oddFooter.right.text == "Page &P of &N" and ws.oddFooter.left.text == "CRM analytics"
+        assert ws.page_margins.left < 0.75  # narrower than the default
+        if ws.title in CHART_SHEETS or ws.title == "Customers":
+            assert setup.orientation == "landscape", ws.title
+        if ws._charts:
+            assert ws.title in CHART_SHEETS
+
+
+def test_long_sheets_repeat_their_header_rows_on_every_page(march):
+    titles = {ws.title: ws.print_title_rows for ws in march.worksheets}
+    assert titles["Customers"] == "$1:$1"
+    header = [i for i, r in enumerate(rows_of(march["KPIs"]), 1) if r[0] == "KPI"]
+    assert titles["KPIs"] == f"${header[0]}:${header[0]}"
+    assert titles["Definitions"] == "$4:$4" and rows_of(march["Definitions"])[3][0] == "Sheet"
+    assert march["Cohorts"].print_title_cols == "$A:$B"
+
+
+def test_the_trends_charts_print_on_their_own_page_below_the_table(march):
+    ws = march["Trends"]
+    months = [i for i, r in enumerate(rows_of(ws), 1) if isinstance(r[0], datetime)]
+    assert [b.id for b in ws.row_breaks.brk] == [months[-1]]
+    anchors = [c.anchor._from.row + 1 for c in ws._charts]  # openpyxl anchors count rows from 0
+    assert min(anchors) > months[-1]
+
+
+def test_headings_wrap_and_their_rows_are_as_high_as_they_need(march):
+    ws = march["Tier mix"]
+    header = next(i for i, r in enumerate(rows_of(ws), 1) if r[0] == "Value tier")
+    cells = list(ws[header])
+    assert all(c.alignment.wrap_text for c in cells if c.value)
+    # "Units 12 m per customer" in a column of width 14 takes two lines
+    assert ws.row_dimensions[header].height == 2 * workbook.LINE_HEIGHT
+    definitions = march["Definitions"]
+    heights = [definitions.row_dimensions[i].height or 15 for i in range(5, definitions.max_row + 1)]
+    assert max(heights) >= 3 * workbook.LINE_HEIGHT and min(heights) == workbook.LINE_HEIGHT
+    for i in range(5, definitions.max_row + 1):
+        text = definitions.cell(row=i, column=4).value
+        assert definitions.row_dimensions[i].height >= workbook.LINE_HEIGHT * workbook.lines_needed(text, 70)
+    # a note spans the sheet's width, wrapped
+    assert any(str(r).startswith("A2:") for r in ws.merged_cells.ranges)
+
+
+@pytest.mark.parametrize(
+    "text, width, lines",
+    [("Share of active", 12, 2), ("Customers", 12, 1), ("a " * 30, 21, 3), ("x" * 30, 10, 4), ("", 5, 1)],
+)
+def test_lines_needed(text, width, lines):
+    assert workbook.lines_needed(text, width) == lines
+
+
+def test_the_customer_list_shows_labels_and_wraps_them(march):
+    ws = march["Customers"]
+    headings = [c.value for c in ws[1]]
+    assert headings == [workbook.HEADINGS[c] for c in SNAPSHOT_COLUMNS]
+    assert len(set(headings)) == len(headings)
+    assert "m6" not in headings and "Units 6 m" in headings and "Recency score" in headings
+    assert all(c.alignment.wrap_text for c in ws[1])
+    assert list(ws.tables["Customers"].column_names) == headings
+
+
+def test_units_are_defined_where_they_first_appear(march):
+    kpis = march["KPIs"]
+    first_units = next(i for i, r in enumerate(rows_of(kpis), 1) if r[0] and "Units" in str(r[0]))
+    assert kpis.cell(row=first_units, column=1).value == workbook.UNITS_DEFINITION
+    assert "not items" in workbook.UNITS_DEFINITION
+    assert find_row(march["Definitions"], "All sheets")[3] == workbook.UNITS_DEFINITION
+
+
+def test_tier_colours_match_their_names_in_every_tier_chart_and_table(march, march_path):
+    assert TIER_COLOURS["Gold"] == "D4AF37" and TIER_COLOURS["Silver"] == "BFC5CC"
+    ws = march["Tier mix"]
+    for tier in TIERS:
+        cell = next(c for c in ws["A"] if c.value == tier)
+        assert cell.fill.fgColor.rgb[-6:] == TIER_COLOURS[tier]
+    points = ws._charts[0].series[0].dPt
+    assert [(p.idx, p.graphicalProperties.solidFill.srgbClr) for p in points] == [
+        (i, TIER_COLOURS[t]) for i, t in enumerate(TIERS)
+    ]
+    tier_charts = [c for c in march["Trends"]._charts if len(c.series) == len(TIERS)]
+    assert len(tier_charts) == 2
+    for chart in tier_charts:
+        colours = [s.graphicalProperties.line.solidFill.srgbClr for s in chart.series]
+        assert colours == [TIER_COLOURS[t] for t in TIERS]
+    # the chart XML itself, as Excel and LibreOffice read it
+    with zipfile.ZipFile(march_path) as z:
+        charts = " ".join(z.read(n).decode() for n in z.namelist() if n.startswith("xl/charts/"))
+    for tier in TIERS:
+        assert f'val="{TIER_COLOURS[tier]}"' in charts
+
+
+def test_document_properties(march):
+    props = march.properties
+    assert props.creator == "CRM analytics" and props.lastModifiedBy == "CRM analytics"
+    assert props.title == "CRM summary March 2024" and "cohorts" in props.subject
+
+
+def test_summary_sheets_come_first_and_the_workbook_opens_on_the_kpis(march):
+    assert march.sheetnames[: len(SUMMARY_SHEETS)] == SUMMARY_SHEETS
+    assert march.active.title == "KPIs"
+
+
+def test_cohorts_start_at_month_twelve_hand_worked(tmp_path):
+    """Cohort Jan 2023: C1 buys then only, C2 again in Jun 2023, C3 again in Feb 2024; cohort Feb 2023: C4,
+    again in Mar 2024. In month 12 of Jan 2023 (Jan 2024) only C2 has units in the last 12 months: 1/3;
+    in months 13 and 14, C2 and C3: 2/3. Feb 2023: month 12 (Feb 2024) 0, month 13 (Mar 2024) 1."""
+    customers = [f"C{i},N{i},Retail,Lyon,2023-01-01,,,0,0,0" for i in range(1, 5)]
+    lines = {
+        "2023": [
+            "I1,C1,2023-01-10,P1,1,1,S1",
+            "I2,C2,2023-01-11,P1,1,1,S1",
+            "I3,C3,2023-01-12,P1,1,1,S1",
+            "I4,C4,2023-02-10,P1,1,1,S1",
+            "I5,C2,2023-06-10,P1,1,1,S1",
+        ],
+        "2024": ["I6,C3,2024-02-10,P1,1,1,S1", "I7,C4,2024-03-10,P1,1,1,S1"],
+    }
+    build(tmp_path, ["P1,Pods,B,consumable,10"], customers, lines, "2023-01", "2024-03")
+    wb = openpyxl.load_workbook(tmp_path / "warehouse" / "output" / "reports" / "crm_summary_2024-03.xlsx")
+    ws = wb["Cohorts"]
+    header = find_row(ws, "Cohort")
+    assert header[2:5] == (str(COHORT_FIRST_MONTH), "13", "14")
+    jan, feb = find_row(ws, datetime(2023, 1, 1)), find_row(ws, datetime(2023, 2, 1))
+    assert jan[1] == 3 and jan[2:5] == (pytest.approx(1 / 3), pytest.approx(2 / 3), pytest.approx(2 / 3))
+    assert jan[5] is None
+    assert feb[1:4] == (1, 0.0, 1.0) and feb[4] is None
+    cohorts = [r[0] for r in rows_of(ws) if isinstance(r[0], datetime)]
+    assert cohorts == [datetime(2023, 1, 1), datetime(2023, 2, 1)]  # Mar 2023 on: younger than 12 months
+    assert "Months 0-11 are left out" in " ".join(str(r[0]) for r in rows_of(ws)[:4])
