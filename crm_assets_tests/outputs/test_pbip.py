@@ -13,6 +13,7 @@ Built on the small warehouse of test_views (5 customers x 2024-01..2024-03).
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crm_assets.core.rules import EVENTS, STATUSES, TIERS
+from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
 from crm_assets.outputs import pbip, powerbi
 
 from .test_views import JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
@@ -310,6 +311,32 @@ def test_sort_by_columns_resolve_and_sort_each_value_one_way(project):
         ("dim_lifecycle_stage", "lifecycle_stage"),
     }
     assert expected <= {k for k, c in declared.items() if "sortByColumn" in c.props} and sorted_columns >= 7
+
+
+def test_sort_orders_are_the_natural_ones(small, tmp_path):  # noqa: F811
+    # a month in the next year too, so that a month name is in two years and a label sorted without its year shows
+    later = (
+        "INSERT INTO reporting.customer_snapshot SELECT * REPLACE (DATE '2025-01-01' AS report_month)"
+        " FROM reporting.customer_snapshot WHERE report_month = '2024-03-01'"
+    )
+    project = read_project(_write(warehouse_copy(small, tmp_path, later), tmp_path / "out"))
+    expected = {
+        ("dim_value_tier", "value_tier"): list(TIERS),
+        ("dim_lifecycle_stage", "lifecycle_stage"): list(STAGES),
+        ("dim_lifecycle_event", "lifecycle_event"): list(EVENTS),
+        ("dim_activity_status", "activity_status"): list(STATUSES),
+        ("dim_date", "month_name"): [calendar.month_name[i] for i in range(1, 13)],
+        ("dim_date", "month_short"): [calendar.month_abbr[i] for i in range(1, 13)],
+        ("dim_date", "month_label"): [f"{calendar.month_abbr[m]} 2024" for m in range(1, 13)] + ["Jan 2025"],
+        ("dim_date", "year_month"): [f"2024-{m:02d}" for m in range(1, 13)] + ["2025-01"],
+    }
+    seen = {}
+    for (t, name), column in columns(project).items():
+        if "sortByColumn" in column.props:
+            by = unquote(column.props["sortByColumn"])
+            rows = duck(f"SELECT {name} FROM read_parquet(?) GROUP BY 1 ORDER BY min({by})", [parquet_of(project, t)])
+            seen[t, name] = [r[0] for r in rows]
+    assert {k: v for k, v in seen.items() if k in expected} == expected
 
 
 def test_keys_and_sort_orders_are_hidden_and_nothing_is_summed_implicitly(project):
