@@ -1,30 +1,34 @@
-"""The Power BI star schema: Parquet files under ``<output>/powerbi/``.
+"""The Power BI star schema: Parquet files and a Power BI project under ``<output>/powerbi/``.
 
 | file | grain | |
 |---|---|---|
-| ``fact_customer_month/fact_customer_month_YYYY-MM.parquet`` | snapshot row | every column of ``reporting.customer_snapshot``; one file per month held |
-| ``dim_customer.parquet`` | customer | master attributes; ``email`` / ``mobile_number`` only where consented |
+| ``fact_customer_month/fact_customer_month_YYYY-MM.parquet`` | snapshot row | the keys of its dimensions and every column of ``reporting.customer_snapshot``; one file per month held |
+| ``dim_customer.parquet`` | customer | ``customer_key``, master attributes; ``email`` / ``mobile_number`` only where consented |
+| ``dim_date.parquet`` | day | the calendar, first day of the first month to the last day of the newest |
 | ``dim_month.parquet`` | report month | year, quarter, month name, sort keys, ``is_latest`` |
-| ``dim_activity_status.parquet``, ``dim_value_tier.parquet``, ``dim_lifecycle_stage.parquet``, ``dim_lifecycle_event.parquet`` | value | the spec spellings with a ``sort_order`` and a definition |
+| ``dim_activity_status.parquet``, ``dim_value_tier.parquet``, ``dim_lifecycle_stage.parquet``, ``dim_lifecycle_event.parquet`` | value | key (= sort order), the spec spelling, its definition |
+| ``CRM.pbip``, ``CRM.SemanticModel/``, ``CRM.Report/`` | | the Power BI project reading the files (``pbip.py``) |
 
-DuckDB writes every file with ``COPY ... (FORMAT parquet)``: DATE columns
-stay Parquet DATE (not integer timestamps), booleans stay booleans. The files
-go to a new sibling folder which then replaces ``powerbi/`` in one step
-(an atomic exchange of the two folders where the OS has one, else two
-renames a few microseconds apart), so a reader sees the previous complete set
-or the new complete set, never a mix. The asset is unpartitioned: Power BI
-reads one folder holding every month (docs/powerbi.md). The fact table is one
-file per month: a refresh writes the months whose snapshot was computed since
-the previous set (``reporting.snapshot_manifest``; each file carries the
-version it was written from in its Parquet key-value metadata) and
-hard-links the others from it, so a monthly refresh writes one month, not
-the whole history. The files of a set are never modified, only replaced by
-the next set.
+The columns and queries of the files are declared in ``star.py``. DuckDB
+writes every file with ``COPY ... (FORMAT parquet)``: DATE columns stay
+Parquet DATE (not integer timestamps), booleans stay booleans. The files go
+to a new sibling folder which then replaces ``powerbi/`` in one step (an
+atomic exchange of the two folders where the OS has one, else two renames a
+few microseconds apart), so a reader sees the previous complete set or the
+new complete set, never a mix. The asset is unpartitioned: Power BI reads one
+folder holding every month (docs/powerbi.md). The fact table is one file per
+month: a refresh writes the months whose snapshot was computed since the
+previous set (``reporting.snapshot_manifest``; each file carries the version
+it was written from, and the layout of the fact, in its Parquet key-value
+metadata) and hard-links the others from it, so a monthly refresh writes one
+month, not the whole history. The files of a set are never modified, only
+replaced by the next set.
 """
 
 import ctypes
 import ctypes.util
 import datetime as dt
+import hashlib
 import os
 import shutil
 import sys
@@ -39,114 +43,30 @@ from dagster import MaterializeResult, MetadataValue, asset
 
 from crm_assets.core.errors import CrmError
 from crm_assets.core.resources import OutputFolder, Warehouse, table_names
-from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
 from crm_assets.layers import enriched
-from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE, customer_snapshot
+from crm_assets.layers.reporting import customer_snapshot
+from crm_assets.outputs import pbip, star
 
 POWERBI_FOLDER = "powerbi"
 # A replaced set stays (hidden, next to the folder) this long for readers still reading it.
 RETIRED_GRACE_SECONDS = 600.0
 # A staging folder untouched this long belongs to a refresh that was killed.
 STAGING_MAX_SECONDS = 3600.0
-SNAPSHOT = SNAPSHOT_TABLE.name
+SNAPSHOT = star.SNAPSHOT
 
 MANIFEST = "reporting.snapshot_manifest"
-FACT = "fact_customer_month"
+FACT = star.FACT
 # Parquet key-value metadata of each fact file: the snapshot version it was written from.
 VERSION_KEY = "crm_snapshot_version"
-# No ORDER BY: Power BI does not care about row order, and a sort of every month costs a tenth of the copy.
-FACT_MONTH_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} WHERE report_month = ?"
-
-# Current master attributes of every customer that has a snapshot row. Contact
-# data only where the current consent allows it (email: opt_email; mobile
-# number: opt_sms or opt_phone), as in exports.
-DIM_CUSTOMER_SQL = f"""
-WITH seen AS (
-    SELECT customer_id, min(report_month) AS first_report_month, max(report_month) AS last_report_month
-    FROM {SNAPSHOT} GROUP BY customer_id
-)
-SELECT seen.customer_id, c.customer_name, c.customer_group, c.city, c.created_date,
-    CASE WHEN c.opt_email THEN nullif(c.email, '') END AS email,
-    CASE WHEN c.opt_sms OR c.opt_phone THEN nullif(c.mobile_number, '') END AS mobile_number,
-    coalesce(c.opt_email, false) AS opt_email, coalesce(c.opt_sms, false) AS opt_sms,
-    coalesce(c.opt_phone, false) AS opt_phone,
-    seen.first_report_month, seen.last_report_month
-FROM seen LEFT JOIN enriched.customers c USING (customer_id)
-ORDER BY seen.customer_id
-"""
-
-DIM_MONTH_SQL = f"""
-WITH months AS (SELECT DISTINCT report_month FROM {SNAPSHOT}),
--- the newest month with data: a month built past the newest transaction (by an older release) is not latest
-latest AS (
-    SELECT coalesce(
-        max(report_month) FILTER (WHERE report_month <= (SELECT max(partition_month) FROM raw.sales_transactions)),
-        max(report_month)
-    ) AS latest FROM months
-)
-SELECT report_month,
-    year(report_month)::INTEGER AS year,
-    quarter(report_month)::INTEGER AS quarter,
-    'Q' || quarter(report_month) AS quarter_label,
-    strftime(report_month, '%Y') || '-Q' || quarter(report_month) AS year_quarter,
-    month(report_month)::INTEGER AS month_number,
-    strftime(report_month, '%B') AS month_name,
-    strftime(report_month, '%b') AS month_short,
-    strftime(report_month, '%Y-%m') AS year_month,
-    strftime(report_month, '%b %Y') AS month_label,
-    (year(report_month) * 100 + month(report_month))::INTEGER AS year_month_sort,
-    (report_month = latest) AS is_latest,
-    ((year(report_month) - year(latest)) * 12 + month(report_month) - month(latest))::INTEGER AS months_from_latest
-FROM months, latest
-ORDER BY report_month
-"""
-
-DEFINITIONS = {
-    "activity_status": {
-        "Active": "units in the last 12 months (m12 > 0)",
-        "Not Active": "no units in the last 12 months",
-    },
-    "value_tier": {
-        "Diamond": "AMC >= t_high, AOS >= a_high and o6 >= f_high",
-        "Platinum": "AMC >= t_high and o6 >= f_mid",
-        "Gold": "AMC >= t_mid_high",
-        "Silver": "AMC >= t_mid",
-        "Bronze": "AMC > 0",
-        "Passive": "Active but no units in the last 6 months",
-    },
-    "lifecycle_stage": {
-        "Prospect": "never bought a consumable",
-        "New": "first purchase within the last 12 months",
-        "Active": "bought in the last 6 months, past the first year",
-        "At Risk": "past the first year, nothing in the last 6 months",
-        "Lost": "nothing in the last 12 months",
-    },
-    "lifecycle_event": {
-        "New": "first-ever consumable purchase in the month",
-        "Lost": "last purchase just left the 12-month window",
-        "Reactivated": "bought in the month after 12+ silent months",
-    },
-}
-SMALL_DIMENSIONS = {
-    "dim_activity_status": ("activity_status", STATUSES),
-    "dim_value_tier": ("value_tier", TIERS),
-    "dim_lifecycle_stage": ("lifecycle_stage", STAGES),
-    "dim_lifecycle_event": ("lifecycle_event", EVENTS),
-}
-
-
-def _values_sql(column: str, values: tuple[str, ...]) -> str:
-    """A small dimension as a VALUES list of the spec spellings (constants of rules.py, not user input)."""
-    definitions = DEFINITIONS[column]
-    rows = ", ".join(f"('{v}', {i}, '{definitions[v]}')" for i, v in enumerate(values, 1))
-    return f"SELECT * FROM (VALUES {rows}) AS t({column}, sort_order, definition) ORDER BY sort_order"
+FACT_MONTH_SQL = star.FACT_MONTH_SQL
+# A file written by another layout of the fact (another query) is never reused: the layout is part of its version.
+FACT_LAYOUT = hashlib.sha256(FACT_MONTH_SQL.encode()).hexdigest()[:12]
+DIM_MONTH_SQL = star.DIM_MONTH_SQL
 
 
 def table_sql() -> dict[str, str]:
     """Every dimension file of the star schema (name without ``.parquet``) and the query that fills it."""
-    tables = {"dim_customer": DIM_CUSTOMER_SQL, "dim_month": DIM_MONTH_SQL}
-    tables.update({name: _values_sql(column, values) for name, (column, values) in SMALL_DIMENSIONS.items()})
-    return tables
+    return star.dimension_sql()
 
 
 @dataclass
@@ -213,7 +133,7 @@ def fact_file(month) -> str:
 
 
 def month_versions(con) -> dict[str, str]:
-    """``{YYYY-MM: version}`` of every month held: when its snapshot was last computed, and its rows."""
+    """``{YYYY-MM: version}`` of every month held: the fact's layout, when the month was last computed, its rows."""
     months = f"SELECT report_month, count(*) AS n FROM {SNAPSHOT} GROUP BY 1"
     if MANIFEST in table_names(con):
         sql = f"""
@@ -223,9 +143,10 @@ def month_versions(con) -> dict[str, str]:
         SELECT strftime(h.report_month, '%Y-%m'), coalesce(c.at, '') || '/' || sum(h.n)
         FROM held h LEFT JOIN computed c USING (report_month) GROUP BY h.report_month, c.at
         """
-    else:  # no manifest: no way to tell an unchanged month, write them all
-        sql = f"SELECT strftime(report_month, '%Y-%m'), NULL FROM ({months})"
-    return {month: version for month, version in con.execute(sql).fetchall()}
+        return {month: f"{FACT_LAYOUT}/{version}" for month, version in con.execute(sql).fetchall()}
+    # no manifest: no way to tell an unchanged month, write them all
+    sql = f"SELECT strftime(report_month, '%Y-%m') FROM ({months})"
+    return {month: None for (month,) in con.execute(sql).fetchall()}
 
 
 def _previous_versions(con, folder: Path) -> dict[str, str]:
@@ -324,6 +245,8 @@ def write_star_schema(con, output_dir: str | Path) -> StarSchema:
             path = staging / f"{name}.parquet"
             copied = con.execute(f"COPY ({sql}) TO {_sql_string(str(path))} (FORMAT parquet, COMPRESSION snappy)")
             rows[name] = copied.fetchall()[0][0]
+        check_customer_keys(con, staging / f"{star.CUSTOMER_TABLE.name}.parquet")
+        pbip.write_project(staging, target)
         size = sum(p.stat().st_size for p in staging.rglob("*.parquet"))
         latest = con.execute(f"SELECT max(report_month) FROM {SNAPSHOT}").fetchall()[0][0]
         swap_in(staging, target)
@@ -332,6 +255,15 @@ def write_star_schema(con, output_dir: str | Path) -> StarSchema:
         raise
     remove_retired(output_dir)
     return StarSchema(target, rows, size, latest, written, reused)
+
+
+def check_customer_keys(con, path: Path) -> None:
+    """Stop the refresh when two customer ids share a ``customer_key``: a relationship would merge them."""
+    shared = con.execute("SELECT count(*) - count(DISTINCT customer_key) FROM read_parquet(?)", [str(path)]).fetchone()[
+        0
+    ]
+    if shared:
+        raise CrmError(f"{path.name}: {shared} customer ids share a customer_key with another id; report this data set")
 
 
 def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None:
@@ -365,14 +297,16 @@ def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None
     deps=[customer_snapshot, enriched.customers],
 )
 def star_schema(warehouse: Warehouse, output_folder: OutputFolder) -> MaterializeResult:
-    """The Power BI star schema: Parquet files of every snapshot month under ``<output>/powerbi/``.
+    """The Power BI star schema: Parquet files of every snapshot month and a Power BI project under ``<output>/powerbi/``.
 
-    ``fact_customer_month`` (one row per snapshot row), ``dim_customer``
-    (contact data only where consented), ``dim_month`` (with ``is_latest``)
-    and the small dimensions of status, tier, stage and event with their sort
-    order. A new set is built on every run (the fact months computed since
-    the last set are written, the others linked) and swapped in atomically,
-    so Power BI never reads half a refresh.
+    ``fact_customer_month`` (one row per snapshot row, with integer keys),
+    ``dim_customer`` (contact data only where consented), ``dim_date`` (the
+    daily calendar), ``dim_month`` (with ``is_latest``), the small dimensions
+    of status, tier, stage and event, and ``CRM.pbip``: the model of these
+    files (relationships, sort orders, measures), ready to open and refresh.
+    A new set is built on every run (the fact months computed since the last
+    set are written, the others linked) and swapped in atomically, so Power BI
+    never reads half a refresh.
     """
     with warehouse.connect(read_only=True) as con:
         result = write_star_schema(con, output_folder.folder)

@@ -1,4 +1,4 @@
-"""The Power BI star schema: files, Parquet types, row counts reconciled with the warehouse, atomic refresh.
+"""The Power BI star schema: files, Parquet types, keys, row counts reconciled with the warehouse, atomic refresh.
 
 Built on the small hand-made warehouse of test_views (5 evaluated customers x
 3 months = 15 snapshot rows; the anonymous G1 is in no file).
@@ -16,19 +16,27 @@ import pytest
 
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
-from crm_assets.outputs import powerbi
+from crm_assets.outputs import pbip, powerbi, star
 
 from ..conftest import query
 from .test_views import JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
-FILES = {
+TABLES = {
     "fact_customer_month",
     "dim_customer",
+    "dim_date",
     "dim_month",
     "dim_activity_status",
     "dim_value_tier",
     "dim_lifecycle_stage",
     "dim_lifecycle_event",
+}
+# the names in the folder: a Parquet file per dimension, the fact's folder and the Power BI project
+FILES = {f"{t}.parquet" for t in TABLES - {"fact_customer_month"}} | {
+    "fact_customer_month",
+    "CRM.pbip",
+    "CRM.SemanticModel",
+    "CRM.Report",
 }
 
 
@@ -40,16 +48,13 @@ def table(small, name, folder=None):  # noqa: F811
 
 
 def listing(folder):
-    """The names of a star schema folder: dimension files and the fact folder's month files."""
-    return {p.name for p in folder.iterdir() if p.is_file()} | {
-        f"{p.name}/{q.name}" for p in folder.iterdir() if p.is_dir() for q in p.iterdir()
-    }
+    """Every file of a star schema folder, by path relative to it (the fact's month files, the project's files)."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
 def test_the_folder_holds_the_star_schema_and_nothing_else(small):  # noqa: F811
     folder = small.output_dir / "powerbi"
-    assert {p.stem for p in folder.iterdir()} == FILES
-    assert all(p.suffix == ".parquet" for p in folder.iterdir() if p.is_file())
+    assert {p.name for p in folder.iterdir()} == FILES
     assert {p.name for p in (folder / "fact_customer_month").iterdir()} == {
         "fact_customer_month_2024-01.parquet",
         "fact_customer_month_2024-02.parquet",
@@ -60,7 +65,8 @@ def test_the_folder_holds_the_star_schema_and_nothing_else(small):  # noqa: F811
 
 def test_fact_is_the_snapshot_row_for_row_with_its_types(small):  # noqa: F811
     fact = table(small, "fact_customer_month")
-    assert fact.column_names == list(SNAPSHOT_COLUMNS)
+    assert fact.column_names == list(star.FACT_TABLE.names())
+    assert fact.column_names[-len(SNAPSHOT_COLUMNS) :] == list(SNAPSHOT_COLUMNS)  # the keys, then the snapshot
     assert fact.num_rows == query(small.warehouse, "SELECT count(*) FROM reporting.customer_snapshot")[0][0] == 15
     schema = fact.schema
     for name in (
@@ -77,8 +83,8 @@ def test_fact_is_the_snapshot_row_for_row_with_its_types(small):  # noqa: F811
     con = duckdb.connect(str(small.warehouse), read_only=True)
     try:
         for a, b in (
-            ("read_parquet(?)", "reporting.customer_snapshot"),
-            ("reporting.customer_snapshot", "read_parquet(?)"),
+            (f"(SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM read_parquet(?))", "reporting.customer_snapshot"),
+            ("reporting.customer_snapshot", f"(SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM read_parquet(?))"),
         ):
             diff = con.execute(
                 f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})", [path]
@@ -146,20 +152,27 @@ def test_is_latest_is_the_newest_month_with_data(small, tmp_path):  # noqa: F811
 )
 def test_small_dimensions_have_a_sort_order_and_cover_the_fact(small, name, column, values):  # noqa: F811
     dim = table(small, name).to_pylist()
-    assert [(d[column], d["sort_order"]) for d in dim] == [(v, i) for i, v in enumerate(values, 1)]
-    assert all(d["definition"] for d in dim)
-    used = {v for v in table(small, "fact_customer_month").column(column).to_pylist() if v is not None}
+    assert [(d[column], d[f"{column}_key"]) for d in dim] == [(v, i) for i, v in enumerate(values, 1)]
+    assert all(d[f"{column}_definition"] for d in dim)
+    fact = table(small, "fact_customer_month")
+    used = {v for v in fact.column(column).to_pylist() if v is not None}
     assert used <= set(values)
+    # the fact's key of each row is the key of its value in the dimension
+    keys = {d[column]: d[f"{column}_key"] for d in dim}
+    pairs = zip(fact.column(column).to_pylist(), fact.column(f"{column}_key").to_pylist())
+    assert all(key == keys.get(value) for value, key in pairs)
 
 
 def test_every_fact_key_has_its_dimension_row(small):  # noqa: F811
     fact = table(small, "fact_customer_month")
-    assert set(fact.column("customer_id").to_pylist()) == set(
-        table(small, "dim_customer").column("customer_id").to_pylist()
-    )
+    customers = table(small, "dim_customer")
+    assert set(fact.column("customer_id").to_pylist()) == set(customers.column("customer_id").to_pylist())
+    key_of = dict(zip(customers.column("customer_id").to_pylist(), customers.column("customer_key").to_pylist()))
+    assert [key_of[c] for c in fact.column("customer_id").to_pylist()] == fact.column("customer_key").to_pylist()
     assert set(fact.column("report_month").to_pylist()) == set(
         table(small, "dim_month").column("report_month").to_pylist()
     )
+    assert set(fact.column("report_month").to_pylist()) <= set(table(small, "dim_date").column("date").to_pylist())
 
 
 def _write(small, output_dir, warehouse=None):  # noqa: F811
@@ -178,12 +191,15 @@ def test_refresh_replaces_the_whole_folder(small, tmp_path, monkeypatch, exchang
     first = _write(small, out)
     (first.folder / "stale.parquet").write_bytes(b"from an older layout")
     second = _write(small, out)
-    assert {p.stem for p in second.folder.iterdir()} == FILES  # nothing of the old set is left
+    assert {p.name for p in second.folder.iterdir()} == FILES  # nothing of the old set is left
     assert second.rows["fact_customer_month"] == 15 and second.rows["dim_customer"] == 5
     # the previous set stays aside (hidden) for readers still reading it; no staging folder is left
     aside = sorted(p.name for p in out.iterdir() if p.name != "powerbi")
     assert len(aside) == 1 and aside[0].startswith(".powerbi.old-")
     assert listing(out / aside[0]) == listing(second.folder) | {"stale.parquet"}
+    # the project of a set reads the set's final place, never the staging folder it was written in
+    expressions = second.folder / "CRM.SemanticModel" / "definition" / "expressions.tmdl"
+    assert pbip.m_string(str(second.folder.resolve())) in expressions.read_text()
     # ... until its grace period is over
     monkeypatch.setattr(powerbi, "RETIRED_GRACE_SECONDS", 0.0)
     _write(small, out)
@@ -214,7 +230,7 @@ def test_a_reader_never_sees_a_partial_set(small, tmp_path, monkeypatch):  # noq
     def watch():
         while not stop.is_set():
             try:
-                seen.append({p.stem for p in (tmp_path / "powerbi").iterdir()})
+                seen.append({p.name for p in (tmp_path / "powerbi").iterdir()})
             except FileNotFoundError:
                 seen.append(set())
 
@@ -301,3 +317,11 @@ def test_months_written_on_several_cursors_equal_the_months_written_one_after_an
         folder = tmp_path / str(threads) / "powerbi"
         sets[threads] = {str(p.relative_to(folder)): pq.read_table(p).to_pylist() for p in folder.rglob("*.parquet")}
     assert sets[1] == sets[3]
+
+
+def test_fact_files_of_another_layout_are_written_again(small, tmp_path, monkeypatch):  # noqa: F811
+    out = tmp_path / "out"
+    _write(small, out)
+    monkeypatch.setattr(powerbi, "FACT_LAYOUT", "another")  # as after a release that adds a fact column
+    again = _write(small, out)
+    assert (again.months_written, again.months_reused) == (3, 0)
