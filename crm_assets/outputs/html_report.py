@@ -126,6 +126,7 @@ thead th{background:none;border-bottom:1px solid #000}
 h2,h3,figcaption{break-after:avoid;page-break-after:avoid}
 figure,table,svg,.card,.cards{break-inside:avoid;page-break-inside:avoid}
 .scroll{overflow:visible}
+.cohorts th,.cohorts td,.cohorts td.c{padding:1px 2px;min-width:0;font-size:5.5pt}
 }
 """
 
