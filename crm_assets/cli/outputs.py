@@ -27,20 +27,32 @@ FILTER_HELP = {
 }
 
 
+# crm report --format: the file name's ending of each
+REPORT_FORMATS = ("xlsx", "html")
+
+
 def add_output_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the output subcommands to the ``crm`` parser."""
     report = sub.add_parser(
         "report",
         parents=[common],
-        help="write the monthly Excel summary workbook",
-        description="Write the summary workbook of one month (docs/outputs.md) from the warehouse, read-only.",
+        help="write the monthly summary: the Excel workbook or the HTML page",
+        description="Write the summary of one month (docs/outputs.md) from the warehouse, read-only: the Excel "
+        "workbook (--format xlsx, the default) or one self-contained HTML page (--format html).",
     )
     report.add_argument("--month", required=True, type=month_arg, help="report month YYYY-MM")
+    report.add_argument(
+        "--format",
+        choices=REPORT_FORMATS,
+        default="xlsx",
+        help="xlsx: the Excel workbook (default); html: the web page, readable on a phone and printable",
+    )
     report.add_argument(
         "--out",
         type=Path,
         default=None,
-        help=f"workbook file .xlsx (default ${settings.ENV_OUTPUT_DIR}/reports/crm_summary_YYYY-MM.xlsx)",
+        help=f"file .xlsx or .html, as --format says (default ${settings.ENV_OUTPUT_DIR}/reports/crm_summary_YYYY-MM.xlsx "
+        "or .html)",
     )
     report.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
 
@@ -102,6 +114,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from crm_assets.outputs.workbook import build_workbook, workbook_path
 
     month = key_to_date(args.month)
+    if args.format == "html":
+        return _html_report(args, month)
     out = args.out if args.out is not None else workbook_path(settings.output_dir(), month)
     if out.suffix.lower() != ".xlsx":
         raise CrmError(f"--out {out}: the workbook file name must end with .xlsx")
@@ -112,6 +126,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(
         f"crm report: wrote {summary.path} ({summary.customers:,} customers on {sheets}; "
         f"{len(summary.sheets)} sheets) in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def _html_report(args: argparse.Namespace, month) -> int:
+    from crm_assets.outputs.html_report import build_html_report, html_path
+
+    out = args.out if args.out is not None else html_path(settings.output_dir(), month)
+    if out.suffix.lower() != ".html":
+        raise CrmError(f"--out {out}: the HTML report's file name must end with .html")
+    started = time.perf_counter()
+    with _warehouse(args).connect(read_only=True) as con:
+        summary = build_html_report(con, month, out)
+    print(
+        f"crm report: wrote {summary.path} ({summary.customers:,} customers; {len(summary.sections)} sections, "
+        f"{summary.charts} charts; {summary.bytes:,} bytes) in {time.perf_counter() - started:.1f} s"
     )
     return 0
 

@@ -169,6 +169,9 @@ def summary_lines(con, run_id: str, first: str, last: str, output_dir: Path) -> 
     workbook = output_dir / "reports" / f"crm_summary_{last[:7]}.xlsx"
     if workbook.exists():
         lines.append(f"workbook: {workbook}")
+    page = workbook.with_suffix(".html")
+    if page.exists():
+        lines.append(f"HTML report: {page}")
     powerbi = output_dir / "powerbi"
     if powerbi.exists():
         lines.append(f"Power BI files: {powerbi}")

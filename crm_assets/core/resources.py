@@ -291,8 +291,8 @@ class OutputFolder(ConfigurableResource):
     workbook_months: int = env_field(
         "CRM_WORKBOOK_MONTHS",
         1,
-        "the newest months of a run that get their workbook; the run removes the older months' "
-        "workbooks it recomputed (crm report writes any month); 0 = every month (CRM_WORKBOOK_MONTHS, default 1)",
+        "the newest months of a run that get their workbook and HTML report; the run removes the older months' "
+        "files it recomputed (crm report writes any month); 0 = every month (CRM_WORKBOOK_MONTHS, default 1)",
         int,
     )
 

@@ -134,7 +134,7 @@ def test_run_prints_each_asset_and_a_summary_with_the_rejects(input_dir, warehou
     assert raw[0] == ["raw/sales_transactions", "started"]
     assert raw[1][:4] == ["raw/sales_transactions", "done", "1", "rows"] and raw[1][-1] == "s"
     done = [line.split()[0] for line in out if " done " in line]
-    assert len(done) == 17 and "reporting/customer_snapshot" in done  # every step, the features' two assets as one
+    assert len(done) == 18 and "reporting/customer_snapshot" in done  # every step, the features' two assets as one
     assert "  months built: 2023-01..2023-01 (1 months), 1 snapshot rows" in out
     assert "  rejected rows: 1 (sales_transactions_2023.csv 1); list them with" in out
     assert "    SELECT source_file, line_number, reason, raw_line FROM raw.rejected_rows ORDER BY 1, 2" in out
@@ -143,6 +143,7 @@ def test_run_prints_each_asset_and_a_summary_with_the_rejects(input_dir, warehou
         for line in out
     )
     assert any(line.startswith("  workbook: ") and line.endswith("crm_summary_2023-01.xlsx") for line in out)
+    assert any(line.startswith("  HTML report: ") and line.endswith("crm_summary_2023-01.html") for line in out)
 
 
 def test_run_quiet_prints_nothing_on_success(input_dir, warehouse_path, capsys):
