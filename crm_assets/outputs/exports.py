@@ -307,7 +307,7 @@ def export_customers(
     comma-separated); ``consent`` lists channels. The file is written next
     to ``out``, the export recorded, then the file moved into place.
     """
-    from crm_assets.outputs.workbook import require_month
+    from crm_assets.outputs.summary import require_month
 
     out = Path(out)
     file_format = FORMATS.get(out.suffix.lower())

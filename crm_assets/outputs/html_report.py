@@ -8,10 +8,10 @@ against M-1 and M-12, the value tier mix, the 24-month trends, lifecycle
 stages and events, customer groups and cities, the tier migration matrix and
 the cohort retention from month ``style.COHORT_FIRST_MONTH`` on.
 
-The figures come from the workbook's own queries (``KPI_SQL``, ``TRENDS_SQL``,
-...; read from crm_assets/outputs/workbook.py, never copied) over the
-snapshot and the reporting views, so the page and the workbook cannot
-disagree. Every query returns a few hundred rows at most; Python only shapes
+The figures come from crm_assets/outputs/summary.py, the queries and
+definitions the workbook uses too (``KPI_SQL``, ``TRENDS_SQL``, the cohort
+window, ...), over the snapshot and the reporting views, so the page and the
+workbook cannot disagree. Every query returns a few hundred rows at most; Python only shapes
 them into HTML. Every text that comes from the data is escaped. The file is
 written next to its target and moved into place with ``os.replace``.
 """
@@ -36,12 +36,9 @@ from crm_assets.core.resources import OutputFolder, Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
 from crm_assets.layers.reporting import customer_snapshot
 from crm_assets.outputs import style
-from crm_assets.outputs.views import NO_TIER, view_assets
-from crm_assets.outputs.workbook import (
-    COHORT_SCALE,
-    COLOR_SCALE,
-    COUNT,
-    KPI_SQL,
+from crm_assets.outputs.style import COHORT_SCALE, COLOR_SCALE
+from crm_assets.outputs.summary import (
+    COHORT_SQL,
     KPIS,
     LIFECYCLE_SQL,
     REPORTS_FOLDER,
@@ -50,13 +47,18 @@ from crm_assets.outputs.workbook import (
     SHARE_KPIS,
     TIER_MIX_SQL,
     TRENDS_SQL,
-    UNITS,
-    _change,
-    _require_views,
-    _tier_filters,
+    UNITS_DEFINITION,
+    cohort_window,
     held_months,
+    kpi_values,
     require_month,
+    require_views,
+    tier_filters,
 )
+from crm_assets.outputs.summary import (
+    change as figure_change,
+)
+from crm_assets.outputs.views import NO_TIER, view_assets
 
 # The sections of the page, in order: (id, heading). The tests look for every heading.
 SECTIONS = (
@@ -70,10 +72,6 @@ SECTIONS = (
 )
 # The KPIs shown as cards above the full table (keys of KPI_SQL).
 HEADLINE_KPIS = ("evaluated", "active", "active_share", "units_month")
-UNITS_DEFINITION = (
-    "Units = quantity \u00d7 the product's unit size (grams, pods, millilitres, as the product master says), "
-    "not items: 3 bags of 250 g are 750 units."
-)
 # Series colours of the trend charts (the tiers have theirs in style.TIER_COLOURS).
 LINE_COLOURS = {"Active": "305496", "Evaluated": "9AA5B1", "units": "4E8F6A"}
 EVENT_COLOURS = {"New": "2E8B57", "Lost": "C0392B", "Reactivated": "E08E0B"}
@@ -166,7 +164,7 @@ def number(value, fmt: str | None = None) -> str:
 
 def change(value, before, fmt: str | None, share: bool) -> tuple[str, str]:
     """The change and the change % (shares: percentage points and no %), signed."""
-    absolute, relative = _change(value, before, share)
+    absolute, relative = figure_change(value, before, share)
     if absolute is None:
         return DASH, DASH
     if share:
@@ -332,20 +330,6 @@ def figure(caption: str, svg: str) -> str:
 
 
 # --------------------------------------------------------------------------- the sections
-
-
-def kpi_values(con, month: date) -> dict[date, dict]:
-    """KPI_SQL's figures of ``month``, M-1 and M-12 by month; a month computed without customers has zero
-    counts and no ratios; a month not computed is absent."""
-    prev, year_ago = add_months(month, -1), add_months(month, -12)
-    cur = con.execute(KPI_SQL, [month, prev, year_ago])
-    names = [d[0] for d in cur.description]
-    by_month = {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
-    held = set(held_months(con))
-    for m in (month, prev, year_ago):
-        if m in held and m not in by_month:
-            by_month[m] = {key: (0 if fmt in (COUNT, UNITS) else None) for key, _, fmt, _ in KPIS}
-    return by_month
 
 
 def _kpis(con, month: date) -> str:
@@ -545,7 +529,7 @@ def _segments(con, month: date) -> str:
     parts = []
     header = ["Customers", "Active", "Active share", "New", "Lost", "Units in month", "Units 12 m"]
     for column, label in (("customer_group", "Customer group"), ("city", "City")):
-        rows = con.execute(SEGMENTS_SQL.format(column=column, tiers=_tier_filters()), [month]).fetchall()
+        rows = con.execute(SEGMENTS_SQL.format(column=column, tiers=tier_filters()), [month]).fetchall()
         body = [
             row(
                 esc(r[0] if r[0] is not None else "(blank)"),
@@ -588,18 +572,9 @@ def _migration(con, month: date) -> str:
 
 
 def _cohorts(con, month: date) -> str:
-    first_since = style.COHORT_FIRST_MONTH
-    last_since = first_since + style.COHORT_MONTHS - 1
-    # the cohorts that have reached month COHORT_FIRST_MONTH by the report month, newest COHORT_MONTHS of them
-    newest = add_months(month, -first_since)
-    oldest = add_months(newest, -(style.COHORT_MONTHS - 1))
-    data = con.execute(
-        """
-        SELECT cohort_month, months_since, cohort_size, share_active FROM reporting.cohort_retention
-        WHERE report_month BETWEEN ? AND ? AND cohort_month BETWEEN ? AND ? AND months_since BETWEEN ? AND ?
-        """,
-        [add_months(oldest, first_since), month, oldest, newest, first_since, last_since],
-    ).fetchall()
+    oldest, newest, since = cohort_window(month)
+    first_since, last_since = since.start, since[-1]
+    data = con.execute(COHORT_SQL, [add_months(oldest, first_since), month, oldest, newest, first_since]).fetchall()
     if not data:
         return (
             f'<p class="note">No first-purchase cohort of the warehouse has reached its month {first_since} '
@@ -637,7 +612,7 @@ def _cohorts(con, month: date) -> str:
 def render(con, month: date) -> tuple[str, int, int]:
     """The page of ``month`` as text, its customers and its number of charts (CrmError for a month not built)."""
     customers = require_month(con, month)
-    _require_views(con, month, customers)
+    require_views(con, month, customers)
     charts = Charts()
     bodies = {  # built in page order, so the charts are numbered as they appear
         "kpis": _kpis(con, month),

@@ -24,3 +24,18 @@ assert tuple(TIER_COLOURS) == TIERS, "a colour for every tier, in the tiers' ord
 COHORT_FIRST_MONTH = 12
 # cohorts shown: this many first-purchase months, each with this many months since COHORT_FIRST_MONTH
 COHORT_MONTHS = 24
+
+# Colour scales: the migration matrix white (low) to green (high); cohort
+# shares red (0 %) - yellow (50 %) - green (100 %).
+COLOR_SCALE = dict(start_type="min", start_color="FFFFFF", end_type="max", end_color="63BE7B")
+COHORT_SCALE = dict(
+    start_type="num",
+    start_value=0,
+    start_color="F8696B",
+    mid_type="num",
+    mid_value=0.5,
+    mid_color="FFEB84",
+    end_type="num",
+    end_value=1,
+    end_color="63BE7B",
+)

@@ -51,7 +51,6 @@ from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 
-from crm_assets.core import sql
 from crm_assets.core.columns import EXCEL_COUNT as COUNT
 from crm_assets.core.columns import EXCEL_DATE as DATE
 from crm_assets.core.columns import EXCEL_DECIMAL as DECIMAL
@@ -61,13 +60,39 @@ from crm_assets.core.errors import CrmError
 from crm_assets.core.months import add_months, key_to_date
 from crm_assets.core.partitioned import add_month_metadata, month_window
 from crm_assets.core.partitions import DECLARED
-from crm_assets.core.resources import OutputFolder, Warehouse, table_names
+from crm_assets.core.resources import OutputFolder, Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE, customer_snapshot
 from crm_assets.layers.tables import CONTACT_COLUMNS, NAME_COLUMN
 from crm_assets.outputs import xlsx_list
-from crm_assets.outputs.style import COHORT_FIRST_MONTH, COHORT_MONTHS, NO_TIER_COLOUR, TIER_COLOURS
-from crm_assets.outputs.views import NO_TIER, VIEWS, view_assets
+from crm_assets.outputs.style import (
+    COHORT_FIRST_MONTH,
+    COHORT_MONTHS,
+    COHORT_SCALE,
+    COLOR_SCALE,
+    NO_TIER_COLOUR,
+    TIER_COLOURS,
+)
+from crm_assets.outputs.summary import (
+    COHORT_SQL,
+    KPIS,
+    LIFECYCLE_SQL,
+    REPORTS_FOLDER,
+    SEGMENTS_SQL,
+    SHARE,
+    SHARE_KPIS,
+    TIER_MIX_SQL,
+    TRENDS_SQL,
+    UNITS,
+    UNITS_DEFINITION,
+    change,
+    cohort_window,
+    kpi_values,
+    require_month,
+    require_views,
+    tier_filters,
+)
+from crm_assets.outputs.views import NO_TIER, view_assets
 
 # Rows per sheet Excel can hold, header included (Excel's hard limit). Tests
 # patch it small to exercise the split of long lists over numbered sheets.
@@ -76,7 +101,6 @@ EXCEL_MAX_ROWS = 1_048_576
 # (at most one per CPU) once its months hold PARALLEL_MIN_ROWS snapshot rows.
 MAX_WORKBOOK_PROCESSES = 8
 PARALLEL_MIN_ROWS = 50_000
-REPORTS_FOLDER = "reports"
 CUSTOMERS_SHEET = "Customers"
 
 TITLE_FONT = Font(bold=True, size=14)
@@ -86,36 +110,14 @@ HEADER_FILL = PatternFill("solid", fgColor="305496")
 NOTE_FONT = Font(italic=True, color="595959")
 WRAP = Alignment(wrap_text=True, vertical="top")
 
-UNITS = "#,##0"
-SHARE = "0.0%"
 CHANGE = "+#,##0;-#,##0;0"
 CHANGE_DECIMAL = "+#,##0.00;-#,##0.00;0.00"
 CHANGE_POINTS = '+0.0" pt";-0.0" pt";0.0" pt"'
 CHANGE_SHARE = "+0.0%;-0.0%;0.0%"
 MONTH = "mmm yyyy"
 
-# Colour scales: the migration matrix white (low) to green (high); cohort
-# shares red (0 %) - yellow (50 %) - green (100 %).
-COLOR_SCALE = dict(start_type="min", start_color="FFFFFF", end_type="max", end_color="63BE7B")
-COHORT_SCALE = dict(
-    start_type="num",
-    start_value=0,
-    start_color="F8696B",
-    mid_type="num",
-    mid_value=0.5,
-    mid_color="FFEB84",
-    end_type="num",
-    end_value=1,
-    end_color="63BE7B",
-)
 # Document properties of every workbook
 DOCUMENT_AUTHOR = "CRM analytics"
-# What a unit is, said where units first appear (KPIs) and in the Definitions.
-UNITS_DEFINITION = (
-    "Units = quantity x the product's unit size (grams, pods or millilitres: what unit_size counts in the product "
-    "master), over qualifying consumable lines; not items or packs."
-)
-
 # Number format, width and definition of every column of the customer list
 LIST_COLUMNS: dict[str, tuple[str | None, float, str]] = {
     c.name: (c.excel_format, c.width, c.description) for c in (*SNAPSHOT_TABLE.columns, NAME_COLUMN, *CONTACT_COLUMNS)
@@ -128,7 +130,6 @@ HEADINGS = {c.name: c.heading for c in (*SNAPSHOT_TABLE.columns, NAME_COLUMN, *C
 STYLED_LIST_FORMATS = {DECIMAL, DATE, EXCEL_MONTH_KEY}
 
 SNAPSHOT = SNAPSHOT_TABLE.name
-MANIFEST = "reporting.snapshot_manifest"
 
 
 @dataclass
@@ -300,15 +301,6 @@ def _line_chart(
     return chart
 
 
-def _change(now, before, points: bool = False):
-    """Absolute change and relative change (None when not computable)."""
-    if now is None or before is None:
-        return None, None
-    if points:
-        return (now - before) * 100, None
-    return now - before, ((now - before) / before if before else None)
-
-
 # --------------------------------------------------------------------------- customer list
 
 
@@ -403,99 +395,9 @@ def text_widths(con, source_sql: str, params, columns: Sequence[str]) -> dict[st
 # --------------------------------------------------------------------------- the summary sheets
 
 
-KPIS: list[tuple[str, str, str, str]] = [
-    # (column of KPI_SQL, label, number format, definition)
-    (
-        "evaluated",
-        "Evaluated customers",
-        COUNT,
-        "Customers in the month's snapshot: every customer of the master entered by the month, anonymous groups excluded.",
-    ),
-    ("active", "Active customers", COUNT, "Customers with units in the last 12 months (m12 > 0)."),
-    ("active_share", "Active share", SHARE, "Active customers / evaluated customers."),
-    ("new", "New customers (event)", COUNT, "Customers whose first-ever consumable purchase was in the month."),
-    (
-        "lost",
-        "Lost customers (event)",
-        COUNT,
-        "Customers whose last purchase left the 12-month window in the month (first month Not Active).",
-    ),
-    (
-        "reactivated",
-        "Reactivated customers (event)",
-        COUNT,
-        "Customers buying in the month after 12+ silent months, with older history.",
-    ),
-    (
-        "at_risk",
-        "At Risk customers (stage)",
-        COUNT,
-        "Active customers past their first year who bought nothing in the last 6 months.",
-    ),
-    ("prospects", "Prospects (stage)", COUNT, "Evaluated customers who never bought a consumable."),
-    ("top_tiers", "Diamond + Platinum customers", COUNT, "Active customers in the two top value tiers."),
-    (
-        "units_month",
-        "Units bought in the month",
-        UNITS,
-        "Sum of m1: units of qualifying consumable lines dated in the month.",
-    ),
-    ("units_12m", "Units bought in 12 months", UNITS, "Sum of m12 over evaluated customers."),
-    (
-        "orders_6m",
-        "Orders in 6 months",
-        COUNT,
-        "Sum of o6: distinct invoices with a qualifying line in the last 6 months.",
-    ),
-    (
-        "amc_active",
-        "Average monthly consumption (Active)",
-        DECIMAL,
-        "Average of avg_monthly_consumption (m6 / 6) over Active customers.",
-    ),
-    ("aos", "Average order size (6 months)", DECIMAL, "Sum of m6 / sum of o6: units per order over the last 6 months."),
-    ("opt_email", "Consent to e-mail", COUNT, "Evaluated customers with opt_email true."),
-    ("opt_sms", "Consent to SMS", COUNT, "Evaluated customers with opt_sms true."),
-    ("opt_phone", "Consent to phone", COUNT, "Evaluated customers with opt_phone true."),
-    ("device_owners", "Device owners", COUNT, "Evaluated customers with a first_device_purchase_date."),
-    ("attach_rate", "Device attach rate", SHARE, "Device owners who bought at least one consumable / device owners."),
-]
-SHARE_KPIS = {"active_share", "attach_rate"}
-
-KPI_SQL = f"""
-SELECT report_month,
-    count(*) AS evaluated,
-    count(*) FILTER (activity_status = 'Active') AS active,
-    count(*) FILTER (activity_status = 'Active') / count(*) AS active_share,
-    count(*) FILTER (lifecycle_event = 'New') AS new,
-    count(*) FILTER (lifecycle_event = 'Lost') AS lost,
-    count(*) FILTER (lifecycle_event = 'Reactivated') AS reactivated,
-    count(*) FILTER (lifecycle_stage = 'At Risk') AS at_risk,
-    count(*) FILTER (lifecycle_stage = 'Prospect') AS prospects,
-    count(*) FILTER (value_tier IN ('Diamond', 'Platinum')) AS top_tiers,
-    sum(m1) AS units_month, sum(m12) AS units_12m, sum(o6) AS orders_6m,
-    avg(avg_monthly_consumption) FILTER (activity_status = 'Active') AS amc_active,
-    sum(m6) / nullif(sum(o6), 0) AS aos,
-    count(*) FILTER (opt_email) AS opt_email, count(*) FILTER (opt_sms) AS opt_sms,
-    count(*) FILTER (opt_phone) AS opt_phone,
-    count(*) FILTER (first_device_purchase_date IS NOT NULL) AS device_owners,
-    count(*) FILTER (first_device_purchase_date IS NOT NULL AND m_total > 0)
-        / nullif(count(*) FILTER (first_device_purchase_date IS NOT NULL), 0) AS attach_rate
-FROM {SNAPSHOT}
-WHERE report_month IN (?, ?, ?)
-GROUP BY report_month
-"""
-
-
 def _kpi_sheet(wb: Workbook, con, month: date) -> None:
     prev, year_ago = add_months(month, -1), add_months(month, -12)
-    cur = con.execute(KPI_SQL, [month, prev, year_ago])
-    names = [d[0] for d in cur.description]
-    by_month = {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
-    held = set(held_months(con))
-    for m in (month, prev, year_ago):
-        if m in held and m not in by_month:  # computed, without any customer: counts are 0, ratios undefined
-            by_month[m] = {key: (0 if fmt in (COUNT, UNITS) else None) for key, _, fmt, _ in KPIS}
+    by_month = kpi_values(con, month)
     s = Sheet(wb, "KPIs", [38, 14, 16, 12, 10, 16, 12, 10], freeze="B6")
     print_setup(s.ws, month, title_rows="5:5")
     s.title(
@@ -521,8 +423,8 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
         value = now.get(key)
         p = before.get(key) if before else None
         y = last_year.get(key) if last_year else None
-        dp, dpp = _change(value, p, share)
-        dy, dyp = _change(value, y, share)
+        dp, dpp = change(value, p, share)
+        dy, dyp = change(value, y, share)
         change_fmt = CHANGE_POINTS if share else (CHANGE_DECIMAL if fmt == DECIMAL else CHANGE)
         s.append(
             [label, value, p, dp, dpp, y, dy, dyp],
@@ -534,9 +436,6 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
             s.note(f"{label} is not in the warehouse: its columns are blank.")
     s.note("Changes of shares are in percentage points (pt); Change % is relative to the earlier month.")
     s.note("Definitions of every figure: the Definitions sheet.")
-
-
-TIER_MIX_SQL = sql.load(__package__, "workbook_tier_mix.sql")
 
 
 def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
@@ -625,25 +524,6 @@ def tier_cell(s: Sheet, tier: str):
     )
 
 
-def _tier_filters() -> str:
-    return ", ".join(f"coalesce(sum(customers) FILTER (value_tier = '{t}'), 0) AS \"{t}\"" for t in TIERS)
-
-
-TRENDS_SQL = f"""
-SELECT report_month, sum(customers) AS evaluated,
-    coalesce(sum(customers) FILTER (activity_status = 'Active'), 0) AS active,
-    coalesce(sum(customers) FILTER (lifecycle_event = 'New'), 0) AS new,
-    coalesce(sum(customers) FILTER (lifecycle_event = 'Lost'), 0) AS lost,
-    coalesce(sum(customers) FILTER (lifecycle_event = 'Reactivated'), 0) AS reactivated,
-    sum(units_month) AS units_month, sum(units_12m) AS units_12m,
-    {_tier_filters()}
-FROM reporting.segment_summary
-WHERE report_month BETWEEN ? AND ?
-GROUP BY report_month
-ORDER BY report_month
-"""
-
-
 def _trends_sheet(wb: Workbook, con, month: date) -> list[tuple]:
     rows = con.execute(TRENDS_SQL, [add_months(month, -23), month]).fetchall()
     s = Sheet(wb, "Trends", [11, 11, 10, 9, 9, 11, 13, 13] + [10] * len(TIERS), freeze="B5")
@@ -676,9 +556,6 @@ def _trends_sheet(wb: Workbook, con, month: date) -> list[tuple]:
             chart = _line_chart(s.ws, title, "customers", 1, columns, header, start, last, colours)
             s.ws.add_chart(chart, f"{'AJ'[i // 2]}{top + (i % 2) * 16}")
     return rows
-
-
-LIFECYCLE_SQL = sql.load(__package__, "workbook_lifecycle.sql")
 
 
 def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> None:
@@ -737,9 +614,6 @@ def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> Non
         s.ws.add_chart(chart, "H3")
 
 
-SEGMENTS_SQL = sql.load(__package__, "workbook_segments.sql")
-
-
 def _segments_sheet(wb: Workbook, con, month: date) -> None:
     s = Sheet(wb, "Segments", [20, 11, 10, 10, 9, 9, 13, 13] + [10] * len(TIERS))
     print_setup(s.ws, month, landscape=True, title_rows="1:1")
@@ -752,7 +626,7 @@ def _segments_sheet(wb: Workbook, con, month: date) -> None:
     for column, label in (("customer_group", "Customer group"), ("city", "City")):
         s.section(f"By {label.lower()}")
         s.header([label, "Customers", *names])
-        for r in con.execute(SEGMENTS_SQL.format(column=column, tiers=_tier_filters()), [month]).fetchall():
+        for r in con.execute(SEGMENTS_SQL.format(column=column, tiers=tier_filters()), [month]).fetchall():
             s.append([r[0] if r[0] is not None else "(blank)", *r[1:]], fmts)
         s.append()
 
@@ -785,26 +659,6 @@ def _migration_sheet(wb: Workbook, con, month: date) -> None:
     stayed = sum(cells.get((t, t), 0) for t in TIERS)
     had_tier = sum(cells.get((f, t), 0) for f in TIERS for t in order)
     s.note(f"Customers with a tier in M-1 who kept the same tier in M: {stayed:,} of {had_tier:,}.")
-
-
-def cohort_window(month: date) -> tuple[date, date, range]:
-    """The cohort view of ``month``: its first and last cohort and the months since shown.
-
-    Months since run from COHORT_FIRST_MONTH (before it every cohort is Active by definition), so the
-    newest cohort shown is COHORT_FIRST_MONTH months old and the oldest has COHORT_MONTHS months shown.
-    """
-    newest = add_months(month, -COHORT_FIRST_MONTH)
-    return (
-        add_months(newest, -(COHORT_MONTHS - 1)),
-        newest,
-        range(COHORT_FIRST_MONTH, COHORT_FIRST_MONTH + COHORT_MONTHS),
-    )
-
-
-COHORT_SQL = """
-SELECT cohort_month, months_since, cohort_size, share_active FROM reporting.cohort_retention
-WHERE report_month BETWEEN ? AND ? AND cohort_month BETWEEN ? AND ? AND months_since >= ?
-"""
 
 
 def _cohort_sheet(wb: Workbook, con, month: date) -> None:
@@ -966,41 +820,6 @@ def _definitions_sheet(wb: Workbook, month: date, customers: ListResult, columns
 # --------------------------------------------------------------------------- the builder
 
 
-def held_months(con) -> list[date]:
-    """The report months computed in the warehouse: those of the manifest (a month may have no customer) and the snapshot."""
-    sql = f"SELECT DISTINCT report_month FROM {SNAPSHOT}"
-    if MANIFEST in table_names(con):
-        sql += f" UNION SELECT DISTINCT report_month FROM {MANIFEST}"
-    return [m for (m,) in con.execute(f"SELECT * FROM ({sql}) ORDER BY 1").fetchall()]
-
-
-def require_month(con, month: date) -> int:
-    """The month's snapshot rows (0 for a computed month without customers); CrmError for a month not computed."""
-    if SNAPSHOT not in table_names(con):
-        raise CrmError(f"{SNAPSHOT} not found in the warehouse; run `crm run` first")
-    rows = con.execute(f"SELECT count(*) FROM {SNAPSHOT} WHERE report_month = ?", [month]).fetchall()[0][0]
-    if rows == 0:
-        months = held_months(con)
-        if month not in months:
-            held = f"{months[0]:%Y-%m}..{months[-1]:%Y-%m}" if months else "none"
-            raise CrmError(f"month {month:%Y-%m} is not in the warehouse (months held: {held})")
-    return rows
-
-
-def _require_views(con, month: date, customers: int) -> None:
-    tables = table_names(con)
-    for view in VIEWS.values():
-        if view.table not in tables:
-            raise CrmError(f"{view.table} not found in the warehouse; run `crm run` to build the reporting views")
-    summary = con.execute("SELECT count(*) FROM reporting.segment_summary WHERE report_month = ?", [month]).fetchall()[
-        0
-    ][0]
-    if customers and not summary:
-        raise CrmError(
-            f"the reporting views have no rows for {month:%Y-%m}; run `crm run --from {month:%Y-%m} --to {month:%Y-%m}`"
-        )
-
-
 CUSTOMER_LIST_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {SNAPSHOT} WHERE report_month = ? ORDER BY customer_id"
 
 
@@ -1059,7 +878,7 @@ def build_workbook(con, month: date, path: str | Path, with_list: bool = True) -
     """
     path = Path(path)
     customers = require_month(con, month)
-    _require_views(con, month, customers)
+    require_views(con, month, customers)
     wb = Workbook(write_only=True)
     wb.properties.title = f"CRM summary {month:%B %Y}"
     wb.properties.subject = "Monthly customer snapshot: KPIs, value tiers, lifecycle, migration, cohorts, reach"
