@@ -449,6 +449,14 @@ CONTACT_COLUMNS = (
 )
 # The name on a customer list (crm export), beside the id: a list is read, and sent, by people.
 NAME_COLUMN = Column("customer_name", "VARCHAR", "Name, from the current customer master.", EXCEL_TEXT, 22)
+# crm export --explain, after value_tier: why the customer has its tier (the rule that matched, the one above)
+TIER_EXPLANATION_COLUMN = Column(
+    "tier_explanation",
+    "VARCHAR",
+    "Why the value tier: the rule that matched and the one just above it that did not, with the numbers.",
+    EXCEL_TEXT,
+    60,
+)
 
 SNAPSHOT_MANIFEST = Table(
     "reporting.snapshot_manifest",
