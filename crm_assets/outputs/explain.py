@@ -4,7 +4,7 @@ Every rule is explained from its declaration in ``core/ordered_rules.py``, evalu
 customer's row of ``features.customer_features``, with the thresholds the warehouse recorded for the month in
 ``reporting.snapshot_manifest`` (the configured ``CrmRules`` when it recorded none). The explanation decides
 on its own (the first branch whose condition holds) and is compared with the value stored by the pipeline:
-a difference is an error, never a quiet wrong sentence. ``EXPLAIN_SQL`` serves one customer or, without a
+a difference is an error, never a quiet wrong sentence. ``explain_sql`` serves one customer or, without a
 customer, every customer of a range of months (the test over the whole sample).
 """
 
