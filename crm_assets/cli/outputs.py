@@ -82,7 +82,26 @@ def add_output_commands(sub: argparse._SubParsersAction, common: argparse.Argume
         action="store_true",
         help="write the list even when no customer matches (else: exit 2, nothing written)",
     )
+    export.add_argument(
+        "--explain",
+        action="store_true",
+        help="add a tier_explanation column: the value tier's rule that matched and the one above that did not",
+    )
     export.add_argument("--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})")
+
+    explain = sub.add_parser(
+        "explain",
+        parents=[common],
+        help="say why a customer has its status, tier, stage, event and scores in a month",
+        description="Print a customer's figures for one month and, for each rule, the branch that matched and the "
+        "one just above it that did not, with the numbers and the thresholds the month was computed with "
+        "(docs/outputs.md). Reads the warehouse read-only.",
+    )
+    explain.add_argument("--month", required=True, type=month_arg, help="report month YYYY-MM")
+    explain.add_argument("--customer", required=True, metavar="ID", help="customer id, as in the customer master")
+    explain.add_argument(
+        "--warehouse", type=Path, default=None, help=f"DuckDB file (default ${settings.ENV_WAREHOUSE})"
+    )
 
     sql = sub.add_parser(
         "sql",
@@ -153,12 +172,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     filters = {name: getattr(args, name) for name in FILTER_HELP if getattr(args, name)}
     result = export_customers(
-        _warehouse(args), key_to_date(args.month), args.out, filters, args.consent, allow_empty=args.allow_empty
+        _warehouse(args),
+        key_to_date(args.month),
+        args.out,
+        filters,
+        args.consent,
+        allow_empty=args.allow_empty,
+        explain=args.explain,
     )
     print(
         f"crm export: wrote {result.rows:,} customers of {result.month:%Y-%m} to {result.path}"
         f" ({describe_filters(result.filters, result.consent)}) in {time.perf_counter() - started:.1f} s"
     )
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from crm_assets.core.months import key_to_date
+    from crm_assets.outputs.explain import explain_customer
+
+    for line in explain_customer(_warehouse(args), key_to_date(args.month), args.customer):
+        print(line)
     return 0
 
 
@@ -184,4 +218,4 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-OUTPUT_COMMANDS: dict = {"report": cmd_report, "export": cmd_export, "sql": cmd_sql}
+OUTPUT_COMMANDS: dict = {"report": cmd_report, "export": cmd_export, "explain": cmd_explain, "sql": cmd_sql}

@@ -2,7 +2,9 @@
 
 ``CrmRules`` is the Dagster resource holding every threshold and bin edge of
 business_rules.md with its documented default. The SQL snippet functions
-below are the only place each shared rule is written.
+below are the only place each shared rule is written; the ordered rules
+(status, tier, stage, event, score bins) are declared in
+``core/ordered_rules.py``.
 """
 
 from __future__ import annotations
@@ -68,10 +70,6 @@ class CrmRules(ConfigurableResource):
                 raise CrmError(f"rules: {name} must be 4 increasing whole numbers, got {edges}")
 
 
-def _num(value: float) -> str:
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
 def category_sql(expr: str) -> str:
     """Normalized product category: trimmed, lower case, ``refill`` -> ``consumable``."""
     aliases = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in CATEGORY_ALIASES.items())
@@ -93,22 +91,3 @@ def anonymous_sql(expr: str, rules: CrmRules) -> str:
     """Whether a customer_group marks an anonymous customer."""
     groups = ", ".join("'" + g.strip().lower().replace("'", "''") + "'" for g in rules.anonymous_groups) or "NULL"
     return f"coalesce(lower(trim({expr})) IN ({groups}), false)"
-
-
-def value_tier_sql(rules: CrmRules, active: str, lines_m6: str, m6: str, o6: str) -> str:
-    """Value tier (section 5.2) from exact DECIMAL ``m6`` and order count ``o6``.
-
-    ``AMC >= t`` is tested as ``m6 >= 6 * t`` and ``AOS >= a`` as ``m6 >= a * o6``
-    (o6 >= 1 whenever m6 > 0), so no division rounding decides a boundary;
-    ``m6 = 0`` is decided on the presence of lines.
-    """
-    six = lambda t: f"{m6} >= 6 * {_num(t)}"  # noqa: E731
-    return f"""(CASE
-        WHEN NOT ({active}) THEN NULL
-        WHEN {lines_m6} = 0 THEN 'Passive'
-        WHEN {six(rules.t_high)} AND {m6} >= {_num(rules.a_high)} * {o6} AND {o6} >= {rules.f_high} THEN 'Diamond'
-        WHEN {six(rules.t_high)} AND {o6} >= {rules.f_mid} THEN 'Platinum'
-        WHEN {six(rules.t_mid_high)} THEN 'Gold'
-        WHEN {six(rules.t_mid)} THEN 'Silver'
-        WHEN {m6} > 0 THEN 'Bronze'
-    END)"""

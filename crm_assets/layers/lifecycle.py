@@ -4,13 +4,14 @@ For each evaluated customer and report month: the activity status, the
 lifecycle event of the month and the lifecycle stage at its end. Every
 ``= 0`` and equality test is decided on line counts (a qualifying line always
 has positive units), never on float sums; within each output the first rule
-that matches wins.
+that matches wins (the rules are declared in ``core/ordered_rules.py``).
 """
 
 from dagster import AssetExecutionContext, MaterializeResult
 
-from crm_assets.core import quality, sql
+from crm_assets.core import quality
 from crm_assets.core.columns import schema_ddl
+from crm_assets.core.ordered_rules import ACTIVITY_STATUS, LIFECYCLE_EVENT, LIFECYCLE_STAGE, inputs_of
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
@@ -29,9 +30,20 @@ from crm_assets.layers.tables import CUSTOMER_LIFECYCLE, LIFECYCLE_TABLES
 
 LIFECYCLE_DDL = schema_ddl("lifecycle", LIFECYCLE_TABLES)
 
-# m12 > 0 <=> lines_m12 > 0;  m1 = m_total <=> lines_total = lines_m1;
-# m1 = m13 <=> lines_m13 = lines_m1;  m_total > m13 <=> lines_total > lines_m13.
-LIFECYCLE_SQL = sql.load(__package__, "customer_lifecycle.sql")
+LIFECYCLE_RULES = (ACTIVITY_STATUS, LIFECYCLE_STAGE, LIFECYCLE_EVENT)
+# the rules' inputs as LIFECYCLE_SQL names them (f: features.customer_features)
+LIFECYCLE_INPUTS = {rule.column: inputs_of(rule, "f") for rule in LIFECYCLE_RULES}
+# No ORDER BY: a projection of features.customer_features keeps its order (by month, then customer); a sort
+# took 60% of the statement at 100k customers.
+_CASES = ",\n    ".join(
+    f"{rule.case_sql(None, LIFECYCLE_INPUTS[rule.column])} AS {rule.column}" for rule in LIFECYCLE_RULES
+)
+LIFECYCLE_SQL = f"""
+SELECT report_month, customer_id,
+    {_CASES}
+FROM features.customer_features f
+WHERE report_month BETWEEN ? AND ?
+"""
 
 TABLE = "lifecycle.customer_lifecycle"
 ASSET = "lifecycle/customer_lifecycle"

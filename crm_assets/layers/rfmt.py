@@ -5,13 +5,14 @@ frequency, monetary and tenure scores; and for everyone the value tier of
 the previous month, computed with the same rule from that month's figures
 (kept by the features layer), so it never depends on whether the previous
 month was materialized. Thresholds and bin edges come from the ``CrmRules``
-resource.
+resource; the rules themselves from ``core/ordered_rules.py``.
 """
 
 from dagster import AssetExecutionContext, MaterializeResult
 
 from crm_assets.core import quality
 from crm_assets.core.columns import schema_ddl
+from crm_assets.core.ordered_rules import M_SCORE_K, M_SCORE_N, SCORE_RULES, VALUE_TIER, inputs_of, m_score_sql
 from crm_assets.core.partitioned import (
     MonthWindow,
     WriteResult,
@@ -24,7 +25,7 @@ from crm_assets.core.partitioned import (
 )
 from crm_assets.core.quality import check_results
 from crm_assets.core.resources import Warehouse
-from crm_assets.core.rules import SCORE_VALUES, SCORES, TIERS, CrmRules, value_tier_sql
+from crm_assets.core.rules import SCORE_VALUES, SCORES, TIERS, CrmRules
 from crm_assets.layers.features import customer_features
 from crm_assets.layers.lifecycle import customer_lifecycle
 from crm_assets.layers.tables import CUSTOMER_RFMT, RFMT_TABLES
@@ -43,46 +44,44 @@ CHECKS = [
 ]
 
 
-def _ascending_bins(expr: str, edges: list[int]) -> str:
-    """Score 1 below edges[0], 2 from edges[0], ..., 5 from edges[3]."""
-    cases = " ".join(f"WHEN {expr} >= {edge} THEN {score}" for score, edge in reversed(list(enumerate(edges, start=2))))
-    return f"(CASE {cases} ELSE 1 END)"
+ACTIVE = "l.activity_status = 'Active'"
+# the rules' inputs as this layer's statement names them (f: features.customer_features, l: lifecycle)
+TIER_INPUTS = inputs_of(VALUE_TIER, "f", active=ACTIVE)
+PREV_TIER_INPUTS = inputs_of(
+    VALUE_TIER,
+    "f",
+    active="f.prev_entered AND f.prev_lines_m12 > 0",
+    lines_m6="f.prev_lines_m6",
+    m6="f.prev_m6",
+    o6="f.prev_o6",
+)
+SCORE_INPUTS = {rule.column: inputs_of(rule, "f", active=ACTIVE) for rule in SCORE_RULES}
 
 
 def rfmt_sql(rules: CrmRules) -> str:
-    r_max = rules.r_score_max_months
-    r_score = f"(CASE {' '.join(f'WHEN f.months_since_last_purchase <= {m} THEN {5 - i}' for i, m in enumerate(r_max))} ELSE 1 END)"
-    tier = value_tier_sql(rules, "l.activity_status = 'Active'", "f.lines_m6", "f.m6", "f.o6")
-    prev_tier = value_tier_sql(
-        rules, "f.prev_entered AND f.prev_lines_m12 > 0", "f.prev_lines_m6", "f.prev_m6", "f.prev_o6"
+    scores = ",\n            ".join(
+        f"{rule.case_sql(rules, SCORE_INPUTS[rule.column])} AS {rule.column}" for rule in SCORE_RULES
     )
     # No ORDER BY: the joins promise no order, but their parallel chunks of features.customer_features (stored
     # by month) keep each month's rows together, which is what the month filters of the readers need (every
     # reader that needs an order sorts); a sort took a fifth of the statement at 100k.
-    # m_score = ceil(5 * cume_dist) computed in integers: k = Active customers with m12 <= this one's
-    # (peers included), n = Active customers of the month; ceil(5k / n) = (5k + n - 1) // n.
     return f"""
     WITH base AS (
-        SELECT f.report_month, f.customer_id, l.activity_status = 'Active' AS active, f.m12,
-            {tier} AS value_tier, {prev_tier} AS prev_value_tier,
-            {r_score} AS r_score,
-            {_ascending_bins("f.o12", rules.f_score_min_orders)} AS f_score,
-            {_ascending_bins("f.tenure_months", rules.t_score_min_months)} AS t_score
+        SELECT f.report_month, f.customer_id, {ACTIVE} AS active, f.m12,
+            {VALUE_TIER.case_sql(rules, TIER_INPUTS)} AS value_tier,
+            {VALUE_TIER.case_sql(rules, PREV_TIER_INPUTS)} AS prev_value_tier,
+            {scores}
         FROM features.customer_features f
         JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)
         WHERE f.report_month BETWEEN ? AND ?
     ),
     ranked AS (
-        SELECT report_month, customer_id,
-            count(*) OVER (PARTITION BY report_month ORDER BY m12 RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS k,
-            count(*) OVER (PARTITION BY report_month) AS n
+        SELECT report_month, customer_id, {M_SCORE_K} AS k, {M_SCORE_N} AS n
         FROM base WHERE active
     )
-    SELECT b.report_month, b.customer_id, b.value_tier, b.prev_value_tier,
-        CASE WHEN b.active THEN b.r_score END AS r_score,
-        CASE WHEN b.active THEN b.f_score END AS f_score,
-        CASE WHEN b.active THEN ((5 * r.k + r.n - 1) // r.n)::INTEGER END AS m_score,
-        CASE WHEN b.active THEN b.t_score END AS t_score
+    SELECT b.report_month, b.customer_id, b.value_tier, b.prev_value_tier, b.r_score, b.f_score,
+        CASE WHEN b.active THEN {m_score_sql("r.k", "r.n")} END AS m_score,
+        b.t_score
     FROM base b LEFT JOIN ranked r USING (report_month, customer_id)
     """
 

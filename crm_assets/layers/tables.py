@@ -577,6 +577,15 @@ CONTACT_COLUMNS = (
 NAME_COLUMN = Column(
     "customer_name", "VARCHAR", "Name, from the current customer master.", EXCEL_TEXT, 22, label="Customer name"
 )
+# crm export --explain, after value_tier: why the customer has its tier (the rule that matched, the one above)
+TIER_EXPLANATION_COLUMN = Column(
+    "tier_explanation",
+    "VARCHAR",
+    "Why the value tier: the rule that matched and the one just above it that did not, with the numbers.",
+    EXCEL_TEXT,
+    60,
+    label="Why this tier",
+)
 
 SNAPSHOT_MANIFEST = Table(
     "reporting.snapshot_manifest",

@@ -17,7 +17,11 @@ as the workbook shows them:
   current customer master, so a withdrawal after the month was computed is
   honoured; the ``opt_*`` columns of the export show it;
 - ``email`` is blank unless ``opt_email``; ``mobile_number`` is blank unless
-  ``opt_sms`` or ``opt_phone``.
+  ``opt_sms`` or ``opt_phone``;
+- with ``explain``, ``tier_explanation`` after ``value_tier``: the tier rule
+  that matched and the one just above it that did not, from the rule
+  declarations (core/ordered_rules.py) and the rules recorded for the month,
+  computed in SQL for the whole list.
 
 A list that matches nothing is refused (nothing written, nothing audited)
 unless ``allow_empty``: an empty campaign list is more often a wrong filter
@@ -43,9 +47,11 @@ from pathlib import Path
 
 from crm_assets.core.columns import EXCEL_DECIMAL, schema_ddl
 from crm_assets.core.errors import CrmError
-from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
+from crm_assets.core.ordered_rules import VALUE_TIER, inputs_of
+from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
 from crm_assets.layers import tables
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE
+from crm_assets.outputs.explain import RulesUsed, recorded_rules
 from crm_assets.outputs.tables import EXPORT_AUDIT
 
 SNAPSHOT = SNAPSHOT_TABLE.name
@@ -58,6 +64,11 @@ EXPORT_COLUMNS = (
     *SNAPSHOT_COLUMNS[_ID_AT:],
     *CONTACT_COLUMNS,
 )
+EXPLANATION = tables.TIER_EXPLANATION_COLUMN.name
+_TIER_AT = EXPORT_COLUMNS.index("value_tier") + 1
+EXPLAINED_COLUMNS = (*EXPORT_COLUMNS[:_TIER_AT], EXPLANATION, *EXPORT_COLUMNS[_TIER_AT:])
+# the tier rule's inputs in _base_sql: the exact figures of features.customer_features (the snapshot's are DOUBLE)
+TIER_EXPLANATION_INPUTS = inputs_of(VALUE_TIER, "f", active="s.activity_status = 'Active'")
 # the columns the workbook shows with two decimals: the export rounds their values the same way
 ROUNDED = {c.name for c in SNAPSHOT_TABLE.columns if c.excel_format == EXCEL_DECIMAL}
 CHANNELS = ("email", "sms", "phone")
@@ -94,23 +105,35 @@ CONSENT_RULE = (
 
 AUDIT_DDL = schema_ddl("reporting", (EXPORT_AUDIT,))
 
-# Effective consent: the month's flag and the current master's flag.
-_BASE_SQL = f"""
+
+def _base_sql(rules: CrmRules | None) -> str:
+    """The month's list before filters; with ``rules``, the tier explanation after ``value_tier``.
+
+    Effective consent: the month's flag and the current master's flag.
+    """
+    columns = EXPLAINED_COLUMNS if rules is not None else EXPORT_COLUMNS
+    explanation, features = "", ""
+    if rules is not None:
+        explanation = f",\n        {VALUE_TIER.explanation_sql(rules, TIER_EXPLANATION_INPUTS)} AS {EXPLANATION}"
+        features = "\n    JOIN features.customer_features f ON f.report_month = s.report_month AND f.customer_id = s.customer_id"
+    rounded = ", ".join(f"round({c}, 2) AS {c}" if c in ROUNDED else c for c in columns[: -len(CONTACT_COLUMNS)])
+    return f"""
 WITH base AS (
     SELECT s.* EXCLUDE (opt_email, opt_sms, opt_phone),
         s.opt_email AND coalesce(c.opt_email, false) AS opt_email,
         s.opt_sms AND coalesce(c.opt_sms, false) AS opt_sms,
         s.opt_phone AND coalesce(c.opt_phone, false) AS opt_phone,
         nullif(trim(c.email), '') AS contact_email, nullif(trim(c.mobile_number), '') AS contact_mobile,
-        nullif(trim(c.customer_name), '') AS customer_name
-    FROM {SNAPSHOT} s LEFT JOIN enriched.customers c USING (customer_id)
+        nullif(trim(c.customer_name), '') AS customer_name{explanation}
+    FROM {SNAPSHOT} s LEFT JOIN enriched.customers c USING (customer_id){features}
     WHERE s.report_month = $month
 )
-SELECT {", ".join(f"round({c}, 2) AS {c}" if c in ROUNDED else c for c in EXPORT_COLUMNS[: -len(CONTACT_COLUMNS)])},
+SELECT {rounded},
     CASE WHEN opt_email THEN contact_email END AS email,
     CASE WHEN opt_sms OR opt_phone THEN contact_mobile END AS mobile_number
 FROM base
 """
+
 
 _CONDITIONS = {
     name: f"list_contains($filter_{name}::VARCHAR[], {column})" for name, column in FILTER_COLUMNS.items() if column
@@ -192,8 +215,11 @@ def resolve(name: str, raw: Sequence[str], valid: Sequence[str], month: date | N
     return resolved
 
 
-def export_query(month: date, filters: Mapping[str, Sequence[str]], consent: Sequence[str]) -> tuple[str, dict]:
-    """The export's SQL and its named parameters; the SQL text depends only on which filters are used."""
+def export_query(
+    month: date, filters: Mapping[str, Sequence[str]], consent: Sequence[str], explain: CrmRules | None = None
+) -> tuple[str, dict]:
+    """The export's SQL and its named parameters; the SQL text depends only on which filters are used (and the
+    rules, for the tier explanation with ``explain``)."""
     conditions = []
     params: dict = {"month": month}
     for name in FILTER_COLUMNS:
@@ -205,7 +231,7 @@ def export_query(month: date, filters: Mapping[str, Sequence[str]], consent: Seq
         conditions.append(_CONSENT_CONDITION)
         params["consent"] = list(consent)
     where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
-    return _BASE_SQL + where + " ORDER BY customer_id", params
+    return _base_sql(explain) + where + " ORDER BY customer_id", params
 
 
 def _write_csv(con, sql: str, params: dict, tmp: Path) -> int:
@@ -227,15 +253,22 @@ def _write_csv(con, sql: str, params: dict, tmp: Path) -> int:
     return rows
 
 
-def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: dict, consent: list) -> int:
+def _write_xlsx(
+    con, sql: str, params: dict, tmp: Path, month: date, filters: dict, consent: list, rules: RulesUsed | None
+) -> int:
     from openpyxl import Workbook
 
     from crm_assets.outputs.workbook import Sheet, save_workbook, text_widths, write_customer_list
 
+    columns = EXPLAINED_COLUMNS if rules is not None else EXPORT_COLUMNS
     total = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
-    widths = text_widths(con, sql, params, EXPORT_COLUMNS)
+    widths = text_widths(con, sql, params, columns)
+    if rules is not None:  # the workbook's list columns do not hold it: its width is measured here
+        widths[EXPLANATION] = con.execute(
+            f"SELECT coalesce(max(length({EXPLANATION})), 0) FROM ({sql})", params
+        ).fetchone()[0]
     wb = Workbook(write_only=True)
-    result = write_customer_list(wb, con, sql, params, total, EXPORT_COLUMNS, "Customers", widths)
+    result = write_customer_list(wb, con, sql, params, total, columns, "Customers", widths)
     about = Sheet(wb, "Export", [22, 90])
     about.title("Customer export", "What this list is and which rules made it.")
     for label, value in (
@@ -245,6 +278,11 @@ def _write_xlsx(con, sql: str, params: dict, tmp: Path, month: date, filters: di
         *filter_lines(filters, consent),
         ("Consent filter", consent_words(consent) if consent else "(none)"),
         ("Consent rule", CONSENT_RULE),
+        *(
+            [("Tier explanation", f"the value tier rule that matched and the one above it; rules {rules.source}")]
+            if rules is not None
+            else []
+        ),
     ):
         about.append([label, value])
     save_workbook(wb, tmp, [result])
@@ -300,12 +338,14 @@ def export_customers(
     filters: Mapping[str, Sequence[str] | None] | None = None,
     consent: Sequence[str] | None = None,
     allow_empty: bool = False,
+    explain: bool = False,
 ) -> ExportResult:
     """Write the filtered list of ``month`` to ``out`` (.csv or .xlsx) and record it in the audit table.
 
     ``filters`` maps a filter name to its raw option values (repeatable,
     comma-separated); ``consent`` lists channels. The file is written next
-    to ``out``, the export recorded, then the file moved into place.
+    to ``out``, the export recorded, then the file moved into place. ``explain`` adds the column
+    ``tier_explanation`` after ``value_tier``, with the rules the month was computed with.
     """
     from crm_assets.outputs.summary import require_month
 
@@ -324,7 +364,8 @@ def export_customers(
             raw = list((filters or {}).get(name) or [])
             if raw:
                 resolved[name] = resolve(name, raw, valid_values(con, name, month), month)
-        sql, params = export_query(month, resolved, channels)
+        rules = recorded_rules(con, month) if explain else None
+        sql, params = export_query(month, resolved, channels, rules.rules if rules else None)
         if not allow_empty and not con.execute(f"SELECT 1 FROM ({sql}) LIMIT 1", params).fetchall():
             raise CrmError(
                 f"no customer of {month:%Y-%m} matches ({describe_filters(resolved, channels)}); "
@@ -338,7 +379,7 @@ def export_customers(
             if file_format == "csv":
                 rows = _write_csv(con, sql, params, tmp)
             else:
-                rows = _write_xlsx(con, sql, params, tmp, month, resolved, channels)
+                rows = _write_xlsx(con, sql, params, tmp, month, resolved, channels, rules)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

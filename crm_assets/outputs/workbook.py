@@ -63,7 +63,7 @@ from crm_assets.core.partitions import DECLARED
 from crm_assets.core.resources import OutputFolder, Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE, customer_snapshot
-from crm_assets.layers.tables import CONTACT_COLUMNS, NAME_COLUMN
+from crm_assets.layers.tables import CONTACT_COLUMNS, NAME_COLUMN, TIER_EXPLANATION_COLUMN
 from crm_assets.outputs import xlsx_list
 from crm_assets.outputs.style import (
     COHORT_FIRST_MONTH,
@@ -119,12 +119,13 @@ MONTH = "mmm yyyy"
 # Document properties of every workbook
 DOCUMENT_AUTHOR = "CRM analytics"
 # Number format, width and definition of every column of the customer list
+LISTABLE = (*SNAPSHOT_TABLE.columns, NAME_COLUMN, *CONTACT_COLUMNS, TIER_EXPLANATION_COLUMN)
 LIST_COLUMNS: dict[str, tuple[str | None, float, str]] = {
-    c.name: (c.excel_format, c.width, c.description) for c in (*SNAPSHOT_TABLE.columns, NAME_COLUMN, *CONTACT_COLUMNS)
+    c.name: (c.excel_format, c.width, c.description) for c in LISTABLE
 }
 
 # The heading of each column of the customer list: its label (the Definitions sheet gives the column's name)
-HEADINGS = {c.name: c.heading for c in (*SNAPSHOT_TABLE.columns, NAME_COLUMN, *CONTACT_COLUMNS)}
+HEADINGS = {c.name: c.heading for c in LISTABLE}
 
 # Formats of the list written as cell styles (see write_customer_list); the other columns have none.
 STYLED_LIST_FORMATS = {DECIMAL, DATE, EXCEL_MONTH_KEY}

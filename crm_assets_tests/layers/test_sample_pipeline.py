@@ -262,3 +262,38 @@ def test_the_newest_workbook_prints_within_the_stated_pages(sample_run, tmp_path
             ],
             check=True,
         )
+
+
+def test_explanations_agree_with_the_stored_values_on_every_row(sample_run):
+    """crm explain's statement over every customer-month: its first matching branch is the stored value and its
+    sentence names it, for every rule; and every branch of the tier, stage, event and status explains a row."""
+    import duckdb
+
+    from crm_assets.outputs.explain import EXPLAINED, EXPLAINED_KEYS, explain_sql, recorded_rules
+
+    _, warehouse, _, _ = sample_run
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        first, last, versions = con.execute(
+            "SELECT min(report_month), max(report_month), count(DISTINCT rules_version) FROM reporting.snapshot_manifest"
+        ).fetchone()
+        assert versions == 1
+        rules = recorded_rules(con, last).rules
+        wrong = " OR ".join(
+            f"{k}_explained IS DISTINCT FROM {k}_stored "
+            f"OR NOT starts_with({k}_words, coalesce(CAST({k}_stored AS VARCHAR), 'none') || ':')"
+            for k in EXPLAINED_KEYS
+        )
+        labels = ", ".join(f"list(DISTINCT split_part({e.key}_words, ':', 1)) AS {e.key}" for e in EXPLAINED)
+        rows, wrong_rows, *seen = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {wrong}), {labels} FROM ({explain_sql(rules)})",
+            {"start": first, "end": last, "customer": None},
+        ).fetchone()
+        snapshot_rows = con.execute("SELECT count(*) FROM reporting.customer_snapshot").fetchone()[0]
+    finally:
+        con.close()
+    assert rows == snapshot_rows > 0
+    assert wrong_rows == 0
+    for e, labels_seen in zip(EXPLAINED, seen):
+        if e.key in ("status", "tier", "stage", "event", "r_score", "f_score", "t_score"):
+            assert sorted(labels_seen) == sorted(b.label for b in e.rule.branches), e.key
