@@ -72,6 +72,8 @@ SECTIONS = (
 )
 # The KPIs shown as cards above the full table (keys of KPI_SQL).
 HEADLINE_KPIS = ("evaluated", "active", "active_share", "units_month")
+# Groups or cities listed one by one (largest first); the others are summed in one row.
+SEGMENT_ROWS = 30
 # Series colours of the trend charts (the tiers have theirs in style.TIER_COLOURS).
 LINE_COLOURS = {"Active": "305496", "Evaluated": "9AA5B1", "units": "4E8F6A"}
 EVENT_COLOURS = {"New": "2E8B57", "Lost": "C0392B", "Reactivated": "E08E0B"}
@@ -394,6 +396,7 @@ def _tier_mix(con, month: date, charts: Charts) -> str:
     active = sum((r[0] or 0) for t, r in rows.items() if t != "Not Active")
     evaluated = sum((r[0] or 0) for r in rows.values())
     bars = [(tier, rows.get(tier, (0,))[0] or 0, style.TIER_COLOURS[tier]) for tier in TIERS]
+    prev_held = prev in held_months(con)  # else M-1's cells are blank, not 0
     out = []
     for tier in (*TIERS, "Not Active"):
         customers, customers_prev, units = (v or 0 for v in rows.get(tier, (0, 0, 0)))
@@ -405,8 +408,8 @@ def _tier_mix(con, month: date, charts: Charts) -> str:
                     number(customers),
                     number(customers / active, SHARE) if active and tier != "Not Active" else DASH,
                     number(customers / evaluated, SHARE) if evaluated else DASH,
-                    number(customers_prev),
-                    f"{customers - customers_prev:+,}",
+                    number(customers_prev) if prev_held else DASH,
+                    f"{customers - customers_prev:+,}" if prev_held else DASH,
                     number(units),
                 ],
             )
@@ -530,12 +533,17 @@ def _segments(con, month: date) -> str:
     header = ["Customers", "Active", "Active share", "New", "Lost", "Units in month", "Units 12 m"]
     for column, label in (("customer_group", "Customer group"), ("city", "City")):
         rows = con.execute(SEGMENTS_SQL.format(column=column, tiers=tier_filters()), [month]).fetchall()
+        shown, rest = rows[:SEGMENT_ROWS], rows[SEGMENT_ROWS:]
+        if rest:  # the others in one row: their sums (the workbook lists every one)
+            sums = [sum(r[i] or 0 for r in rest) for i in range(1, 8)]
+            sums[2] = sums[1] / sums[0] if sums[0] else None
+            shown.append((f"Other ({len(rest):,})", *sums))
         body = [
             row(
                 esc(r[0] if r[0] is not None else "(blank)"),
                 [number(r[1]), number(r[2]), number(r[3], SHARE), *(number(v) for v in r[4:8])],
             )
-            for r in rows
+            for r in shown
         ]
         parts.append(f"<div><h3>By {label.lower()}</h3>" + table([label, *header], body) + "</div>")
     return f'<div class="pair">{"".join(parts)}</div>'

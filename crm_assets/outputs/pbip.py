@@ -19,7 +19,6 @@ refresh that changes nothing writes the same files.
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -62,13 +61,21 @@ NEW, LOST, REACTIVATED = EVENTS
 
 
 def _at_last_month(expression: str, *filters: str) -> str:
-    """``expression`` in the newest report month of the filter context: a customer is counted once, not once a month."""
+    """``expression`` in the newest report month of the date selection: a customer is counted once, not once a month.
+
+    The month is read from dim_date, which no other dimension filters (every relationship runs one way, from the
+    fact): a visual's row for Silver gets the same month as its row for Gold, not the newest month with a Silver
+    customer. The fact's own report_month is hidden, so a month is selected through dim_date."""
     args = ", ".join((expression, f"{F}[report_month] = last_month", *filters))
-    return f"VAR last_month = MAX ( {F}[report_month] )\nRETURN CALCULATE ( {args} )"
+    return f"VAR last_month = MAX ( {star.DATE}[month_start] )\nRETURN CALCULATE ( {args} )"
 
 
 def _event(event: str) -> str:
-    return f'CALCULATE ( COUNTROWS ( {F} ), KEEPFILTERS ( dim_lifecycle_event[lifecycle_event] = "{event}" ) )'
+    """Customers with ``event`` in a month of the selection, each once however many times it happened to them."""
+    return (
+        f"CALCULATE ( DISTINCTCOUNT ( {F}[customer_key] ), "
+        f'KEEPFILTERS ( dim_lifecycle_event[lifecycle_event] = "{event}" ) )'
+    )
 
 
 MEASURES = (
@@ -152,12 +159,21 @@ def m_string(text: str) -> str:
     return '"' + text.replace('"', '""').replace("#(", "#(#)(") + '"'
 
 
-def _partition_m(table: star.StarTable, sep: str) -> str:
+# The folder as the parameter gives it, with the separator it uses: a folder written on Linux and opened on
+# Windows (or the reverse) gets paths of one kind, and a trailing separator is not doubled.
+_FOLDER_M = [
+    f'    Folder = Text.TrimEnd({PARAMETER}, {{"\\", "/"}}),',
+    '    Sep = if Text.Contains(Folder, "\\") then "\\" else "/",',
+]
+
+
+def _partition_m(table: star.StarTable) -> str:
     if table.name == star.FACT:  # a folder of monthly files: every Parquet file of it, combined
         return "\n".join(
             [
                 "let",
-                f"    Files = Folder.Files({PARAMETER} & {m_string(sep + star.FACT)}),",
+                *_FOLDER_M,
+                f"    Files = Folder.Files(Folder & Sep & {m_string(star.FACT)}),",
                 '    ParquetFiles = Table.SelectRows(Files, each Text.Lower([Extension]) = ".parquet"'
                 ' and not Text.StartsWith([Name], ".")),',
                 "    Months = List.Transform(ParquetFiles[Content], each Parquet.Document(_)),",
@@ -169,14 +185,15 @@ def _partition_m(table: star.StarTable, sep: str) -> str:
     return "\n".join(
         [
             "let",
-            f"    Source = Parquet.Document(File.Contents({PARAMETER} & {m_string(sep + table.name + '.parquet')}))",
+            *_FOLDER_M,
+            f"    Source = Parquet.Document(File.Contents(Folder & Sep & {m_string(table.name + '.parquet')}))",
             "in",
             "    Source",
         ]
     )
 
 
-def table_tmdl(table: star.StarTable, sep: str) -> str:
+def table_tmdl(table: star.StarTable) -> str:
     lines = [*_description(table.contract.description, ""), f"table {name(table.name)}"]
     lines.append(f"\tlineageTag: {_tag(table.name)}")
     if table.is_date_table:
@@ -212,7 +229,7 @@ def table_tmdl(table: star.StarTable, sep: str) -> str:
         f"\tpartition {name(table.name)} = m",
         "\t\tmode: import",
         "\t\tsource =",
-        *_expression(_partition_m(table, sep), "\t\t\t\t"),
+        *_expression(_partition_m(table), "\t\t\t\t"),
         "",
         "\tannotation PBI_ResultType = Table",
     ]
@@ -275,16 +292,17 @@ def model_tmdl() -> str:
 
 
 def _theme() -> dict:
-    # the tiers' colours in the tiers' order: a visual by value tier, sorted by it, shows Gold in gold
+    # The tiers' colours in the tiers' order. Power BI gives a theme's colours to series by position, not by
+    # value: a visual with the tier as its legend (series), sorted by tier and showing all six, draws Gold in
+    # gold; a tier missing from the visual shifts the colours after it (docs/powerbi.md says how to pin them).
     return {"name": f"{PROJECT} tiers", "dataColors": [f"#{c}" for c in TIER_COLOURS.values()]}
 
 
 THEME_FILE = f"{PROJECT}_theme.json"
 
 
-def files(folder: str, sep: str | None = None) -> dict[str, str]:
+def files(folder: str) -> dict[str, str]:
     """Every file of the project, by path relative to the star schema folder, for the data in ``folder``."""
-    sep = sep or os.sep
     model = f"{PROJECT}.SemanticModel"
     report = f"{PROJECT}.Report"
 
@@ -311,7 +329,7 @@ def files(folder: str, sep: str | None = None) -> dict[str, str]:
         f"{model}/definition/model.tmdl": model_tmdl(),
         f"{model}/definition/expressions.tmdl": expressions_tmdl(folder),
         f"{model}/definition/relationships.tmdl": relationships_tmdl(),
-        **{f"{model}/definition/tables/{t}.tmdl": table_tmdl(star.TABLES[t], sep) for t in star.MODEL_TABLES},
+        **{f"{model}/definition/tables/{t}.tmdl": table_tmdl(star.TABLES[t]) for t in star.MODEL_TABLES},
         f"{report}/definition.pbir": js(
             {
                 "$schema": f"{SCHEMAS}/item/report/definitionProperties/2.0.0/schema.json",

@@ -87,6 +87,7 @@ from crm_assets.outputs.summary import (
     UNITS_DEFINITION,
     change,
     cohort_window,
+    held_months,
     kpi_values,
     require_month,
     require_views,
@@ -444,6 +445,8 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
     rows = {r[0]: r[1:] for r in con.execute(TIER_MIX_SQL, [month, prev, month, month, prev]).fetchall()}
     evaluated = sum((r[0] or 0) for r in rows.values())
     active = sum((r[0] or 0) for t, r in rows.items() if t != "Not Active")
+    prev_held = prev in held_months(con)  # else M-1's columns are blank, not 0
+    prev_total = sum((r[1] or 0) for r in rows.values()) if prev_held else None
     s = Sheet(wb, "Tier mix", [22, 12, 12, 14, 12, 10, 14, 14])
     print_setup(s.ws, month, landscape=True)
     s.title(
@@ -466,6 +469,8 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
     first = None
     for tier in (*TIERS, "Not Active"):
         customers, customers_prev, units = rows.get(tier, (None, None, None))
+        if prev_held:
+            customers_prev = customers_prev or 0
         customers = customers or 0
         units = units or 0.0
         r = s.append(
@@ -474,8 +479,8 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
                 customers,
                 (customers / active if active else None) if tier != "Not Active" else None,
                 customers / evaluated if evaluated else None,
-                customers_prev or 0,
-                customers - (customers_prev or 0),
+                customers_prev,
+                None if customers_prev is None else customers - customers_prev,
                 units,
                 units / customers if customers else None,
             ],
@@ -488,8 +493,8 @@ def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
             evaluated,
             1.0 if active else None,
             1.0 if evaluated else None,
-            sum((r[1] or 0) for r in rows.values()),
-            evaluated - sum((r[1] or 0) for r in rows.values()),
+            prev_total,
+            None if prev_total is None else evaluated - prev_total,
             sum((r[2] or 0) for r in rows.values()),
             None,
         ],
@@ -563,14 +568,18 @@ def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> Non
     prev, year_ago = add_months(month, -1), add_months(month, -12)
     data = con.execute(LIFECYCLE_SQL, [month, prev, year_ago]).fetchall()
 
+    held = set(held_months(con))
+
     def total(m, stage=None, event=None, column=3):
+        if m not in held:  # a month not in the warehouse is blank, not 0
+            return None
         return sum(
             (r[column] or 0)
             for r in data
             if r[0] == m and (stage is None or r[1] == stage) and (event is None or r[2] == event)
         )
 
-    evaluated = total(month)
+    evaluated = total(month) or 0
     s = Sheet(wb, "Lifecycle", [16, 12, 14, 14, 12, 14])
     print_setup(s.ws, month, landscape=True)
     s.title(
@@ -596,9 +605,13 @@ def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> Non
     s.header(["Stage", "Customers", "Share", f"{prev:%b %Y}", "Change"])
     for stage in STAGES:
         n, p = total(month, stage=stage), total(prev, stage=stage)
-        s.append([stage, n, n / evaluated if evaluated else None, p, n - p], [None, COUNT, SHARE, COUNT, CHANGE])
+        s.append(
+            [stage, n, n / evaluated if evaluated else None, p, None if p is None else n - p],
+            [None, COUNT, SHARE, COUNT, CHANGE],
+        )
+    before = total(prev)
     s.append(
-        ["Total", evaluated, 1.0 if evaluated else None, total(prev), evaluated - total(prev)],
+        ["Total", evaluated, 1.0 if evaluated else None, before, None if before is None else evaluated - before],
         [None, COUNT, SHARE, COUNT, CHANGE],
         font=BOLD,
     )
@@ -617,7 +630,7 @@ def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> Non
 
 def _segments_sheet(wb: Workbook, con, month: date) -> None:
     s = Sheet(wb, "Segments", [20, 11, 10, 10, 9, 9, 13, 13] + [10] * len(TIERS))
-    print_setup(s.ws, month, landscape=True, title_rows="1:1")
+    print_setup(s.ws, month, landscape=True)
     s.title(
         f"Customer groups and cities, {month:%B %Y}",
         "Evaluated customers, activity, events, units and value tiers per customer group and per city.",
@@ -626,7 +639,10 @@ def _segments_sheet(wb: Workbook, con, month: date) -> None:
     fmts = [None, COUNT, COUNT, SHARE, COUNT, COUNT, UNITS, UNITS] + [COUNT] * len(TIERS)
     for column, label in (("customer_group", "Customer group"), ("city", "City")):
         s.section(f"By {label.lower()}")
-        s.header([label, "Customers", *names])
+        header = s.header([label, "Customers", *names])
+        # the city table can run over many pages: its heading repeats on each (print titles are saved with
+        # the workbook, so they may be set after the rows)
+        s.ws.print_title_rows = f"{header}:{header}"
         for r in con.execute(SEGMENTS_SQL.format(column=column, tiers=tier_filters()), [month]).fetchall():
             s.append([r[0] if r[0] is not None else "(blank)", *r[1:]], fmts)
         s.append()

@@ -560,3 +560,20 @@ def test_chromium_renders_the_page_at_desktop_and_phone_width(sample, tmp_path):
             (tmp_path / "doc.html").as_uri(),
         )
     assert assert_png(DOC_IMAGE)[0] == 1000 and DOC_IMAGE.stat().st_size < DOC_IMAGE_MAX_BYTES
+
+
+def test_beyond_the_largest_cities_the_others_are_one_row_of_their_sums(small, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(html_report, "SEGMENT_ROWS", 1)
+    con = duckdb.connect(str(small.warehouse), read_only=True)
+    try:
+        html_report.build_html_report(con, MAR, tmp_path / "page.html")
+        cities = con.execute(
+            "SELECT city, sum(customers) FROM reporting.segment_summary WHERE report_month = ? GROUP BY 1 "
+            "ORDER BY 2 DESC, 1",
+            [MAR],
+        ).fetchall()
+    finally:
+        con.close()
+    rows = [[cell[0] for cell in r] for r in read(tmp_path / "page.html").table_with("City")[1:]]
+    assert len(cities) > 2 and [r[0] for r in rows] == [cities[0][0], f"Other ({len(cities) - 1})"]
+    assert rows[1][1] == f"{sum(n for _, n in cities[1:]):,}"

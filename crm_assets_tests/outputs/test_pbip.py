@@ -202,11 +202,12 @@ def parquet_of(project: Project, table: str) -> str:
     """The Parquet file(s) a table's partition reads: the path in its M, resolved with the parameter's default."""
     source = project.tables[table].all("partition")[0].props["source"]
     folder = default_folder(project)
-    m = re.search(r'File\.Contents\(CrmFolder & "([^"]+)"\)', source) or re.search(
-        r'Folder\.Files\(CrmFolder & "([^"]+)"\)', source
+    assert 'Folder = Text.TrimEnd(CrmFolder, {"\\", "/"})' in source, source
+    m = re.search(r'File\.Contents\(Folder & Sep & "([^"]+)"\)', source) or re.search(
+        r'Folder\.Files\(Folder & Sep & "([^"]+)"\)', source
     )
     assert m, source
-    path = Path(folder + m.group(1))
+    path = Path(folder.rstrip("/\\")) / m.group(1)
     assert path.exists(), path
     return str(path / "*.parquet") if path.is_dir() else str(path)
 
@@ -492,13 +493,15 @@ def sql_of_measure(name: str) -> str:
     the rows whose keys are in the filtered dimension rows, so a DAX filter on
     a dimension column is a join on the key plus a WHERE on the column; the
     months of the selection are report_month BETWEEN the two parameters;
-    ``VAR last_month = MAX(fact[report_month])`` with the CALCULATE filter
+    ``VAR last_month = MAX(dim_date[month_start])`` with the CALCULATE filter
     ``fact[report_month] = last_month`` is the WHERE report_month = the newest
-    month of the selection having fact rows.
+    month of the date selection (dim_date is filtered by the selection only:
+    no dimension of the fact filters it); an event measure's DISTINCTCOUNT of
+    customer_key is a count of distinct customers.
     """
     fact = "read_parquet($fact) f"
     months = "f.report_month BETWEEN $a AND $b"
-    last = "f.report_month = (SELECT max(report_month) FROM read_parquet($fact) WHERE report_month BETWEEN $a AND $b)"
+    last = "f.report_month = (SELECT max(month_start) FROM read_parquet($date) WHERE date BETWEEN $a AND last_day($b))"
     status = "JOIN read_parquet($status) s USING (activity_status_key)"
     event = "JOIN read_parquet($event) e USING (lifecycle_event_key)"
     return {
@@ -510,7 +513,7 @@ def sql_of_measure(name: str) -> str:
         "Units 12 m": f"SELECT sum(m12) FROM {fact} WHERE {months} AND {last}",
         "Customers by tier": f"SELECT count(*) FROM {fact} WHERE {months} AND {last} AND f.value_tier_key IS NOT NULL",
         **{
-            f"{e} customers": f"SELECT count(*) FROM {fact} {event} WHERE {months} AND e.lifecycle_event = '{e}'"
+            f"{e} customers": f"SELECT count(DISTINCT f.customer_key) FROM {fact} {event} WHERE {months} AND e.lifecycle_event = '{e}'"
             for e in EVENTS
         },
     }[name]
@@ -518,20 +521,20 @@ def sql_of_measure(name: str) -> str:
 
 # The DAX each SQL above stands for: a measure written otherwise fails here, and its SQL is written again.
 DAX = {
-    "Customers": "VAR last_month = MAX ( fact_customer_month[report_month] )\n"
+    "Customers": "VAR last_month = MAX ( dim_date[month_start] )\n"
     "RETURN CALCULATE ( COUNTROWS ( fact_customer_month ), fact_customer_month[report_month] = last_month )",
-    "Active customers": "VAR last_month = MAX ( fact_customer_month[report_month] )\n"
+    "Active customers": "VAR last_month = MAX ( dim_date[month_start] )\n"
     "RETURN CALCULATE ( COUNTROWS ( fact_customer_month ), fact_customer_month[report_month] = last_month,"
     ' KEEPFILTERS ( dim_activity_status[activity_status] = "Active" ) )',
     "Active share": "DIVIDE ( [Active customers], [Customers] )",
     "Units (month)": "SUM ( fact_customer_month[m1] )",
-    "Units 12 m": "VAR last_month = MAX ( fact_customer_month[report_month] )\n"
+    "Units 12 m": "VAR last_month = MAX ( dim_date[month_start] )\n"
     "RETURN CALCULATE ( SUM ( fact_customer_month[m12] ), fact_customer_month[report_month] = last_month )",
-    "Customers by tier": "VAR last_month = MAX ( fact_customer_month[report_month] )\n"
+    "Customers by tier": "VAR last_month = MAX ( dim_date[month_start] )\n"
     "RETURN CALCULATE ( COUNTROWS ( fact_customer_month ), fact_customer_month[report_month] = last_month,"
     " KEEPFILTERS ( NOT ISBLANK ( fact_customer_month[value_tier_key] ) ) )",
     **{
-        f"{e} customers": "CALCULATE ( COUNTROWS ( fact_customer_month ),"
+        f"{e} customers": "CALCULATE ( DISTINCTCOUNT ( fact_customer_month[customer_key] ),"
         f' KEEPFILTERS ( dim_lifecycle_event[lifecycle_event] = "{e}" ) )'
         for e in EVENTS
     },
@@ -567,6 +570,7 @@ def test_the_measures_compute_what_they_say(small, tmp_path):  # noqa: F811
         "fact": str(folder / "fact_customer_month" / "*.parquet"),
         "status": str(folder / "dim_activity_status.parquet"),
         "event": str(folder / "dim_lifecycle_event.parquet"),
+        "date": str(folder / "dim_date.parquet"),
     }
     con = duckdb.connect()
     try:
@@ -576,11 +580,22 @@ def test_the_measures_compute_what_they_say(small, tmp_path):  # noqa: F811
                 params = {k: v for k, v in {**files, "a": a, "b": b}.items() if f"${k}" in sql}
                 value = con.execute(sql, params).fetchone()[0]
                 assert value == pytest.approx(expected), (name, a, b)
-        # by tier: Customers by tier with dim_value_tier on rows, in March
+        # by tier: Customers by tier with dim_value_tier on rows, January to March selected. Each row takes the
+        # newest month of the selection (March), not the newest month of its own tier: 007, Silver in January
+        # and Gold in March, is counted once, under Gold, and Silver has no row.
+        sql = sql_of_measure("Customers by tier").replace("SELECT count(*)", "SELECT t.value_tier, count(*)")
+        sql = sql.replace(
+            "FROM read_parquet($fact) f", "FROM read_parquet($fact) f JOIN read_parquet($tier) t USING (value_tier_key)"
+        )
         by_tier = con.execute(
-            "SELECT t.value_tier, count(*) FROM read_parquet($fact) f JOIN read_parquet($tier) t USING (value_tier_key)"
-            " WHERE f.report_month = $m GROUP BY 1 ORDER BY 1",
-            {"fact": files["fact"], "tier": str(folder / "dim_value_tier.parquet"), "m": MAR},
+            sql + " GROUP BY 1 ORDER BY 1",
+            {
+                "fact": files["fact"],
+                "date": files["date"],
+                "tier": str(folder / "dim_value_tier.parquet"),
+                "a": JAN,
+                "b": MAR,
+            },
         ).fetchall()
     finally:
         con.close()

@@ -404,6 +404,8 @@ def test_long_sheets_repeat_their_header_rows_on_every_page(march):
     assert titles["KPIs"] == f"${header[0]}:${header[0]}"
     assert titles["Definitions"] == "$4:$4" and rows_of(march["Definitions"])[3][0] == "Sheet"
     assert march["Cohorts"].print_title_cols == "$A:$B"
+    city_header = [i for i, r in enumerate(rows_of(march["Segments"]), 1) if r[0] == "City"]
+    assert titles["Segments"] == f"${city_header[0]}:${city_header[0]}"  # the long table's heading
 
 
 def test_the_trends_charts_print_on_their_own_page_below_the_table(march):
@@ -517,3 +519,19 @@ def test_cohorts_start_at_month_twelve_hand_worked(tmp_path):
     cohorts = [r[0] for r in rows_of(ws) if isinstance(r[0], datetime)]
     assert cohorts == [datetime(2023, 1, 1), datetime(2023, 2, 1)]  # Mar 2023 on: younger than 12 months
     assert "Months 0-11 are left out" in " ".join(str(r[0]) for r in rows_of(ws)[:4])
+
+
+def test_a_comparison_month_not_in_the_warehouse_is_blank_in_every_table(small):  # noqa: F811
+    """January 2024 is the first month held: December 2023 (M-1) and January 2023 (M-12) are blank, not 0."""
+    jan = openpyxl.load_workbook(small.output_dir / "reports" / "crm_summary_2024-01.xlsx")
+    tiers = jan["Tier mix"]
+    assert find_row(tiers, "Value tier")[4] == "Dec 2023"
+    for label in (*TIERS, "Not Active", "Total"):
+        assert find_row(tiers, label)[4:6] == (None, None), label
+    lifecycle = rows_of(jan["Lifecycle"])
+    events = [r for r in lifecycle if r[0] in ("Lost", "Reactivated")][:2]
+    assert [r[2:4] for r in events] == [(None, None), (None, None)]
+    assert find_row(jan["Lifecycle"], "Total")[3:5] == (None, None)
+    # February: January is held, so its figures are there
+    feb = openpyxl.load_workbook(small.output_dir / "reports" / "crm_summary_2024-02.xlsx")
+    assert find_row(feb["Tier mix"], "Total")[4] == 5
