@@ -51,6 +51,7 @@ from crm_assets.outputs.summary import (
     cohort_window,
     held_months,
     kpi_values,
+    months_written,
     require_month,
     require_views,
     tier_filters,
@@ -697,17 +698,13 @@ def summary_html(
     """
     window = month_window(context)
     keep = output_folder.workbook_months
-    written = list(window.keys[-keep:] if keep > 0 else window.keys)
-    rows: dict[str, int] = {}
-    extra: dict[str, dict] = {}
-    for key in window.keys[: len(window.keys) - len(written)]:
-        # recomputed but not written: a page left from an earlier run would show the old figures
-        html_path(output_folder.folder, key_to_date(key)).unlink(missing_ok=True)
-        rows[key] = 0
-        extra[key] = {
-            "html report": f"not written by a run of {window.months} months (CRM_WORKBOOK_MONTHS={keep}): "
-            f"crm report --month {key[:7]} --format html writes it"
-        }
+    written, rows, extra = months_written(
+        window,
+        keep,
+        lambda month: html_path(output_folder.folder, month),
+        "html report",
+        "crm report --month {month} --format html",
+    )
     total_bytes = 0
     with warehouse.connect(read_only=True) as con:
         for key in written:

@@ -13,7 +13,7 @@ from crm_assets.core import sql
 from crm_assets.core.columns import EXCEL_COUNT as COUNT
 from crm_assets.core.columns import EXCEL_DECIMAL as DECIMAL
 from crm_assets.core.errors import CrmError
-from crm_assets.core.months import add_months
+from crm_assets.core.months import add_months, key_to_date
 from crm_assets.core.resources import table_names
 from crm_assets.core.rules import TIERS
 from crm_assets.layers.reporting import SNAPSHOT_TABLE
@@ -223,3 +223,23 @@ def require_views(con, month: date, customers: int) -> None:
         raise CrmError(
             f"the reporting views have no rows for {month:%Y-%m}; run `crm run --from {month:%Y-%m} --to {month:%Y-%m}`"
         )
+
+
+def months_written(window, keep: int, path_of, what: str, command: str) -> tuple[list[str], dict, dict]:
+    """The months of a run whose file (workbook or page) is written: the newest ``keep`` (0: every month).
+
+    The run's older months get no file, and a file an earlier run left for one of them is removed: it would
+    show the figures from before the recomputation. Returns the written months' keys and, for the others, their
+    rows (0) and metadata, which say which command writes the file.
+    """
+    written = list(window.keys[-keep:] if keep > 0 else window.keys)
+    rows: dict[str, int] = {}
+    extra: dict[str, dict] = {}
+    for key in window.keys[: len(window.keys) - len(written)]:
+        path_of(key_to_date(key)).unlink(missing_ok=True)
+        rows[key] = 0
+        extra[key] = {
+            what: f"not written by a run of {window.months} months (CRM_WORKBOOK_MONTHS={keep}): "
+            f"{command.format(month=key[:7])} writes it"
+        }
+    return written, rows, extra

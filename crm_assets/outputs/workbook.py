@@ -89,6 +89,7 @@ from crm_assets.outputs.summary import (
     cohort_window,
     held_months,
     kpi_values,
+    months_written,
     require_month,
     require_views,
     tier_filters,
@@ -1010,19 +1011,11 @@ def summary_workbook(
     rows in all (the newest month always).
     """
     window = month_window(context)
-    rows: dict[str, int] = {}
-    extra: dict[str, dict] = {}
     total_bytes = 0
     keep = output_folder.workbook_months
-    written = list(window.keys[-keep:] if keep > 0 else window.keys)
-    for key in window.keys[: len(window.keys) - len(written)]:
-        # recomputed but not written: a workbook left from an earlier run would show the old figures
-        workbook_path(output_folder.folder, key_to_date(key)).unlink(missing_ok=True)
-        rows[key] = 0
-        extra[key] = {
-            "workbook": f"not written by a run of {window.months} months (CRM_WORKBOOK_MONTHS={keep}): "
-            f"crm report --month {key[:7]} writes it"
-        }
+    written, rows, extra = months_written(
+        window, keep, lambda month: workbook_path(output_folder.folder, month), "workbook", "crm report --month {month}"
+    )
     summaries = build_workbooks(
         warehouse, output_folder.folder, [key_to_date(key) for key in written], output_folder.workbook_list_rows
     )
