@@ -18,6 +18,10 @@ as the workbook shows them:
   honoured; the ``opt_*`` columns of the export show it;
 - ``email`` is blank unless ``opt_email``; ``mobile_number`` is blank unless
   ``opt_sms`` or ``opt_phone``;
+- in a CSV file, a name, group or city starting with ``=``, ``+``, ``-``,
+  ``@``, a tab or a carriage return starts with an apostrophe, so that a
+  spreadsheet shows it as text instead of running it as a formula (an xlsx
+  cell is text already);
 - with ``explain``, ``tier_explanation`` after ``value_tier``: the tier rule
   that matched and the one just above it that did not, from the rule
   declarations (core/ordered_rules.py) and the rules recorded for the month,
@@ -234,14 +238,31 @@ def export_query(
     return _base_sql(explain) + where + " ORDER BY customer_id", params
 
 
+# Free text of the customer master that a spreadsheet opening the CSV would run as a formula when it starts
+# with one of these (CSV injection): such a value gets a leading apostrophe, which Excel shows as text. Ids,
+# e-mails and mobile numbers are left alone: "+33 6 ..." is a phone number a mail tool must receive as is.
+CSV_GUARDED = ("customer_name", "customer_group", "city")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_guarded(sql: str) -> str:
+    """``sql`` with the free-text columns guarded against being read as formulas."""
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
+    guards = ", ".join(
+        f"CASE WHEN left({c}, 1) IN ({starts}) THEN chr(39) || {c} ELSE {c} END AS {c}" for c in CSV_GUARDED
+    )
+    return f"SELECT * REPLACE ({guards}) FROM ({sql})"
+
+
 def _write_csv(con, sql: str, params: dict, tmp: Path) -> int:
-    """UTF-8 with a byte-order mark (Excel then reads accents right), comma-separated, header first."""
+    """UTF-8 with a byte-order mark (Excel then reads accents right), comma-separated, header first; free text
+    that would start a formula starts with an apostrophe (CSV_GUARDED)."""
     import pyarrow.csv as pacsv
 
     rows = 0
     cursor = con.cursor()  # its own result: nothing else on ``con`` is left half-read
     try:
-        reader = cursor.sql(sql, params=params).to_arrow_reader(ARROW_BATCH)
+        reader = cursor.sql(csv_guarded(sql), params=params).to_arrow_reader(ARROW_BATCH)
         with open(tmp, "wb") as handle:
             handle.write(UTF8_BOM)
             with pacsv.CSVWriter(handle, reader.schema) as writer:

@@ -362,3 +362,32 @@ def test_the_export_sheet_says_the_filters_in_words(small, tmp_path):  # noqa: F
     _, out = run_export(small, tmp_path, MAR, name="c.xlsx", consent=["sms"])
     about = {r[0]: r[1] for r in openpyxl.load_workbook(out)["Export"].iter_rows(min_row=4, values_only=True) if r[0]}
     assert about["Filters"] == "(none)" and about["Consent filter"] == "consented to sms"
+
+
+def test_csv_free_text_that_would_run_as_a_formula_is_kept_as_text(small, tmp_path):  # noqa: F811
+    """A name, group or city starting like a formula gets an apostrophe in CSV (a spreadsheet shows it as
+    text); a mobile number starting with + is left as it is, and xlsx cells keep the value unchanged."""
+    copy = warehouse_copy(
+        small,
+        tmp_path,
+        "UPDATE enriched.customers SET customer_name = '=HYPERLINK(\"http://x\")', mobile_number = '+33 6 12' "
+        "WHERE customer_id = '007'",
+        "UPDATE reporting.customer_snapshot SET city = '@SUM(A1)', customer_group = '-1+2' WHERE customer_id = 'C3'",
+        "UPDATE enriched.customers SET opt_sms = true WHERE customer_id = '007'",
+        "UPDATE reporting.customer_snapshot SET opt_sms = true WHERE customer_id = '007'",
+    )
+    export_customers(Warehouse(database=str(copy)), MAR, tmp_path / "f.csv")
+    rows = {r["customer_id"]: r for r in read_csv(tmp_path / "f.csv")[1]}
+    assert rows["007"]["customer_name"] == '\'=HYPERLINK("http://x")'
+    assert rows["007"]["mobile_number"] == "+33 6 12"
+    assert (rows["C3"]["city"], rows["C3"]["customer_group"]) == ("'@SUM(A1)", "'-1+2")
+    assert (
+        rows["7"]["city"] == query(copy, "SELECT city FROM reporting.customer_snapshot WHERE customer_id = '7'")[0][0]
+    )
+    export_customers(Warehouse(database=str(copy)), MAR, tmp_path / "f.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "f.xlsx")["Customers"]
+    column = EXPORT_COLUMNS.index("customer_name") + 1
+    [cell] = [
+        ws.cell(row=r, column=column) for r in range(2, ws.max_row + 1) if ws.cell(row=r, column=2).value == "007"
+    ]
+    assert cell.value == '=HYPERLINK("http://x")' and cell.data_type == "s"  # text, not a formula
