@@ -39,14 +39,15 @@ from crm_assets.outputs import style
 from crm_assets.outputs.style import COHORT_SCALE, COLOR_SCALE
 from crm_assets.outputs.summary import (
     COHORT_SQL,
+    EVENT_COLUMNS,
     KPIS,
     LIFECYCLE_SQL,
     REPORTS_FOLDER,
-    SEGMENTS_SQL,
+    SEGMENT_COLUMNS,
     SHARE,
     SHARE_KPIS,
     TIER_MIX_SQL,
-    TRENDS_SQL,
+    TREND_COLUMNS,
     UNITS_DEFINITION,
     cohort_window,
     held_months,
@@ -54,7 +55,8 @@ from crm_assets.outputs.summary import (
     months_written,
     require_month,
     require_views,
-    tier_filters,
+    segments,
+    trends,
 )
 from crm_assets.outputs.summary import (
     change as figure_change,
@@ -435,18 +437,21 @@ def _tier_mix(con, month: date, charts: Charts) -> str:
 
 
 def _trends(con, month: date, charts: Charts) -> str:
-    rows = con.execute(TRENDS_SQL, [add_months(month, -23), month]).fetchall()
+    rows = trends(con, month)
     if not rows:
         return '<p class="note">No month of the warehouse in the 24 months to the report month.</p>'
-    months = [r[0] for r in rows]
-    column = lambda i: [r[i] or 0 for r in rows]  # noqa: E731 - one column of TRENDS_SQL
+    months = [r["report_month"] for r in rows]
+    column = lambda name: [r[name] or 0 for r in rows]  # noqa: E731 - one column of TREND_COLUMNS
     parts = [
         figure(
             "Active and evaluated customers",
             charts.trend(
                 f"Active and evaluated customers, 24 months to {month:%b %Y}",
                 months,
-                [("Active", column(2), LINE_COLOURS["Active"]), ("Evaluated", column(1), LINE_COLOURS["Evaluated"])],
+                [
+                    ("Active", column("active"), LINE_COLOURS["Active"]),
+                    ("Evaluated", column("evaluated"), LINE_COLOURS["Evaluated"]),
+                ],
             ),
         ),
         figure(
@@ -454,7 +459,7 @@ def _trends(con, month: date, charts: Charts) -> str:
             charts.trend(
                 f"Units bought per month, 24 months to {month:%b %Y}",
                 months,
-                [("Units", column(6), LINE_COLOURS["units"])],
+                [("Units", column("units_month"), LINE_COLOURS["units"])],
                 kind="bars",
             ),
         ),
@@ -463,15 +468,16 @@ def _trends(con, month: date, charts: Charts) -> str:
             charts.trend(
                 f"New, Lost and Reactivated customers per month, 24 months to {month:%b %Y}",
                 months,
-                [(event, column(3 + i), EVENT_COLOURS[event]) for i, event in enumerate(EVENTS)],
+                [(event, column(EVENT_COLUMNS[event]), EVENT_COLOURS[event]) for event in EVENTS],
             ),
         ),
     ]
-    body = [row(f"{r[0]:%b %Y}", [number(v) for v in r[1:8]]) for r in reversed(rows)]
+    shown = [c for c in TREND_COLUMNS[1:] if c[0] not in TIERS]  # the tiers have their own section
+    body = [row(f"{r['report_month']:%b %Y}", [number(r[c], fmt) for c, _, fmt in shown]) for r in reversed(rows)]
     return (
         f'<div class="charts">{"".join(parts)}</div>'
         + "<h3>The figures, newest month first</h3>"
-        + table(["Month", "Evaluated", "Active", "New", "Lost", "Reactivated", "Units in month", "Units 12 m"], body)
+        + table([TREND_COLUMNS[0][1], *(heading for _, heading, _ in shown)], body)
     )
 
 
@@ -531,22 +537,23 @@ def _lifecycle(con, month: date) -> str:
 
 def _segments(con, month: date) -> str:
     parts = []
-    header = ["Customers", "Active", "Active share", "New", "Lost", "Units in month", "Units 12 m"]
+    # the tiers per group are in the workbook; the page shows the tier mix once, above
+    figures = [c for c in SEGMENT_COLUMNS[1:] if c[0] not in TIERS]
     for column, label in (("customer_group", "Customer group"), ("city", "City")):
-        rows = con.execute(SEGMENTS_SQL.format(column=column, tiers=tier_filters()), [month]).fetchall()
+        rows = segments(con, month, column)
         shown, rest = rows[:SEGMENT_ROWS], rows[SEGMENT_ROWS:]
         if rest:  # the others in one row: their sums (the workbook lists every one)
-            sums = [sum(r[i] or 0 for r in rest) for i in range(1, 8)]
-            sums[2] = sums[1] / sums[0] if sums[0] else None
-            shown.append((f"Other ({len(rest):,})", *sums))
+            other = {name: sum(r[name] or 0 for r in rest) for name, _, _ in figures}
+            other["active_share"] = other["active"] / other["customers"] if other["customers"] else None
+            shown.append({"segment": f"Other ({len(rest):,})", **other})
         body = [
             row(
-                esc(r[0] if r[0] is not None else "(blank)"),
-                [number(r[1]), number(r[2]), number(r[3], SHARE), *(number(v) for v in r[4:8])],
+                esc(r["segment"] if r["segment"] is not None else "(blank)"),
+                [number(r[name], fmt) for name, _, fmt in figures],
             )
             for r in shown
         ]
-        parts.append(f"<div><h3>By {label.lower()}</h3>" + table([label, *header], body) + "</div>")
+        parts.append(f"<div><h3>By {label.lower()}</h3>" + table([label, *(h for _, h, _ in figures)], body) + "</div>")
     return f'<div class="pair">{"".join(parts)}</div>'
 
 

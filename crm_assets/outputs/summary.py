@@ -15,7 +15,7 @@ from crm_assets.core.columns import EXCEL_DECIMAL as DECIMAL
 from crm_assets.core.errors import CrmError
 from crm_assets.core.months import add_months, key_to_date
 from crm_assets.core.resources import table_names
-from crm_assets.core.rules import TIERS
+from crm_assets.core.rules import EVENTS, TIERS
 from crm_assets.layers.reporting import SNAPSHOT_TABLE
 from crm_assets.outputs.style import COHORT_FIRST_MONTH, COHORT_MONTHS
 from crm_assets.outputs.views import VIEWS
@@ -168,6 +168,54 @@ LIFECYCLE_SQL = sql.load(__package__, "workbook_lifecycle.sql")
 
 
 SEGMENTS_SQL = sql.load(__package__, "workbook_segments.sql")
+
+
+# The columns of TRENDS_SQL and SEGMENTS_SQL, in their order: (name, heading, number format). The workbook and
+# the page take headings and formats from here and read the rows by name (named_rows checks the order).
+MONTH = "mmm yyyy"
+TREND_COLUMNS = (
+    ("report_month", "Month", MONTH),
+    ("evaluated", "Evaluated", COUNT),
+    ("active", "Active", COUNT),
+    ("new", "New", COUNT),
+    ("lost", "Lost", COUNT),
+    ("reactivated", "Reactivated", COUNT),
+    ("units_month", "Units in month", UNITS),
+    ("units_12m", "Units 12 m", UNITS),
+    *((tier, tier, COUNT) for tier in TIERS),
+)
+SEGMENT_COLUMNS = (
+    ("segment", "Segment", None),
+    ("customers", "Customers", COUNT),
+    ("active", "Active", COUNT),
+    ("active_share", "Active share", SHARE),
+    ("new", "New", COUNT),
+    ("lost", "Lost", COUNT),
+    ("units_month", "Units in month", UNITS),
+    ("units_12m", "Units 12 m", UNITS),
+    *((tier, tier, COUNT) for tier in TIERS),
+)
+# the columns of an event in TREND_COLUMNS
+EVENT_COLUMNS = {event: event.lower() for event in EVENTS}
+
+
+def named_rows(con, query: str, params, columns) -> list[dict]:
+    """The rows of ``query`` as dicts by column name; the query's columns must be ``columns``, in order."""
+    cur = con.execute(query, params)
+    names = [d[0] for d in cur.description]
+    if names != [c[0] for c in columns]:
+        raise AssertionError(f"the query's columns {names} are not the declared {[c[0] for c in columns]}")
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def trends(con, month: date) -> list[dict]:
+    """TRENDS_SQL over the 24 months to ``month`` (those the warehouse holds), oldest first."""
+    return named_rows(con, TRENDS_SQL, [add_months(month, -23), month], TREND_COLUMNS)
+
+
+def segments(con, month: date, column: str) -> list[dict]:
+    """SEGMENTS_SQL by ``column`` (customer_group or city) for ``month``, largest first."""
+    return named_rows(con, SEGMENTS_SQL.format(column=column, tiers=tier_filters()), [month], SEGMENT_COLUMNS)
 
 
 def cohort_window(month: date) -> tuple[date, date, range]:

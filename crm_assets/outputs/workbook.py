@@ -75,14 +75,16 @@ from crm_assets.outputs.style import (
 )
 from crm_assets.outputs.summary import (
     COHORT_SQL,
+    EVENT_COLUMNS,
     KPIS,
     LIFECYCLE_SQL,
+    MONTH,
     REPORTS_FOLDER,
-    SEGMENTS_SQL,
+    SEGMENT_COLUMNS,
     SHARE,
     SHARE_KPIS,
     TIER_MIX_SQL,
-    TRENDS_SQL,
+    TREND_COLUMNS,
     UNITS,
     UNITS_DEFINITION,
     change,
@@ -92,7 +94,8 @@ from crm_assets.outputs.summary import (
     months_written,
     require_month,
     require_views,
-    tier_filters,
+    segments,
+    trends,
 )
 from crm_assets.outputs.views import NO_TIER, view_assets
 
@@ -116,7 +119,6 @@ CHANGE = "+#,##0;-#,##0;0"
 CHANGE_DECIMAL = "+#,##0.00;-#,##0.00;0.00"
 CHANGE_POINTS = '+0.0" pt";-0.0" pt";0.0" pt"'
 CHANGE_SHARE = "+0.0%;-0.0%;0.0%"
-MONTH = "mmm yyyy"
 
 # Document properties of every workbook
 DOCUMENT_AUTHOR = "CRM analytics"
@@ -531,8 +533,8 @@ def tier_cell(s: Sheet, tier: str):
     )
 
 
-def _trends_sheet(wb: Workbook, con, month: date) -> list[tuple]:
-    rows = con.execute(TRENDS_SQL, [add_months(month, -23), month]).fetchall()
+def _trends_sheet(wb: Workbook, con, month: date) -> list[dict]:
+    rows = trends(con, month)
     s = Sheet(wb, "Trends", [11, 11, 10, 9, 9, 11, 13, 13] + [10] * len(TIERS), freeze="B5")
     # no print titles: the table (24 months at most) fits its page, the charts have theirs
     print_setup(s.ws, month, landscape=True)
@@ -540,21 +542,22 @@ def _trends_sheet(wb: Workbook, con, month: date) -> list[tuple]:
         f"Trends over the 24 months to {month:%B %Y}",
         f"{len(rows)} month(s) of the warehouse in that range; the charts (next page) show the last 12 and 24 months.",
     )
-    names = ["Month", "Evaluated", "Active", "New", "Lost", "Reactivated", "Units in month", "Units 12 m", *TIERS]
-    header = s.header(names)
-    fmts = [MONTH, COUNT, COUNT, COUNT, COUNT, COUNT, UNITS, UNITS] + [COUNT] * len(TIERS)
+    header = s.header([heading for _, heading, _ in TREND_COLUMNS])
+    fmts = [fmt for _, _, fmt in TREND_COLUMNS]
     first = s.row + 1
     for r in rows:
-        s.append(r, fmts)
+        s.append(r.values(), fmts)
     last = s.row
     if rows:
         first12 = max(first, last - 11)
-        tiers = range(9, 9 + len(TIERS))
+        at = {name: index for index, (name, _, _) in enumerate(TREND_COLUMNS, 1)}  # the sheet's columns
+        people = (at["evaluated"], at["active"])
+        tiers = [at[t] for t in TIERS]
         tier_colours = [TIER_COLOURS[t] for t in TIERS]
         charts = [
-            ("Active and evaluated customers, last 12 months", (2, 3), first12, ()),
+            ("Active and evaluated customers, last 12 months", people, first12, ()),
             ("Customers by value tier, last 12 months", tiers, first12, tier_colours),
-            ("Active and evaluated customers, last 24 months", (2, 3), first, ()),
+            ("Active and evaluated customers, last 24 months", people, first, ()),
             ("Customers by value tier, last 24 months", tiers, first, tier_colours),
         ]
         # two by two under the table, on a page of their own
@@ -565,7 +568,7 @@ def _trends_sheet(wb: Workbook, con, month: date) -> list[tuple]:
     return rows
 
 
-def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> None:
+def _lifecycle_sheet(wb: Workbook, con, month: date, trend_rows: list[dict]) -> None:
     prev, year_ago = add_months(month, -1), add_months(month, -12)
     data = con.execute(LIFECYCLE_SQL, [month, prev, year_ago]).fetchall()
 
@@ -620,9 +623,9 @@ def _lifecycle_sheet(wb: Workbook, con, month: date, trends: list[tuple]) -> Non
     s.section("Lifecycle events, last 12 months")
     header = s.header(["Month", *EVENTS])
     first = s.row + 1
-    for r in trends[-12:]:
-        s.append([r[0], r[3], r[4], r[5]], [MONTH, COUNT, COUNT, COUNT])
-    if trends:
+    for r in trend_rows[-12:]:
+        s.append([r["report_month"], *(r[EVENT_COLUMNS[e]] for e in EVENTS)], [MONTH, COUNT, COUNT, COUNT])
+    if trend_rows:
         chart = _line_chart(
             s.ws, "Lifecycle events, last 12 months", "customers", 1, range(2, 2 + len(EVENTS)), header, first, s.row
         )
@@ -636,16 +639,17 @@ def _segments_sheet(wb: Workbook, con, month: date) -> None:
         f"Customer groups and cities, {month:%B %Y}",
         "Evaluated customers, activity, events, units and value tiers per customer group and per city.",
     )
-    names = ["Active", "Active share", "New", "Lost", "Units in month", "Units 12 m", *TIERS]
-    fmts = [None, COUNT, COUNT, SHARE, COUNT, COUNT, UNITS, UNITS] + [COUNT] * len(TIERS)
+    headings = [heading for _, heading, _ in SEGMENT_COLUMNS[1:]]
+    fmts = [fmt for _, _, fmt in SEGMENT_COLUMNS]
     for column, label in (("customer_group", "Customer group"), ("city", "City")):
         s.section(f"By {label.lower()}")
-        header = s.header([label, "Customers", *names])
+        header = s.header([label, *headings])
         # the city table can run over many pages: its heading repeats on each (print titles are saved with
         # the workbook, so they may be set after the rows)
         s.ws.print_title_rows = f"{header}:{header}"
-        for r in con.execute(SEGMENTS_SQL.format(column=column, tiers=tier_filters()), [month]).fetchall():
-            s.append([r[0] if r[0] is not None else "(blank)", *r[1:]], fmts)
+        for r in segments(con, month, column):
+            values = list(r.values())
+            s.append(["(blank)" if values[0] is None else values[0], *values[1:]], fmts)
         s.append()
 
 

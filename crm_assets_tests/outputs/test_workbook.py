@@ -535,3 +535,19 @@ def test_a_comparison_month_not_in_the_warehouse_is_blank_in_every_table(small):
     # February: January is held, so its figures are there
     feb = openpyxl.load_workbook(small.output_dir / "reports" / "crm_summary_2024-02.xlsx")
     assert find_row(feb["Tier mix"], "Total")[4] == 5
+
+
+def test_the_summary_queries_return_the_declared_columns_in_order():
+    """The workbook and the page read the trend and segment rows by name: a query whose columns drift from
+    TREND_COLUMNS or SEGMENT_COLUMNS is refused instead of shifting every figure."""
+    from crm_assets.outputs import summary
+
+    con = duckdb.connect()
+    try:
+        rows = summary.named_rows(con, "SELECT 1 AS a, 2 AS b", [], (("a", "A", None), ("b", "B", None)))
+        assert rows == [{"a": 1, "b": 2}]
+        with pytest.raises(AssertionError, match="not the declared"):
+            summary.named_rows(con, "SELECT 2 AS b, 1 AS a", [], (("a", "A", None), ("b", "B", None)))
+    finally:
+        con.close()
+    assert [c[0] for c in summary.TREND_COLUMNS[-len(TIERS) :]] == list(TIERS)
