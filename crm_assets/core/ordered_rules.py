@@ -14,7 +14,7 @@ declaration come:
 
 Everything is SQL, so a whole list is explained in one statement. Decisions are the exact ones of the rules
 (line counts for ``= 0``, ``m6 >= 6 * t`` on DECIMAL for ``AMC >= t``); AMC and AOS are only shown, rounded
-down to two decimals so that the comparison written stays true for thresholds of up to two decimals.
+down to two decimals so that the comparison written stays true (``CrmRules`` refuses a threshold with more).
 """
 
 from __future__ import annotations

@@ -64,6 +64,11 @@ class CrmRules(ConfigurableResource):
 
         if not (self.t_high >= self.t_mid_high >= self.t_mid > 0):
             raise CrmError("rules: thresholds must satisfy t_high >= t_mid_high >= t_mid > 0")
+        for name in ("t_high", "t_mid_high", "t_mid", "a_high"):
+            # crm explain shows AMC and AOS rounded down to hundredths: a comparison it writes is true for a
+            # threshold of at most two decimals, and a third decimal of units per month means nothing here
+            if round(getattr(self, name), 2) != getattr(self, name):
+                raise CrmError(f"rules: {name} must have at most two decimals, got {getattr(self, name)}")
         for name in ("r_score_max_months", "f_score_min_orders", "t_score_min_months"):
             edges = getattr(self, name)
             if len(edges) != 4 or edges != sorted(edges) or len(set(edges)) != 4:

@@ -55,7 +55,7 @@ from crm_assets.core.ordered_rules import VALUE_TIER, inputs_of
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
 from crm_assets.layers import tables
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE
-from crm_assets.outputs.explain import RulesUsed, recorded_rules
+from crm_assets.outputs.explain import ExplanationMismatch, RulesUsed, recorded_rules
 from crm_assets.outputs.tables import EXPORT_AUDIT
 
 SNAPSHOT = SNAPSHOT_TABLE.name
@@ -118,8 +118,15 @@ def _base_sql(rules: CrmRules | None) -> str:
     columns = EXPLAINED_COLUMNS if rules is not None else EXPORT_COLUMNS
     explanation, features = "", ""
     if rules is not None:
-        explanation = f",\n        {VALUE_TIER.explanation_sql(rules, TIER_EXPLANATION_INPUTS)} AS {EXPLANATION}"
-        features = "\n    JOIN features.customer_features f ON f.report_month = s.report_month AND f.customer_id = s.customer_id"
+        explanation = (
+            f",\n        {VALUE_TIER.explanation_sql(rules, TIER_EXPLANATION_INPUTS)} AS {EXPLANATION},"
+            f"\n        {VALUE_TIER.first_match_sql(rules, TIER_EXPLANATION_INPUTS)} AS tier_explained"
+        )
+        # LEFT: the explanation never changes which customers are listed (a missing row is a disagreement)
+        features = (
+            "\n    LEFT JOIN features.customer_features f"
+            " ON f.report_month = s.report_month AND f.customer_id = s.customer_id"
+        )
     rounded = ", ".join(f"round({c}, 2) AS {c}" if c in ROUNDED else c for c in columns[: -len(CONTACT_COLUMNS)])
     return f"""
 WITH base AS (
@@ -217,6 +224,23 @@ def resolve(name: str, raw: Sequence[str], valid: Sequence[str], month: date | N
             if canonical not in resolved:
                 resolved.append(canonical)
     return resolved
+
+
+def explanation_mismatch(con, month: date, rules: CrmRules) -> None:
+    """ExplanationMismatch when the tier rule, on the month's figures and ``rules``, does not give a customer's
+    stored tier (the month was computed with other rules): an export must not send a sentence that contradicts
+    its own value_tier column."""
+    cte = _base_sql(rules).split("\nSELECT ", 1)[0]
+    wrong, example, stored, explained = con.execute(
+        f"{cte}\nSELECT count(*), min(customer_id), any_value(value_tier ORDER BY customer_id), "
+        "any_value(tier_explained ORDER BY customer_id) FROM base WHERE tier_explained IS DISTINCT FROM value_tier",
+        {"month": month},
+    ).fetchone()
+    if wrong:
+        raise ExplanationMismatch(
+            f"value tier of {wrong:,} customer(s) of {month:%Y-%m} (first {example}: stored {stored!r}, the rules give "
+            f"{explained!r}) disagrees with the rules recorded for the month; was it computed with other rules?"
+        )
 
 
 def export_query(
@@ -386,6 +410,8 @@ def export_customers(
             if raw:
                 resolved[name] = resolve(name, raw, valid_values(con, name, month), month)
         rules = recorded_rules(con, month) if explain else None
+        if rules is not None:
+            explanation_mismatch(con, month, rules.rules)
         sql, params = export_query(month, resolved, channels, rules.rules if rules else None)
         if not allow_empty and not con.execute(f"SELECT 1 FROM ({sql}) LIMIT 1", params).fetchall():
             raise CrmError(

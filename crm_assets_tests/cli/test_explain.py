@@ -130,3 +130,20 @@ def test_export_without_explain_has_no_sentence_and_xlsx_with_it_says_the_rules(
         "the value tier rule that matched and the one above it; rules as recorded for 2024-03 in "
         f"reporting.snapshot_manifest (version {CrmRules().version()}"
     )
+
+
+def test_an_export_with_explanations_refuses_rules_that_disagree_with_the_stored_tiers(small, tmp_path, capsys):  # noqa: F811
+    """The same disagreement as above stops `crm export --explain` before anything is written: a list must not
+    send "Silver: ..." beside value_tier Gold."""
+    copy = warehouse_copy(
+        small,
+        tmp_path,
+        "UPDATE reporting.snapshot_manifest SET rules = json_merge_patch(rules, '{\"t_mid_high\": 300}') "
+        "WHERE report_month = '2024-03-01'",
+    )
+    out = tmp_path / "list.csv"
+    code = main(["export", "--month", "2024-03", "--out", str(out), "--explain", "--warehouse", str(copy)])
+    err = capsys.readouterr().err
+    assert code == 1 and not out.exists() and list(tmp_path.glob(".list*")) == []
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "first 007: stored 'Gold', the rules give 'Silver'" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from crm_assets.core.errors import CrmError
 from crm_assets.core.ordered_rules import (
     ACTIVITY_STATUS,
     F_SCORE,
@@ -225,3 +226,12 @@ def test_m_score_is_ceil_5k_over_n_with_its_words():
     assert [r[1] for r in rows] == [2, 2, 3, 5, 5, 5, 5]
     assert rows[2][2] == "3: m12 20; k 3 of n 7 Active customers have m12 <= 20; ceil(5 x 3 / 7) = 3"
     assert rows[6][2] == "5: m12 90; k 7 of n 7 Active customers have m12 <= 90; ceil(5 x 7 / 7) = 5"
+
+
+@pytest.mark.parametrize("name, value", [("t_mid_high", 199.995), ("t_high", 1000.001), ("a_high", 1500.125)])
+def test_a_threshold_with_a_third_decimal_is_refused(name, value):
+    """An explanation shows AMC and AOS rounded down to hundredths; with a third decimal in a threshold it could
+    write "AMC 199.99 >= t_mid_high 199.995", so such a threshold is refused with one line naming it."""
+    with pytest.raises(CrmError, match=f"rules: {name} must have at most two decimals, got {value}"):
+        CrmRules(**{name: value}).validate_values()
+    CrmRules(**{name: round(value, 2)}).validate_values()
