@@ -65,6 +65,8 @@ def test_without_recorded_rules_the_configured_ones_are_used_and_said(small, tmp
         f"rules: the configured rules (version {CrmRules().version()}): the warehouse records none for 2024-03"
     )
     assert lines[7] == EXPECTED_007[6]
+    # the tier's sentence, with the thresholds of the rules used (the defaults: t_mid_high 200, t_high 1000)
+    assert lines[8] == EXPECTED_007[7] and "t_mid_high 200" in lines[8]
 
 
 def test_recorded_rules_are_used_and_a_disagreement_fails_loudly(small, tmp_path, capsys):  # noqa: F811
