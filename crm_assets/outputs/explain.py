@@ -245,6 +245,13 @@ def render(values: dict, month: date, customer: str, name: str | None, used: Rul
     else:
         lines.append(f"previous month {previous}: not entered yet")
     rows = [(e.title, values[f"{e.key}_words"]) for e in EXPLAINED]
+    # the previous month's tier is decided on that month's figures, which its sentence names as AMC, o6, ...
+    at_prev = next(i for i, e in enumerate(EXPLAINED) if e.key == "prev_tier")
+    title = rows[at_prev][0]
+    if values["prev_entered"]:
+        rows[at_prev] = (f"{title} (on {previous}'s figures)", rows[at_prev][1])
+    else:
+        rows[at_prev] = (title, f"{NONE_LABEL}: not entered yet in {previous}")
     at = next(i for i, e in enumerate(EXPLAINED) if e.key == "f_score") + 1
     rows.insert(at, ("m_score", values["m_score_words"]))
     lines += [f"{title} {words}" for title, words in rows]

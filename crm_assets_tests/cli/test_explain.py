@@ -30,7 +30,7 @@ EXPECTED_007 = [
     "previous month 2024-02: status Active, tier Gold (prev_lines_m12 2, prev_lines_m6 2, prev_m6 1500, prev_o6 2)",
     "activity status Active: lines_m12 3 > 0",
     "value tier Gold: AMC 266.66 >= t_mid_high 200; not Platinum: AMC 266.66 < t_high 1000",
-    "previous month's tier Gold: AMC 250 >= t_mid_high 200; not Platinum: AMC 250 < t_high 1000 and o6 2 < f_mid 3",
+    "previous month's tier (on 2024-02's figures) Gold: AMC 250 >= t_mid_high 200; not Platinum: AMC 250 < t_high 1000 and o6 2 < f_mid 3",
     "lifecycle stage New: tenure_months 3 <= 12; not Lost: lines_m12 3 > 0",
     "lifecycle event none: otherwise; not Reactivated: lines_m13 3 > lines_m1 1 (bought in the 12 months before) "
     "and lines_total 3 = lines_m13 3 (no older history)",
@@ -149,3 +149,10 @@ def test_an_export_with_explanations_refuses_rules_that_disagree_with_the_stored
     assert code == 1 and not out.exists() and list(tmp_path.glob(".list*")) == []
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "first 007: stored 'Gold', the rules give 'Silver'" in err
+
+
+def test_a_customer_not_yet_entered_in_the_previous_month_has_no_previous_tier_and_says_why(small, capsys):  # noqa: F811
+    code, lines, err = explain(small.warehouse, capsys, month="2024-01")
+    assert (code, err) == (0, "")
+    assert "previous month 2023-12: not entered yet" in lines
+    assert "previous month's tier none: not entered yet in 2023-12" in lines
