@@ -337,9 +337,9 @@ def figure(caption: str, svg: str) -> str:
 # --------------------------------------------------------------------------- the sections
 
 
-def _kpis(con, month: date) -> str:
+def _kpis(con, month: date, held: set[date]) -> str:
     prev, year_ago = add_months(month, -1), add_months(month, -12)
-    by_month = kpi_values(con, month)
+    by_month = kpi_values(con, month, held)
     now, before, last_year = by_month.get(month, {}), by_month.get(prev), by_month.get(year_ago)
     formats = {key: (label, fmt) for key, label, fmt, _ in KPIS}
     cards = []
@@ -393,13 +393,13 @@ def _kpis(con, month: date) -> str:
     )
 
 
-def _tier_mix(con, month: date, charts: Charts) -> str:
+def _tier_mix(con, month: date, charts: Charts, held: set[date]) -> str:
     prev = add_months(month, -1)
     rows = {r[0]: r[1:] for r in con.execute(TIER_MIX_SQL, [month, prev, month, month, prev]).fetchall()}
     active = sum((r[0] or 0) for t, r in rows.items() if t != "Not Active")
     evaluated = sum((r[0] or 0) for r in rows.values())
     bars = [(tier, rows.get(tier, (0,))[0] or 0, style.TIER_COLOURS[tier]) for tier in TIERS]
-    prev_held = prev in held_months(con)  # else M-1's cells are blank, not 0
+    prev_held = prev in held  # else M-1's cells are blank, not 0
     out = []
     for tier in (*TIERS, "Not Active"):
         customers, customers_prev, units = (v or 0 for v in rows.get(tier, (0, 0, 0)))
@@ -481,7 +481,7 @@ def _trends(con, month: date, charts: Charts) -> str:
     )
 
 
-def _lifecycle(con, month: date) -> str:
+def _lifecycle(con, month: date, held: set[date]) -> str:
     prev, year_ago = add_months(month, -1), add_months(month, -12)
     totals: dict[tuple, float] = {}
     for m, stage, event, customers, units in con.execute(LIFECYCLE_SQL, [month, prev, year_ago]).fetchall():
@@ -489,7 +489,6 @@ def _lifecycle(con, month: date) -> str:
             totals[key] = totals.get(key, 0) + (customers or 0)
         totals[(m, "units", event)] = totals.get((m, "units", event), 0) + (units or 0)
     evaluated = totals.get((month, "all", None), 0)
-    held = set(held_months(con))
 
     def held_count(m: date, kind: str, value) -> str:
         return number(totals.get((m, kind, value), 0)) if m in held else DASH
@@ -630,11 +629,13 @@ def render(con, month: date) -> tuple[str, int, int]:
     customers = require_month(con, month)
     require_views(con, month, customers)
     charts = Charts()
+    # the months of the warehouse, read once: a comparison month not among them is blank, not 0
+    held = set(held_months(con))
     bodies = {  # built in page order, so the charts are numbered as they appear
-        "kpis": _kpis(con, month),
-        "tiers": _tier_mix(con, month, charts),
+        "kpis": _kpis(con, month, held),
+        "tiers": _tier_mix(con, month, charts, held),
         "trends": _trends(con, month, charts),
-        "lifecycle": _lifecycle(con, month),
+        "lifecycle": _lifecycle(con, month, held),
         "segments": _segments(con, month),
         "migration": _migration(con, month),
         "cohorts": _cohorts(con, month),

@@ -119,14 +119,13 @@ GROUP BY report_month
 """
 
 
-def kpi_values(con, month: date) -> dict[date, dict]:
+def kpi_values(con, month: date, held: set[date]) -> dict[date, dict]:
     """KPI_SQL's figures of ``month``, M-1 and M-12, by month. A month computed without any customer has
-    zero counts and no ratios; a month not computed is absent."""
+    zero counts and no ratios; a month not computed (not in ``held``, see held_months) is absent."""
     prev, year_ago = add_months(month, -1), add_months(month, -12)
     cur = con.execute(KPI_SQL, [month, prev, year_ago])
     names = [d[0] for d in cur.description]
     by_month = {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
-    held = set(held_months(con))
     for m in (month, prev, year_ago):
         if m in held and m not in by_month:
             by_month[m] = {key: (0 if fmt in (COUNT, UNITS) else None) for key, _, fmt, _ in KPIS}

@@ -400,9 +400,9 @@ def text_widths(con, source_sql: str, params, columns: Sequence[str]) -> dict[st
 # --------------------------------------------------------------------------- the summary sheets
 
 
-def _kpi_sheet(wb: Workbook, con, month: date) -> None:
+def _kpi_sheet(wb: Workbook, con, month: date, held: set[date]) -> None:
     prev, year_ago = add_months(month, -1), add_months(month, -12)
-    by_month = kpi_values(con, month)
+    by_month = kpi_values(con, month, held)
     s = Sheet(wb, "KPIs", [38, 14, 16, 12, 10, 16, 12, 10], freeze="B6")
     print_setup(s.ws, month, title_rows="5:5")
     s.title(
@@ -443,12 +443,12 @@ def _kpi_sheet(wb: Workbook, con, month: date) -> None:
     s.note("Definitions of every figure: the Definitions sheet.")
 
 
-def _tier_mix_sheet(wb: Workbook, con, month: date) -> None:
+def _tier_mix_sheet(wb: Workbook, con, month: date, held: set[date]) -> None:
     prev = add_months(month, -1)
     rows = {r[0]: r[1:] for r in con.execute(TIER_MIX_SQL, [month, prev, month, month, prev]).fetchall()}
     evaluated = sum((r[0] or 0) for r in rows.values())
     active = sum((r[0] or 0) for t, r in rows.items() if t != "Not Active")
-    prev_held = prev in held_months(con)  # else M-1's columns are blank, not 0
+    prev_held = prev in held  # else M-1's columns are blank, not 0
     prev_total = sum((r[1] or 0) for r in rows.values()) if prev_held else None
     s = Sheet(wb, "Tier mix", [22, 12, 12, 14, 12, 10, 14, 14])
     print_setup(s.ws, month, landscape=True)
@@ -568,11 +568,9 @@ def _trends_sheet(wb: Workbook, con, month: date) -> list[dict]:
     return rows
 
 
-def _lifecycle_sheet(wb: Workbook, con, month: date, trend_rows: list[dict]) -> None:
+def _lifecycle_sheet(wb: Workbook, con, month: date, trend_rows: list[dict], held: set[date]) -> None:
     prev, year_ago = add_months(month, -1), add_months(month, -12)
     data = con.execute(LIFECYCLE_SQL, [month, prev, year_ago]).fetchall()
-
-    held = set(held_months(con))
 
     def total(m, stage=None, event=None, column=3):
         if m not in held:  # a month not in the warehouse is blank, not 0
@@ -906,10 +904,12 @@ def build_workbook(con, month: date, path: str | Path, with_list: bool = True) -
     wb.properties.subject = "Monthly customer snapshot: KPIs, value tiers, lifecycle, migration, cohorts, reach"
     wb.properties.creator = wb.properties.lastModifiedBy = DOCUMENT_AUTHOR
     wb.properties.keywords = f"CRM; {month:%Y-%m}"
-    _kpi_sheet(wb, con, month)
-    _tier_mix_sheet(wb, con, month)
+    # the months of the warehouse, read once: a comparison month not among them is blank, not 0
+    held = set(held_months(con))
+    _kpi_sheet(wb, con, month, held)
+    _tier_mix_sheet(wb, con, month, held)
     trends = _trends_sheet(wb, con, month)
-    _lifecycle_sheet(wb, con, month, trends)
+    _lifecycle_sheet(wb, con, month, trends, held)
     _segments_sheet(wb, con, month)
     _migration_sheet(wb, con, month)
     _cohort_sheet(wb, con, month)
