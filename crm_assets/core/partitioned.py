@@ -49,7 +49,11 @@ def month_parts(
     table: str,
     month_column: str = "report_month",
 ) -> list[tuple[date, date]]:
-    """The window as consecutive ranges of months, each holding about ``ROWS_PER_PART`` rows of ``table``."""
+    """The window as consecutive ranges of months, each holding about ``ROWS_PER_PART`` rows of ``table``
+    (one range on an engine that spills by itself: its ``rows_per_part`` is None)."""
+    per_part = getattr(con, "rows_per_part", ROWS_PER_PART)
+    if not per_part:
+        return [(window.start, window.end)]
     counts = con.execute(
         f"SELECT {month_column}, count(*) FROM {table} WHERE {month_column} BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
         [window.start, window.end],
@@ -57,7 +61,7 @@ def month_parts(
     parts: list[tuple[date, date]] = []
     start, rows = window.start, 0
     for month, n in counts:
-        if rows and rows + n > ROWS_PER_PART:
+        if rows and rows + n > per_part:
             parts.append((start, add_months(month, -1)))
             start, rows = month, 0
         rows += n
@@ -225,7 +229,7 @@ def guarded(warehouse, work):
     from crm_assets.core.quality import BlockingCheckError, check_results
 
     try:
-        with warehouse.connect() as con:
+        with warehouse.compute() as con:
             return work(con)
     except BlockingCheckError as exc:
         yield from check_results(exc.outcomes)

@@ -134,8 +134,12 @@ def record(con: duckdb.DuckDBPyConnection, run_id: str, outcomes: Iterable[Outco
     ]
     if not rows:
         return
-    columns = [list(c) for c in zip(*rows)]
     con.execute(QUALITY_DDL)
+    if hasattr(con, "insert_rows"):  # the Spark engine appends a DataFrame of the rows
+        checked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        con.insert_rows(CHECK_RESULTS.name, [(*row, checked_at) for row in rows])
+        return
+    columns = [list(c) for c in zip(*rows)]
     # one statement over parallel lists (a few thousand rows for a long backfill): no row-by-row insert
     con.execute(
         """

@@ -137,9 +137,65 @@ class Warehouse(DuckDBResource):
         int,
     )
 
+    engine: str = env_field(
+        settings.ENV_ENGINE,
+        "duckdb",
+        "the engine of every layer after raw (CRM_ENGINE): duckdb (default), or spark (PySpark; the tables "
+        "are Parquet folders under spark_warehouse, and this DuckDB file keeps the raw layer's landing)",
+    )
+    spark_warehouse: str = env_field(
+        settings.ENV_SPARK_WAREHOUSE,
+        lambda: str(settings.spark_warehouse_path()),
+        "the Spark engine's tables, <schema>/<table>/<month column>=YYYY-MM-01/ (CRM_SPARK_WAREHOUSE, "
+        "default data/spark-warehouse)",
+    )
+    spark_remote: str = env_field(
+        "CRM_SPARK_REMOTE", "", "a Spark Connect server, sc://host:15002 (CRM_SPARK_REMOTE); blank: spark_master"
+    )
+    spark_master: str = env_field(
+        "CRM_SPARK_MASTER", "", "a Spark master URL (CRM_SPARK_MASTER), e.g. spark://host:7077; blank: local[*]"
+    )
+    spark_driver_memory: str = env_field(
+        "CRM_SPARK_DRIVER_MEMORY", "2g", "the driver's heap of a local Spark (CRM_SPARK_DRIVER_MEMORY, default 2g)"
+    )
+
     @property
     def file(self) -> Path:
         return Path(self.database).expanduser()
+
+    @property
+    def on_spark(self) -> bool:
+        if self.engine not in settings.ENGINES:
+            raise CrmError(
+                f"{settings.ENV_ENGINE}={self.engine} is not an engine: use one of {', '.join(settings.ENGINES)}"
+            )
+        return self.engine == "spark"
+
+    @contextmanager
+    def compute(self) -> Iterator:
+        """Where the layers after raw run their statements: this DuckDB file, or the Spark warehouse."""
+        if not self.on_spark:
+            with self.connect() as con:
+                yield con
+            return
+        from crm_assets.core.spark import SparkWarehouse, session
+
+        warehouse = SparkWarehouse(
+            session(self.spark_master, self.spark_remote, self.spark_driver_memory), self.spark_warehouse
+        )
+        try:
+            yield warehouse
+        finally:
+            warehouse.close()
+
+    def publish_raw(self, con: duckdb.DuckDBPyConnection, tables) -> None:
+        """On Spark: copy the raw ``tables`` (column contracts) the DuckDB landing just loaded to Parquet."""
+        if not self.on_spark:
+            return
+        from crm_assets.core.spark import copy_from_duckdb
+
+        for table in tables:
+            copy_from_duckdb(con, self.spark_warehouse, table.name, table.names())
 
     def setup_for_execution(self, context) -> None:
         """Serialize runs: a run holds ``<warehouse>.runlock`` from start to end (one writer at a time)."""
@@ -169,10 +225,22 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection held for one unit of work; retries while the file is locked."""
+        """A connection held for one unit of work; retries while the file is locked.
+
+        On Spark, a read-only connection reads the Spark warehouse's Parquet tables and the landing file."""
         path = self.file
         if read_only and not path.exists():
             raise CrmError(f"{path}: warehouse not found; run `crm run` first")
+        if read_only and self.on_spark:
+            from crm_assets.core.spark import reader_connection
+
+            con = reader_connection(self.spark_warehouse, path, self._config(True))
+            try:
+                con.execute("SET enable_progress_bar = false")
+                yield con
+            finally:
+                con.close()
+            return
         if path.is_dir():
             raise _open_error(path, IsADirectoryError())
         try:

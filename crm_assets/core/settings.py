@@ -18,6 +18,10 @@ ENV_FIRST_MONTH = "CRM_FIRST_MONTH"
 DEFAULT_INPUT_DIR = "data/input"
 DEFAULT_WAREHOUSE = "data/warehouse/crm.duckdb"
 DEFAULT_OUTPUT_DIR = "data/output"
+ENV_ENGINE = "CRM_ENGINE"
+ENGINES = ("duckdb", "spark")
+ENV_SPARK_WAREHOUSE = "CRM_SPARK_WAREHOUSE"
+DEFAULT_SPARK_WAREHOUSE = "data/spark-warehouse"
 DEFAULT_DAGSTER_HOME = ".dagster_home"
 # First month of the calendar when CRM_FIRST_MONTH is unset and no transaction file is there to start it at its
 # first month (see crm_assets/partitions.py).
@@ -49,6 +53,10 @@ def warehouse_path() -> Path:
 
 def output_dir() -> Path:
     return _path(ENV_OUTPUT_DIR, DEFAULT_OUTPUT_DIR)
+
+
+def spark_warehouse_path() -> Path:
+    return _path(ENV_SPARK_WAREHOUSE, DEFAULT_SPARK_WAREHOUSE)
 
 
 def dagster_home() -> Path:

@@ -142,7 +142,7 @@ def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
     no consent. Anonymous customers (group ``General`` by default) are flagged
     here and never get snapshot rows.
     """
-    with warehouse.connect() as con:
+    with warehouse.compute() as con:
         build_customers(con, crm_rules)
         total, anonymous, email, sms, phone = con.execute(
             "SELECT count(*), count(*) FILTER (is_anonymous), count(*) FILTER (opt_email), "
@@ -178,7 +178,7 @@ def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> Materi
     to the first one.
     """
     window = month_window(context)
-    with warehouse.connect() as con:
+    with warehouse.compute() as con:
         written = build_transactions(con, window, context.run_id)
         stats = con.execute(
             """

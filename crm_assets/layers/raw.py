@@ -620,6 +620,7 @@ def checked_load(context, warehouse: Warehouse, checks: list[Check], load, start
             raise LoadStopped(outcomes, exc) from None
         outcomes = loader_outcomes(checks, None) + quality.evaluate(con, checks, start, end, keys)
         quality.record(con, context.run_id, outcomes)
+        warehouse.publish_raw(con, RAW_TABLES)
     return loaded, outcomes
 
 

@@ -171,7 +171,7 @@ def _materialize(
     """Build one view for the run's months; metadata per month: its rows and the sum of its count column."""
     window = month_window(context)
     view = VIEWS[name]
-    with warehouse.connect() as con:
+    with warehouse.compute() as con:
         build_view(con, name, window)
         stats = con.execute(
             f"""
