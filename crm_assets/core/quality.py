@@ -202,7 +202,7 @@ def unique_customer_month(asset: str, table: str) -> Check:
         ERROR,
         "Exactly one row per customer and report month.",
         f"""
-        SELECT report_month, count(*), string_agg(DISTINCT customer_id, ', ')[:200] FROM (
+        SELECT report_month, count(*), string_agg(DISTINCT customer_id, ', ' ORDER BY customer_id)[:200] FROM (
             SELECT report_month, customer_id FROM {table}
             WHERE report_month BETWEEN $start AND $end
             GROUP BY ALL HAVING count(*) > 1
@@ -220,7 +220,7 @@ def accepted_values(asset: str, table: str, column: str, values: Sequence, nulla
         ERROR,
         f"`{column}` is one of {', '.join(map(str, values))}{' or NULL' if nullable else ''}.",
         f"""
-        SELECT report_month, count(*), string_agg(DISTINCT coalesce({column}::VARCHAR, 'NULL'), ', ')[:200]
+        SELECT report_month, count(*), string_agg(DISTINCT coalesce({column}::VARCHAR, 'NULL'), ', ' ORDER BY coalesce({column}::VARCHAR, 'NULL'))[:200]
         FROM {table}
         WHERE report_month BETWEEN $start AND $end AND ({column} NOT IN ({literal}){null_rule})
         GROUP BY report_month
@@ -236,7 +236,7 @@ def row_rule(asset: str, name: str, table: str, violation: str, description: str
         severity,
         description,
         f"""
-        SELECT report_month, count(*), string_agg(customer_id, ', ')[:200]
+        SELECT report_month, count(*), string_agg(customer_id, ', ' ORDER BY customer_id)[:200]
         FROM (SELECT * FROM {table} WHERE report_month BETWEEN $start AND $end AND ({violation}))
         GROUP BY report_month
         """,
@@ -262,7 +262,7 @@ def previous_month_rule(
         description,
         f"""
         WITH built AS (SELECT DISTINCT report_month FROM {table})
-        SELECT cur.report_month, count(*), string_agg(cur.customer_id, ', ')[:200]
+        SELECT cur.report_month, count(*), string_agg(cur.customer_id, ', ' ORDER BY cur.customer_id)[:200]
         FROM {table} cur
         {join} {table} prev ON prev.customer_id = cur.customer_id
             AND prev.report_month = cur.report_month - INTERVAL 1 MONTH

@@ -49,10 +49,23 @@ def to_spark_sql(expression: exp.Expression) -> str:
         # string_agg(x, sep): Spark 3.5 has no LISTAGG
         if isinstance(node, exp.GroupConcat):
             value = node.this
+            ordered = isinstance(value, exp.Order)
+            if ordered:  # ordered by the value itself (the samples of the checks): sorted, as DuckDB does
+                order = value.expressions
+                if (
+                    len(order) != 1
+                    or order[0].this
+                    != (value.this.expressions[0] if isinstance(value.this, exp.Distinct) else value.this)
+                    or order[0].args.get("desc")
+                ):
+                    raise CrmError(f"string_agg ordered by another expression is not translated: {node.sql()}")
+                value = value.this
             distinct = isinstance(value, exp.Distinct)
             if distinct:
                 value = value.expressions[0]
             collected = exp.Anonymous(this="collect_set" if distinct else "collect_list", expressions=[value])
+            if ordered:
+                collected = exp.Anonymous(this="array_sort", expressions=[collected])
             separator = node.args.get("separator") or exp.Literal.string(",")
             joined = exp.Anonymous(this="array_join", expressions=[collected, separator])
             return exp.Anonymous(this="nullif", expressions=[joined, exp.Literal.string("")])
@@ -201,6 +214,8 @@ class SparkWarehouse:
         self._staging: str | None = None
         self._temp: set[str] = set()
         self._fs = FileSystem(spark)
+        # committed tables as DataFrames, kept until a commit rewrites them: Spark lists a table's files once
+        self._committed: dict[str, Any] = {}
 
     # --- where tables live -------------------------------------------------------------------------
 
@@ -224,12 +239,15 @@ class SparkWarehouse:
 
     def committed(self, table: str):
         """The committed rows of ``table`` as a DataFrame (none yet: an empty one of its columns)."""
-        self._columns(table)
-        schema = self._schemas[table]
-        path = self.path(table)
-        if self._fs.has_data(path):
-            return self.spark.read.schema(schema).parquet(path)
-        return self.spark.createDataFrame([], schema)
+        if table not in self._committed:
+            self._columns(table)
+            schema = self._schemas[table]
+            path = self.path(table)
+            if self._fs.has_data(path):
+                self._committed[table] = self.spark.read.schema(schema).parquet(path)
+            else:
+                self._committed[table] = self.spark.createDataFrame([], schema)
+        return self._committed[table]
 
     def current(self, table: str):
         """``table`` as this transaction sees it: committed rows, less deletions, plus staged insertions."""
@@ -296,6 +314,15 @@ class SparkWarehouse:
         return self.spark.sql(to_spark_sql(statement))
 
     def _create(self, statement: exp.Create) -> None:
+        self._define(statement)
+        target = statement.this
+        if statement.args.get("kind", "").upper() == "TABLE" and isinstance(target, exp.Schema):
+            # the table exists from here on for readers too, with its columns and no rows
+            self._write_schema_file(f"{target.this.db}.{target.this.name}")
+            if self._pending is None:
+                self._clear_staging()
+
+    def _define(self, statement: exp.Create) -> None:
         kind = statement.args.get("kind", "").upper()
         if kind != "TABLE":
             return  # CREATE SCHEMA: a folder made by the first write
@@ -418,6 +445,13 @@ class SparkWarehouse:
 
     def _publish(self, table: str, changes: Pending) -> None:
         """Write the months ``changes`` touched (or the whole table, when it has no month column)."""
+
+        try:
+            self._write(table, changes)
+        finally:
+            self._committed.pop(table, None)
+
+    def _write(self, table: str, changes: Pending) -> None:
         from pyspark.sql import functions as F
 
         self._pending = {table: changes}

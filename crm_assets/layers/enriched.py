@@ -77,7 +77,7 @@ def _orphan_check(name: str, flag: str, id_column: str, description: str) -> Che
         WARN,
         description,
         f"""
-        SELECT partition_month, count(*), string_agg(DISTINCT {id_column}, ', ')[:200]
+        SELECT partition_month, count(*), string_agg(DISTINCT {id_column}, ', ' ORDER BY {id_column})[:200]
         FROM enriched.transactions WHERE partition_month BETWEEN $start AND $end AND NOT {flag}
         GROUP BY 1
         """,

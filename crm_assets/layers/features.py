@@ -84,7 +84,7 @@ CHECKS = [
         WARN,
         "Evaluated customers with no created date and no transaction up to the month: in every month as Prospects.",
         f"""
-        SELECT report_month, count(*), string_agg(customer_id, ', ')[:200]
+        SELECT report_month, count(*), string_agg(customer_id, ', ' ORDER BY customer_id)[:200]
         FROM {TABLE} WHERE report_month BETWEEN $start AND $end AND entry_date IS NULL GROUP BY 1
         """,
     ),
@@ -94,7 +94,7 @@ CHECKS = [
         WARN,
         "Evaluated customers with transaction lines up to the month but no qualifying consumable line.",
         f"""
-        SELECT f.report_month, count(*), string_agg(f.customer_id, ', ')[:200]
+        SELECT f.report_month, count(*), string_agg(f.customer_id, ', ' ORDER BY f.customer_id)[:200]
         FROM {TABLE} f
         WHERE f.report_month BETWEEN $start AND $end AND f.lines_total = 0
           AND EXISTS (SELECT 1 FROM features.customer_month_activity a

@@ -63,7 +63,7 @@ from crm_assets.core.months import key_to_date
 from crm_assets.core.partitions import DECLARED, calendar_start_of
 from crm_assets.core.quality import ERROR, WARN, Check, Outcome, check_results, check_specs
 from crm_assets.core.resources import InputFolder, Warehouse
-from crm_assets.layers.tables import RAW_CUSTOMERS, RAW_PRODUCTS, RAW_TABLES, SALES_TRANSACTIONS
+from crm_assets.layers.tables import RAW_CUSTOMERS, RAW_DATA_TABLES, RAW_PRODUCTS, RAW_TABLES, SALES_TRANSACTIONS
 
 REMOVALS_CHECK = "no_unexpected_removals"
 LATER_MONTHS_CHECK = "later_months_follow"
@@ -620,7 +620,7 @@ def checked_load(context, warehouse: Warehouse, checks: list[Check], load, start
             raise LoadStopped(outcomes, exc) from None
         outcomes = loader_outcomes(checks, None) + quality.evaluate(con, checks, start, end, keys)
         quality.record(con, context.run_id, outcomes)
-        warehouse.publish_raw(con, RAW_TABLES)
+        warehouse.publish_raw(con, RAW_DATA_TABLES)
     return loaded, outcomes
 
 

@@ -149,6 +149,9 @@ FILE_PROFILES = Table(
     "transactions file version and invoice month",
 )
 RAW_TABLES = (SALES_TRANSACTIONS, RAW_CUSTOMERS, RAW_PRODUCTS, REJECTED_ROWS, FILE_MONTHS, FILE_LOADS, FILE_PROFILES)
+# what the layers after raw read, and the rejected rows: the tables the Spark engine gets a Parquet copy of (the
+# load's own records stay in the landing file)
+RAW_DATA_TABLES = (SALES_TRANSACTIONS, RAW_CUSTOMERS, RAW_PRODUCTS, REJECTED_ROWS)
 
 # enriched
 
