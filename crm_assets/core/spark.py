@@ -254,7 +254,7 @@ class SparkWarehouse:
         from pyspark.sql import functions as F
 
         frame = self.committed(table)
-        for kind, value in (self._pending or {}).get(table, Pending()).operations:
+        for kind, value, _ in (self._pending or {}).get(table, Pending()).operations:
             if kind == "delete":
                 frame = frame.filter(~F.coalesce(F.expr(value), F.lit(False)))
             else:
@@ -382,7 +382,8 @@ class SparkWarehouse:
         self._columns(table)
         where = statement.args.get("where")
         condition = to_spark_sql(where.this) if where is not None else "true"
-        self._pending.setdefault(table, Pending()).operations.append(("delete", condition))
+        columns = frozenset(c.name for c in where.this.find_all(exp.Column)) if where is not None else frozenset()
+        self._pending.setdefault(table, Pending()).operations.append(("delete", condition, columns))
 
     def _insert(self, statement: exp.Insert) -> None:
         target = statement.this
@@ -405,9 +406,14 @@ class SparkWarehouse:
         frame = frame.select(
             *[(F.col(f"`{c}`") if c in given else F.lit(None)).cast(types[c]).alias(c) for c in columns]
         )
+        self._stage(table, frame)
+
+    def _stage(self, table: str, frame) -> None:
+        """Write inserted rows to the staging folder (by month, as the table is) and note them."""
         path = f"{self._staging_root()}/insert/{table}/{uuid.uuid4().hex}"
-        frame.write.parquet(path)
-        self._pending.setdefault(table, Pending()).operations.append(("insert", path))
+        month = self.month_column(table)
+        (frame.write.partitionBy(month) if month else frame.write).parquet(path)
+        self._pending.setdefault(table, Pending()).operations.append(("insert", path, None))
 
     def insert_rows(self, table: str, rows: list[tuple]) -> None:
         """Append Python rows (in the table's column order) to ``table``: small bookkeeping tables."""
@@ -415,13 +421,12 @@ class SparkWarehouse:
             return
         self._columns(table)
         frame = self.spark.createDataFrame(rows, self._schemas[table])
-        path = f"{self._staging_root()}/insert/{table}/{uuid.uuid4().hex}"
-        frame.write.parquet(path)
-        if self._pending is None:
-            self._pending = {table: Pending([("insert", path)])}
+        opened = self._pending is None
+        if opened:
+            self.begin()
+        self._stage(table, frame)
+        if opened:
             self.commit()
-        else:
-            self._pending.setdefault(table, Pending()).operations.append(("insert", path))
 
     def commit(self) -> None:
         pending, self._pending = self._pending or {}, None
@@ -456,10 +461,25 @@ class SparkWarehouse:
 
         self._pending = {table: changes}
         try:
-            final = self.current(table)
             month = self.month_column(table)
             target = self.path(table)
+            schema = self._schemas[table]
             self._write_schema_file(table)
+            operations = changes.operations
+            inserts = [value for kind, value, _ in operations if kind == "insert"]
+            by_month = month is not None and dict(_column_types(schema))[month].upper() == "DATE"
+            if by_month and all(kind == "insert" or columns <= {month} for kind, _, columns in operations):
+                # every deletion is of whole months (the layers' replace of a window): month folders are
+                # replaced, appended to or removed, and no committed row is read
+                self._write_months(table, month, operations)
+                return
+            if month is None and all(kind == "insert" for kind, _, _ in operations):
+                self._union(schema, inserts).write.mode("append").parquet(target)
+                return
+            if month is None and operations[0][1] == "true" and all(k == "insert" for k, _, _ in operations[1:]):
+                self._union(schema, inserts).write.mode("overwrite").parquet(target)  # a whole table replaced
+                return
+            final = self.current(table)
             out = f"{self._staging_root()}/publish/{table}"
             if month is None:
                 final.write.mode("overwrite").parquet(out)
@@ -467,7 +487,7 @@ class SparkWarehouse:
                 return
             touched = set()
             committed = self.committed(table)
-            for kind, value in changes.operations:
+            for kind, value, _ in operations:
                 source = committed.filter(F.expr(value)) if kind == "delete" else self.spark.read.parquet(value)
                 touched |= {row[0] for row in source.select(month).distinct().collect()}
             if not touched:
@@ -487,6 +507,67 @@ class SparkWarehouse:
                 self._fs.delete(f"{target}/{month}={emptied.isoformat()}")
         finally:
             self._pending = None
+
+    def _union(self, schema: str, paths: list[str], months: dict[str, set] | None = None, month: str = ""):
+        """The staged rows of ``paths`` (of the given ``months`` of each, when given) as one DataFrame."""
+        from pyspark.sql import functions as F
+
+        frame = self.spark.createDataFrame([], schema)
+        for path in paths:
+            staged = self.spark.read.schema(schema).parquet(path)
+            if months is not None:
+                staged = staged.filter(F.col(month).isin(sorted(months.get(path, ()))))
+            frame = frame.unionByName(staged)
+        return frame
+
+    def _months_in(self, path: str, month: str) -> set[dt.date]:
+        """The months of the partition folders ``<month>=YYYY-MM-DD`` under ``path``."""
+        if not self._fs.exists(path):
+            return set()
+        prefix = f"{month}="
+        return {dt.date.fromisoformat(n[len(prefix) :]) for n in self._fs.list(path) if n.startswith(prefix)}
+
+    def _matching(self, condition: str, month: str, months: set[dt.date]) -> set[dt.date]:
+        """Those of ``months`` the deletion's condition (on the month column alone) selects."""
+        from pyspark.sql import functions as F
+
+        if condition == "true" or not months:
+            return set(months)
+        frame = self.spark.createDataFrame([(m,) for m in sorted(months)], f"`{month}` DATE")
+        return {row[0] for row in frame.filter(F.coalesce(F.expr(condition), F.lit(False))).collect()}
+
+    def _write_months(self, table: str, month: str, operations: list) -> None:
+        """Publish changes made of whole-month deletions and insertions, month folder by month folder."""
+        target, schema = self.path(table), self._schemas[table]
+        committed = {m: True for m in self._months_in(target, month)}  # month -> its committed rows still stand
+        staged: dict[dt.date, list[str]] = {}
+        for kind, value, _ in operations:
+            if kind == "delete":
+                for m in self._matching(value, month, {m for m, kept in committed.items() if kept} | set(staged)):
+                    committed[m] = False
+                    staged.pop(m, None)
+            else:
+                for m in self._months_in(value, month):
+                    staged.setdefault(m, []).append(value)
+
+        def rows(months: set[dt.date]):
+            by_path: dict[str, set] = {}
+            for m in months:
+                for path in staged[m]:
+                    by_path.setdefault(path, set()).add(m)
+            return self._union(schema, list(by_path), by_path, month)
+
+        replaced = {m for m in staged if not committed.get(m, False)}
+        appended = {m for m in staged if committed.get(m, False)}
+        if replaced:
+            rows(replaced).write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy(
+                month
+            ).parquet(target)
+        if appended:
+            rows(appended).write.mode("append").partitionBy(month).parquet(target)
+        for m, kept in committed.items():
+            if not kept and m not in staged:
+                self._fs.delete(f"{target}/{month}={m.isoformat()}")
 
     def _write_schema_file(self, table: str) -> None:
         """``_schema.parquet`` beside the table's data, once: readers get its columns when it has no rows."""
