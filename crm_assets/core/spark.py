@@ -189,6 +189,14 @@ class Result:
         return self._rows[0] if self._rows else None
 
 
+@dataclass(frozen=True)
+class Deletion:
+    """What a DELETE's condition reads, and the condition in DuckDB's words."""
+
+    columns: frozenset
+    duckdb_condition: str
+
+
 @dataclass
 class Pending:
     """One table's changes inside a transaction: in order, deletions (a condition) and staged insertions."""
@@ -205,6 +213,8 @@ class SparkWarehouse:
     # between the reads of a CTE on Spark)
     rows_per_part = None
     customer_number = "c.customer_id"
+    # a Spark job costs a fixed part of a second: the checks of a write are evaluated as one query
+    checks_in_one_query = True
 
     def __init__(self, spark, root: str | Path):
         self.spark = spark
@@ -383,7 +393,11 @@ class SparkWarehouse:
         where = statement.args.get("where")
         condition = to_spark_sql(where.this) if where is not None else "true"
         columns = frozenset(c.name for c in where.this.find_all(exp.Column)) if where is not None else frozenset()
-        self._pending.setdefault(table, Pending()).operations.append(("delete", condition, columns))
+        # kept in DuckDB's words too: which months a deletion of whole months selects is decided without a job
+        months_condition = where.this.sql(dialect="duckdb") if where is not None else "true"
+        self._pending.setdefault(table, Pending()).operations.append(
+            ("delete", condition, Deletion(columns, months_condition))
+        )
 
     def _insert(self, statement: exp.Insert) -> None:
         target = statement.this
@@ -468,7 +482,7 @@ class SparkWarehouse:
             operations = changes.operations
             inserts = [value for kind, value, _ in operations if kind == "insert"]
             by_month = month is not None and dict(_column_types(schema))[month].upper() == "DATE"
-            if by_month and all(kind == "insert" or columns <= {month} for kind, _, columns in operations):
+            if by_month and all(kind == "insert" or deletion.columns <= {month} for kind, _, deletion in operations):
                 # every deletion is of whole months (the layers' replace of a window): month folders are
                 # replaced, appended to or removed, and no committed row is read
                 self._write_months(table, month, operations)
@@ -527,23 +541,15 @@ class SparkWarehouse:
         prefix = f"{month}="
         return {dt.date.fromisoformat(n[len(prefix) :]) for n in self._fs.list(path) if n.startswith(prefix)}
 
-    def _matching(self, condition: str, month: str, months: set[dt.date]) -> set[dt.date]:
-        """Those of ``months`` the deletion's condition (on the month column alone) selects."""
-        from pyspark.sql import functions as F
-
-        if condition == "true" or not months:
-            return set(months)
-        frame = self.spark.createDataFrame([(m,) for m in sorted(months)], f"`{month}` DATE")
-        return {row[0] for row in frame.filter(F.coalesce(F.expr(condition), F.lit(False))).collect()}
-
     def _write_months(self, table: str, month: str, operations: list) -> None:
         """Publish changes made of whole-month deletions and insertions, month folder by month folder."""
         target, schema = self.path(table), self._schemas[table]
         committed = {m: True for m in self._months_in(target, month)}  # month -> its committed rows still stand
         staged: dict[dt.date, list[str]] = {}
-        for kind, value, _ in operations:
+        for kind, value, deletion in operations:
             if kind == "delete":
-                for m in self._matching(value, month, {m for m, kept in committed.items() if kept} | set(staged)):
+                candidates = {m for m, kept in committed.items() if kept} | set(staged)
+                for m in _matching(deletion.duckdb_condition, month, candidates):
                     committed[m] = False
                     staged.pop(m, None)
             else:
@@ -582,6 +588,21 @@ class SparkWarehouse:
     def close(self) -> None:
         if self._pending is not None:
             self.rollback()
+
+
+def _matching(condition: str, month: str, months: set[dt.date]) -> set[dt.date]:
+    """Those of ``months`` a deletion's condition on the month column alone selects (DuckDB in memory: a
+    condition of a few dates needs no Spark job)."""
+    import duckdb
+
+    if condition == "true" or not months:
+        return set(months)
+    with duckdb.connect() as con:
+        rows = con.execute(
+            f"SELECT {month} FROM (SELECT unnest(?::DATE[]) AS {month}) WHERE coalesce(({condition}), false)",
+            [sorted(months)],
+        ).fetchall()
+    return {row[0] for row in rows}
 
 
 def _split_columns(ddl: str) -> list[str]:
