@@ -202,6 +202,8 @@ def test_a_month_rerun_on_spark_rewrites_that_month_only(sample, spark, tmp_path
             if name in ("reporting.snapshot_changes",):
                 continue  # a re-run's own bookkeeping: a fresh build has no earlier month to compare with
             got, want = rows_of(reader, name, compared, this_month), rows_of(fresh, name, compared, this_month)
+            if name == "reporting.snapshot_manifest":  # a row per run of a month: the re-run's is added
+                got = got & want if not (want - got) else got
             if got != want:
                 changed[name] = {
                     "only_spark": list((got - want).items())[:2],
@@ -226,7 +228,9 @@ def test_a_failing_blocking_check_on_spark_leaves_the_table_as_it_was(sample, sp
         "SELECT report_month, count(*), min(customer_id) FROM rfmt.customer_rfmt "
         "WHERE report_month BETWEEN $start AND $end GROUP BY report_month"
     )
-    monkeypatch.setitem(rfmt.CHECKS, index, dataclasses.replace(check, sql=always))
+    checks = list(rfmt.CHECKS)
+    checks[index] = dataclasses.replace(check, sql=always)
+    monkeypatch.setattr(rfmt, "CHECKS", checks)
     engine = SparkWarehouse(spark, spark_root)
     with pytest.raises(BlockingCheckError, match=check.name):
         rfmt.build_rfmt(engine, month_window(date(2025, 5, 1), date(2025, 6, 1)), CrmRules(), "blocked")
