@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
 from dagster import DagsterInstance, materialize
 
 from crm_assets.cli.runner import RANGE_END_TAG, RANGE_START_TAG
+from crm_assets.core.partitioned import MonthWindow
 from crm_assets.core.resources import InputFolder, OutputFolder, Warehouse
 from crm_assets.core.rules import CrmRules
 from crm_assets.definitions import all_assets
 
 from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, write
+
+# Where ``build`` runs the layers after raw: "duckdb" (a Dagster run, as ``crm run``) or a ``SparkWarehouse``
+# factory ``(root) -> SparkWarehouse`` (``build_all`` on Spark; crm_assets_tests/engines sets it per module).
+ENGINE: object = "duckdb"
 
 
 def write_inputs(folder: Path, products: list[str], customers: list[str], transactions: dict[str, list[str]]) -> Path:
@@ -71,8 +77,52 @@ def build(
     """Write the files, run the pipeline for first..last, return every snapshot row."""
     folder = write_inputs(tmp_path / "input", products, customers, transactions)
     warehouse = tmp_path / "warehouse" / "crm.duckdb"
+    if ENGINE != "duckdb":
+        return build_on_engine(ENGINE(tmp_path / "spark"), folder, warehouse, first, last, rules)
     run_pipeline(folder, warehouse, first, last, rules, workbook_months)
     return snapshot(warehouse)
+
+
+# The calendar of the in-process runs above (no CRM_INPUT_DIR data when the definitions load: the default one)
+CALENDAR_FIRST = date(2020, 1, 1)
+
+
+def build_on_engine(
+    engine, folder: Path, warehouse: Path, first: str, last: str, rules: CrmRules | None = None
+) -> list[dict]:
+    """``build_all`` for months first..last with the layers after raw on ``engine`` (a SparkWarehouse); the
+    snapshot rows as ``snapshot`` gives them, read through the engine's reader connection."""
+    from crm_assets.core.spark import reader_connection
+    from crm_assets.layers.pipeline import build_all
+
+    start, end = date.fromisoformat(f"{first}-01"), date.fromisoformat(f"{last}-01")
+    keys = []
+    m = start
+    while m <= end:
+        keys.append(m.isoformat())
+        m = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
+    today = date.today()
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(warehouse))
+    try:
+        build_all(
+            con,
+            folder,
+            MonthWindow(start, end, tuple(keys)),
+            min(CALENDAR_FIRST, start),
+            date(today.year, today.month, 1),
+            rules,
+            engine=engine,
+        )
+    finally:
+        con.close()
+    reader = reader_connection(engine.root, warehouse)
+    try:
+        cur = reader.execute("SELECT * FROM reporting.customer_snapshot ORDER BY report_month, customer_id")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        reader.close()
 
 
 def row(rows: list[dict], month: str, customer: str) -> dict | None:

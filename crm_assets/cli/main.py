@@ -138,6 +138,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from crm_assets.cli import runner
 
     _check_writable_folder(settings.output_dir(), f"the outputs (${settings.ENV_OUTPUT_DIR})")
+    from crm_assets.core.resources import Warehouse
+
+    Warehouse().on_spark  # noqa: B018  (a CRM_ENGINE that is no engine: one line now, not one per asset of the run)
 
     started = time.perf_counter()
     months = runner.resolve_months(args.from_month, args.to_month, settings.input_dir(), args.allow_removals)
