@@ -49,6 +49,7 @@ class Measurement:
     wall_s: float
     peak_rss_kb: int
     tree_rss_kb: int
+    tree_cpu_s: float | None = None  # user + system CPU of every process of the tree, last seen (a JVM included)
     user_s: float | None = None
     system_s: float | None = None
     method: str = ""
@@ -66,11 +67,20 @@ class Measurement:
 
 
 def _children(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (a process started from another thread than the main one, e.g.
+    a JVM, is listed under that thread only)."""
+    found = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return []
+        return found
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children") as handle:
+                found += [int(p) for p in handle.read().split()]
+        except OSError:
+            continue
+    return found
 
 
 def _rss_kb(pid: int) -> int:
@@ -84,7 +94,21 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _tree_rss_kb(root: int) -> int:
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (its own, not its children's)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _tree_rss_kb(root: int, cpu: dict | None = None) -> int:
+    """The resident memory of ``root`` and its descendants; with ``cpu``, each one's CPU seconds put there."""
     total, stack, seen = 0, [root], set()
     while stack:
         pid = stack.pop()
@@ -92,6 +116,8 @@ def _tree_rss_kb(root: int) -> int:
             continue
         seen.add(pid)
         total += _rss_kb(pid)
+        if cpu is not None:
+            cpu[pid] = max(cpu.get(pid, 0.0), _cpu_s(pid))
         stack.extend(_children(pid))
     return total
 
@@ -100,11 +126,12 @@ class _TreeSampler(threading.Thread):
     def __init__(self, pid: int, interval: float = 0.1):
         super().__init__(daemon=True)
         self.pid, self.interval, self.peak = pid, interval, 0
+        self.cpu: dict[int, float] = {}  # pid -> CPU seconds when last sampled
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            self.peak = max(self.peak, _tree_rss_kb(self.pid))
+            self.peak = max(self.peak, _tree_rss_kb(self.pid, self.cpu))
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
@@ -174,6 +201,7 @@ def run_measured(
         wall_s=round(wall, 3),
         peak_rss_kb=0,
         tree_rss_kb=sampler.peak,
+        tree_cpu_s=round(sum(sampler.cpu.values()), 1),
         timed_out=timed_out,
         stdout_tail=_tail(stdout),
         stderr_tail=_tail(stderr),

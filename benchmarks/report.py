@@ -46,6 +46,15 @@ def _secs(value) -> str:
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
+def _engine(result: dict) -> str:
+    return result.get("engine") or "duckdb"
+
+
+def _label(result: dict) -> str:
+    """The scale's name, with the engine when it is not DuckDB: ``M``, ``M (spark)``."""
+    return result["scale"] if _engine(result) == "duckdb" else f"{result['scale']} ({_engine(result)})"
+
+
 def _step(result: dict, name: str) -> dict | None:
     return next((s for s in result["steps"] if s["step"] == name), None)
 
@@ -132,7 +141,7 @@ def measured(result: dict, step: str, what: str):
 
 
 def target_rows(results: list[dict]) -> list[str]:
-    by_scale = {r["scale"]: r for r in results}
+    by_scale = {r["scale"]: r for r in results if _engine(r) == "duckdb"}  # the targets are DuckDB's
     rows = []
     for scale, label, step, what, limit in TARGETS:
         result = by_scale.get(scale)
@@ -184,16 +193,51 @@ def ratio_rows(results: list[dict]) -> list[str]:
         ratio = _ratio(backfill, floor) if backfill else ""
         overhead = wall - sql["wall_s"] if wall is not None and sql else None
         rows.append(
-            f"| {r['scale']} | {r['customers']:,} | {r['months']} | {_lines(r):,} | {_secs(wall)} | "
+            f"| {_label(r)} | {r['customers']:,} | {r['months']} | {_lines(r):,} | {_secs(wall)} | "
             f"{_secs(sql['wall_s'] if sql else None)} | {_secs(floor['wall_s'] if floor else None)} | {ratio or '-'} | "
             f"{_secs(overhead)} |"
         )
     rows += [
         "",
-        f"How the time grows with the data (log-log): ![backfill time against transaction lines]({PLOT_NAME})",
+        f"How the time grows with the data (log-log, DuckDB): ![backfill time against transaction lines]({PLOT_NAME})",
         "",
     ]
-    return rows
+    return rows + engine_rows(results)
+
+
+def _when(result: dict | None, step: dict | None) -> str:
+    return result["started"][:10] if result and step else "-"
+
+
+def engine_rows(results: list[dict]) -> list[str]:
+    """DuckDB against another engine (``--engine spark``), per scale measured on both."""
+    by_key = {(r["scale"], _engine(r)): r for r in results}
+    pairs = [(by_key.get((r["scale"], "duckdb")), r) for r in sorted(results, key=_lines) if _engine(r) != "duckdb"]
+    if not pairs:
+        return []
+    rows = [
+        "## Engines: DuckDB against Spark local (`--engine spark`)",
+        "",
+        "| scale | step | DuckDB (s) | DuckDB peak MiB | other engine | wall (s) | peak MiB | CPU s (process tree) | "
+        "other / DuckDB | measured (DuckDB; other) |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for duck, other in pairs:
+        for name in ("backfill", "refresh"):
+            o = _step(other, name)
+            if o is None:
+                continue
+            d = _step(duck, name) if duck else None
+            ratio = f"{o['wall_s'] / d['wall_s']:.1f}x" if d and d.get("wall_s") and not _status(o) else "-"
+            status = _status(o)
+            rows.append(
+                f"| {other['scale']} | {STEP_LABELS[name]} | {_secs(d['wall_s'] if d else None)} | "
+                f"{_mib(d['tree_rss_kb'] if d else 0)} | {_engine(other)} | {_secs(o['wall_s'])}"
+                f"{' (' + status + ')' if status else ''} | {_mib(o['tree_rss_kb'])} | {_secs(o.get('tree_cpu_s'))} | "
+                f"{ratio} | "
+                f"{_when(duck, d)}; {_when(other, o)} |"
+            )
+    return rows + [""]
 
 
 def _lines(result: dict) -> int:
@@ -215,7 +259,9 @@ def plot_svg(results: list[dict]) -> str:
 
     points = {
         name: sorted(
-            (_lines(r), s["wall_s"]) for r in results if (s := _step(r, name)) and s.get("wall_s") and _lines(r)
+            (_lines(r), s["wall_s"])
+            for r in results
+            if _engine(r) == "duckdb" and (s := _step(r, name)) and s.get("wall_s") and _lines(r)
         )
         for name, _, _ in PLOT_SERIES
     }
@@ -294,6 +340,8 @@ def render(results: list[dict]) -> str:
     for r in results:
         options = r.get("options", {})
         opts = [f"refresh setup via {options.get('refresh_setup')}"]
+        if _engine(r) != "duckdb":
+            opts.insert(0, f"CRM_ENGINE={_engine(r)}, driver memory {options.get('spark_driver_memory')}")
         if options.get("duckdb_memory_limit"):
             opts.append(f"DuckDB memory_limit {options['duckdb_memory_limit']}")
         if options.get("duckdb_threads"):
@@ -301,7 +349,7 @@ def render(results: list[dict]) -> str:
         if r.get("package") and not str(r["package"]).startswith(str(Path(__file__).resolve().parent.parent)):
             opts.append(f"crm_assets from {r['package']}")
         lines.append(
-            f"| {r['scale']} | {r['customers']:,} | {r['months']} ({r['start']}..{r['end']}) | "
+            f"| {_label(r)} | {r['customers']:,} | {r['months']} ({r['start']}..{r['end']}) | "
             f"{r['started'][:16].replace('T', ' ')} | {'; '.join(opts)} |"
         )
     lines.append("")
@@ -313,7 +361,9 @@ def render(results: list[dict]) -> str:
     for r in results:
         floor = _step(r, "floor")
         lines += [
-            f"## Scale {r['scale']}: {r['customers']:,} customers, {r['months']} months"
+            f"## Scale {r['scale']}"
+            + (f" on {_engine(r).capitalize()} (CRM_ENGINE={_engine(r)})" if _engine(r) != "duckdb" else "")
+            + f": {r['customers']:,} customers, {r['months']} months"
             + (f" ({r['note']})" if r.get("note") else ""),
             "",
             "| step | wall (s) | peak MiB, largest process | peak MiB, process tree | vs floor | details |",

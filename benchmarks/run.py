@@ -96,6 +96,10 @@ class ScaleRun:
             env["CRM_DUCKDB_MEMORY_LIMIT"] = self.args.duckdb_memory_limit
         if self.args.duckdb_threads:
             env["CRM_DUCKDB_THREADS"] = str(self.args.duckdb_threads)
+        if name and self.args.engine == "spark":
+            env["CRM_ENGINE"] = "spark"
+            env["CRM_SPARK_WAREHOUSE"] = str(base / "spark-warehouse")
+            env["CRM_SPARK_DRIVER_MEMORY"] = self.args.spark_driver_memory
         return env
 
     def fresh(self, name: str) -> Path:
@@ -228,7 +232,9 @@ class ScaleRun:
                 )
             )
             if full.ok:
-                full.info["snapshot_rows"] = _snapshot_rows(self.root / "full" / "warehouse" / "crm.duckdb")
+                full.info["snapshot_rows"] = _snapshot_rows(
+                    self.root / "full" / "warehouse" / "crm.duckdb", self.env("full").get("CRM_SPARK_WAREHOUSE")
+                )
 
         # refresh of one newly added month: every month but the last, then the last one
         if self.wants("refresh"):
@@ -388,6 +394,7 @@ class ScaleRun:
         s = self.scale
         return {
             "scale": s.name,
+            "engine": self.args.engine,
             "customers": s.customers,
             "start": s.start,
             "end": s.end,
@@ -400,6 +407,7 @@ class ScaleRun:
                 "timeout_s": self.args.timeout,
                 "duckdb_memory_limit": self.args.duckdb_memory_limit or None,
                 "duckdb_threads": self.args.duckdb_threads or None,
+                "spark_driver_memory": self.args.spark_driver_memory if self.args.engine == "spark" else None,
             },
             "machine": machine(),
             "package": self.package(),
@@ -441,13 +449,18 @@ def _transaction_lines(folder: Path) -> int:
     return total
 
 
-def _snapshot_rows(warehouse: Path) -> int | None:
+def _snapshot_rows(warehouse: Path, spark_warehouse: str | None = None) -> int | None:
     try:
         import duckdb
 
-        con = duckdb.connect(str(warehouse), read_only=True)
+        if spark_warehouse:  # the Spark engine's snapshot is a Parquet folder
+            con = duckdb.connect()
+            source = f"read_parquet('{spark_warehouse}/reporting/customer_snapshot/*/*.parquet')"
+        else:
+            con = duckdb.connect(str(warehouse), read_only=True)
+            source = "reporting.customer_snapshot"
         try:
-            return con.execute("SELECT count(*) FROM reporting.customer_snapshot").fetchone()[0]
+            return con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
         finally:
             con.close()
     except Exception:  # noqa: BLE001
@@ -459,6 +472,14 @@ def _output_rows(stdout: str) -> int | None:
 
     match = re.search(r"([\d,]+) customers", stdout)
     return int(match.group(1).replace(",", "")) if match else None
+
+
+ENGINES = ("duckdb", "spark")
+
+
+def result_name(scale: str, engine: str) -> str:
+    """The JSON result of a scale: ``M.json`` on DuckDB, ``M-spark.json`` on Spark (kept apart)."""
+    return f"{scale}.json" if engine == "duckdb" else f"{scale}-{engine}.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -497,6 +518,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the floor and the loop: DuckDB's own)",
     )
     parser.add_argument("--duckdb-threads", type=int, default=0, help="DuckDB threads of crm (CRM_DUCKDB_THREADS)")
+    parser.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="CRM_ENGINE of the crm steps (default duckdb); spark: a CRM_SPARK_WAREHOUSE beside each warehouse, "
+        "and results stored as <scale>-spark.json",
+    )
+    parser.add_argument(
+        "--spark-driver-memory", default="6g", help="CRM_SPARK_DRIVER_MEMORY with --engine spark (default 6g)"
+    )
     parser.add_argument(
         "--repeats",
         type=int,
@@ -539,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             run = ScaleRun(SCALES[name], args.workdir, args)
             started = time.perf_counter()
-            path = results_dir / f"{name}.json"
+            path = results_dir / result_name(name, args.engine)
             previous = json.loads(path.read_text()) if args.steps is not None and path.exists() else None
             try:
                 result = run.run(previous)
@@ -548,13 +579,14 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(run.root / "input", ignore_errors=True)
                     for sub in ("full", "refresh", "sql_only"):
                         shutil.rmtree(run.root / sub, ignore_errors=True)
-            (results_dir / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+            path.write_text(json.dumps(result, indent=1, default=str))
             print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
     results = []
-    for name in SCALES:
-        path = results_dir / f"{name}.json"
-        if path.exists() and (name != "smoke" or args.smoke):
-            results.append(json.loads(path.read_text()))
+    for engine in ENGINES:
+        for name in SCALES:
+            path = results_dir / result_name(name, engine)
+            if path.exists() and (name != "smoke" or args.smoke):
+                results.append(json.loads(path.read_text()))
     print("\n".join(ratio_rows(results)), flush=True)
     write_report(out, render(results))
     write_plot(out.parent / PLOT_NAME, results)
