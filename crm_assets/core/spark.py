@@ -744,6 +744,7 @@ def copy_from_duckdb(con, root: str | Path, table: str, columns: Sequence[str]) 
         con.execute(f"COPY (SELECT * FROM {table}) TO '{fresh}' (FORMAT PARQUET, PARTITION_BY ({month}), OVERWRITE)")
     else:  # no month column, or no rows yet: one file, with the columns
         con.execute(f"COPY (SELECT * FROM {table}) TO '{fresh / 'data.parquet'}' (FORMAT PARQUET)")
+    con.execute(f"COPY (SELECT * FROM {table} LIMIT 0) TO '{fresh / SCHEMA_FILE}' (FORMAT PARQUET)")
     old = target.with_name(f".{target.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
@@ -818,7 +819,12 @@ def reader_connection(root: str | Path, landing: str | Path, config: dict | None
             sources.append(f"SELECT * FROM read_parquet('{table.schema_file}')")
         if name in landed and (name not in parquet or name in APPENDED_IN_BOTH):
             sources.append(f"SELECT * FROM landing.{name}")
-        con.execute(f"CREATE VIEW memory.{name} AS {' UNION ALL BY NAME '.join(sources)}")
+        union = " UNION ALL BY NAME ".join(sources)
+        if table is not None and table.schema_file:
+            # the table's own column order (a partitioned folder's month column would come last)
+            names = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{table.schema_file}')").fetchall()
+            union = f"SELECT {', '.join(chr(34) + n[0] + chr(34) for n in names)} FROM ({union})"
+        con.execute(f"CREATE VIEW memory.{name} AS {union}")
     con.execute("USE memory")
     return con
 
