@@ -6,9 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pyspark  # noqa: E402,F401  (the dev extra installs it: a missing PySpark fails here, never skips)
 import pytest
-
-pytest.importorskip("pyspark")
 
 # Timestamps of when a row was written: the only columns the engines may disagree on.
 WRITE_TIMES = {"loaded_at", "computed_at", "checked_at", "applied_at"}
