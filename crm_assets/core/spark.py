@@ -435,12 +435,7 @@ class SparkWarehouse:
             return
         self._columns(table)
         frame = self.spark.createDataFrame(rows, self._schemas[table])
-        opened = self._pending is None
-        if opened:
-            self.begin()
-        self._stage(table, frame)
-        if opened:
-            self.commit()
+        self._autocommit(lambda _: self._stage(table, frame), None)
 
     def commit(self) -> None:
         pending, self._pending = self._pending or {}, None
