@@ -16,6 +16,7 @@ END = "<!-- END GENERATED BENCHMARK RESULTS -->"
 STEP_LABELS = {
     "generate": "`crm generate`",
     "backfill": "`crm run`: full backfill, every month",
+    "no-op run": "`crm run` again: the planner finds nothing stale and builds nothing",
     "refresh setup": "`crm run --to <last-1>` (setup of the refresh)",
     "refresh": "`crm run --from <last> --to <last>`: one-month refresh",
     "report": "`crm report --month <last>`",

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 STEPS = (
     "generate",
     "backfill",
+    "no-op run",
     "refresh setup",
     "refresh",
     "report",

@@ -8,9 +8,9 @@ warehouse (``landing.plan_folder``, the reading the load does):
   after it, or a file holding its lines written after it ended): it skips,
   naming the month and the newest transaction date, and the sensor builds the
   month when its file lands;
-- the month is built and no line of it or of an earlier month changed: it skips;
-- otherwise one run, from the first month of the data that is not built yet
-  (or the first changed month) through the month.
+- no month is stale (``builds.find_stale``): it skips;
+- otherwise one run of every stale month, the range ``crm run`` chooses
+  without options (a month not built yet is stale).
 
 It never asks for a month past the data.
 """
@@ -21,6 +21,8 @@ from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext
 
 from crm_assets.automation.jobs import crm_pipeline_job, range_tags
 from crm_assets.core import settings
+from crm_assets.core.builds import assess, plan_range
+from crm_assets.core.landing import removal_message
 from crm_assets.core.months import add_months, key_of
 from crm_assets.core.partitions import Calendar
 
@@ -32,19 +34,9 @@ def month_before(day) -> str:
     return key_of(add_months(day, -1))
 
 
-def refresh_range(
-    month: str, built: list[str], data_first: str, keys: list[str], changed: list[str] = ()
-) -> tuple[str, str]:
-    """From the first month of the data not built yet (or the first changed month) through ``month``."""
-    missing = [k for k in keys if data_first <= k <= month and k not in set(built)]
-    starts = [*missing[:1], *[c for c in changed if c <= month][:1]] or [month]
-    return min(starts), month
-
-
-def decide(month: str, plan, cover, keys: list[str]) -> tuple[tuple[str, str] | None, str]:
-    """The range to run for the tick's month (or None), and a sentence saying why."""
-    from crm_assets.core.landing import removal_message
-
+def decide(month: str, plan, staleness, cover, keys: list[str]) -> tuple[tuple[str, str] | None, str]:
+    """The range to run for the tick's month (or None), and a sentence saying why: every stale month
+    (``builds.plan_range``), once the files cover the month."""
     if month not in keys:
         return None, f"{month[:7]} is not in the calendar ({keys[0][:7] if keys else '-'} on)"
     if plan.removals:
@@ -54,15 +46,11 @@ def decide(month: str, plan, cover, keys: list[str]) -> tuple[tuple[str, str] | 
             f"{month[:7]} is not covered by the files yet: {cover.describe()}; it is built once a file holding "
             f"lines of a later month, or written after {month[:7]} ended, lands"
         )
-    built = [key_of(m) for m in plan.built]
-    changed = [key_of(m) for m in plan.changed]
-    if month in built and not [c for c in changed if c <= month] and not plan.masters_changed:
-        return None, f"{month[:7]} is built from the files as they are"
     data_first = max(key_of(plan.span[0]), keys[0])
-    first, last = refresh_range(month, built, data_first, keys, changed)
-    if plan.masters_changed:  # every built month uses the masters: all of them follow
-        first = data_first
-    return (first, last), f"{month[:7]} is covered ({cover.describe()}): {first[:7]}..{last[:7]}"
+    chosen = plan_range(staleness, keys, data_first, month)
+    if chosen.first is None:
+        return None, f"{month[:7]} is built from the files as they are"
+    return (chosen.first, chosen.last), f"{month[:7]} is covered ({cover.describe()}): {chosen.why}"
 
 
 def monthly_refresh(calendar: Calendar):
@@ -86,19 +74,19 @@ def monthly_refresh(calendar: Calendar):
 def evaluate(context: ScheduleEvaluationContext, calendar: Calendar):
     """One tick: a run through the month before it, or the reason there is none."""
     from crm_assets.core.errors import CrmError
-    from crm_assets.core.landing import PREFLIGHT_TAG, coverage, plan_folder, read_warehouse_state
+    from crm_assets.core.landing import PREFLIGHT_TAG, coverage
     from crm_assets.core.resources import Warehouse, WarehouseLockedError
 
     month = month_before(context.scheduled_execution_time.date())
     keys = calendar.keys(context.scheduled_execution_time)
     folder = settings.input_dir()
     try:
-        plan = plan_folder(folder, read_warehouse_state(Warehouse(lock_timeout_seconds=0)), calendar.first_month())
+        plan, staleness = assess(folder, Warehouse(lock_timeout_seconds=0), calendar.first_month(), keys)
     except WarehouseLockedError:
         return SkipReason(f"the warehouse is in use by a run; {month[:7]} is left to the sensor or the next tick")
     except (CrmError, OSError) as exc:
         return SkipReason(str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}")
-    span, why = decide(month, plan, coverage(folder, plan.profiles), keys)
+    span, why = decide(month, plan, staleness, coverage(folder, plan.profiles), keys)
     if span is None:
         return SkipReason(why)
     return RunRequest(

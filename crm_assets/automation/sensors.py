@@ -6,13 +6,12 @@ month (``landing.plan_folder``, the same reading the load does). So starting
 the daemon after a ``crm run`` requests nothing, and a change requests
 exactly the months it affects:
 
-- lines of built months changed (a corrected or replaced file): one run from
-  the first changed month through the newest month built or with data;
-- months with data after the newest built month (a new year's file): one run
-  of those months;
-- a changed master: every month of the data;
-- a transactions file that changed without changing any month's lines (only
-  rejected lines differ): the newest built month, so the raw bookkeeping follows;
+- every stale month (``builds.find_stale``: lines, master rows, rules or code
+  that differ from what a month was built from, a month a failed or killed run
+  left unfinished, a month with data not built yet), as one run, the range
+  ``crm run`` chooses without options;
+- a master that changed without reaching any month: the newest month, so that
+  the masters are loaded again;
 - a file that disappeared or lost more than half of its rows: no run; the
   sensor skips with the reason until ``crm run --allow-removals`` is run;
 - a file modified in the last ``CRM_SENSOR_SETTLE_SECONDS`` (default 30) may
@@ -32,15 +31,13 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Sk
 
 from crm_assets.automation.jobs import crm_pipeline_job, range_tags
 from crm_assets.core import settings
+from crm_assets.core.builds import Staleness, assess, plan_range
 from crm_assets.core.errors import CrmError
 from crm_assets.core.landing import (
     MASTER_FILES,
     PREFLIGHT_TAG,
     TRANSACTIONS_GLOB,
     Plan,
-    month_ranges,
-    plan_folder,
-    read_warehouse_state,
     removal_message,
 )
 from crm_assets.core.months import key_of
@@ -67,47 +64,26 @@ def folder_signature(folder: Path, calendar: Calendar) -> tuple[str, list[str]]:
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
 
 
-def refresh_request(plan: Plan, calendar: Calendar) -> tuple[tuple[str, str] | None, str]:
-    """The range of months to run for the plan (or None) and a sentence saying why."""
+def refresh_request(plan: Plan, staleness: Staleness, calendar: Calendar) -> tuple[tuple[str, str] | None, str]:
+    """The range of months to run for the plan (or None) and a sentence saying why: every stale month
+    (``builds.plan_range``, the decision ``crm run`` makes without options)."""
     keys = calendar.keys()
     if plan.removals:
         return None, removal_message(plan.removals)
     if plan.span is None:
         return None, "no transaction line with a valid invoice_date in the folder"
-    data_first, data_last = key_of(plan.span[0]), key_of(plan.span[1])
     if not keys:
         return None, "no month of the calendar has ended yet"
+    data_first, data_last = key_of(plan.span[0]), key_of(plan.span[1])
     if plan.span[0] < calendar.first_month() and not calendar.set_by_hand:
         return None, (
             f"the data now starts in {data_first[:7]}, before the calendar ({keys[0][:7]} on): reload the "
             "definitions (Reload in the UI's Deployment page, or restart dagster dev) so that it starts there"
         )
-    built = [key_of(m) for m in plan.built]
-    newest = max([data_last, *built])  # months built already follow; no new month past the data
-    if not built:
-        first, last, why = data_first, data_last, "nothing built yet"
-    elif plan.masters_changed:
-        first, last = data_first, newest
-        why = f"{' and '.join(plan.masters_changed)} changed: every month"
-    elif plan.changed:
-        first, last = key_of(plan.changed[0]), newest
-        why = f"lines of {month_ranges(plan.changed)} changed"
-    elif [m for m in plan.new_months if key_of(m) > max(built)]:
-        first = min(key_of(m) for m in plan.new_months if key_of(m) > max(built))
-        last = newest
-        why = "new months of data"
-    elif plan.files_changed:
-        first = last = max(built)
-        why = "a transactions file changed without changing any month's lines (rejected lines only)"
-    else:
+    chosen = plan_range(staleness, keys, max(data_first, keys[0]), min(max(data_last, keys[0]), keys[-1]))
+    if chosen.first is None:
         return None, "the warehouse holds every input file as it is"
-    first, last = max(first, keys[0]), min(last, keys[-1])
-    if not calendar.set_by_hand:
-        # the run's own process starts its calendar at the data's first month (older rows go with that month)
-        first = max(first, data_first)
-    if first > last:
-        return None, f"{why}, but those months are not partitions yet"
-    return (first, last), f"{why}: {first[:7]}..{last[:7]}"
+    return (chosen.first, chosen.last), f"{chosen.why}: {chosen.first[:7]}..{chosen.last[:7]}"
 
 
 def input_files_sensor(calendar: Calendar):
@@ -141,14 +117,14 @@ def evaluate(context: SensorEvaluationContext, calendar: Calendar):
 
     warehouse = Warehouse(lock_timeout_seconds=0)
     try:
-        plan = plan_folder(folder, read_warehouse_state(warehouse), calendar.first_month())
+        plan, staleness = assess(folder, warehouse, calendar.first_month(), calendar.keys())
     except WarehouseLockedError:
         return SkipReason("the warehouse is in use by a run; looking again at the next tick")
     except (CrmError, OSError) as exc:
         decision = str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}"
         context.update_cursor(json.dumps({"signature": signature, "decision": decision}))
         return SkipReason(decision)
-    span, why = refresh_request(plan, calendar)
+    span, why = refresh_request(plan, staleness, calendar)
     context.update_cursor(json.dumps({"signature": signature, "decision": why}))
     if span is None:
         return SkipReason(why)

@@ -1,10 +1,10 @@
 """The ``crm`` command line: generate a sample, run the pipeline through Dagster.
 
-Exit codes: 0 success; 2 a user error (bad argument, bad or missing input
-file, unwritable or locked path, a removal not allowed), printed as one line
-``crm <command>: <reason>``; 1 anything else (a failed blocking check, an
-internal error), also one line. ``--verbose`` adds the traceback and
-Dagster's own log.
+Exit codes: 0 success; 2 a user error (bad argument or setting, bad or missing
+input file, unwritable or locked path, a removal not allowed, a damaged
+warehouse file, a full disk), printed as one line ``crm <command>: <reason>``;
+1 anything else (a failed blocking check, an internal error), also one line.
+``--verbose`` adds the traceback and Dagster's own log.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="materialize every asset for a range of months through Dagster",
         description="Load the files of the input folder and build every layer, the workbooks and the Power BI files "
         "for a range of months, as one Dagster run recorded in DAGSTER_HOME (the UI shows it). Default "
-        "range: every month of the data. Prints a line per asset and a summary; exit codes in "
+        "range: every stale month (none: nothing runs). Prints a line per asset and a summary; exit codes in "
         "docs/configuration.md.",
     )
     run.add_argument(
@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="to_month", type=month_arg, default=None, help="last month YYYY-MM (default: latest transaction)"
     )
     run.add_argument("--quiet", action="store_true", help="print nothing but errors (for scripts)")
+    run.add_argument(
+        "--all",
+        action="store_true",
+        help="rebuild every month of the data, stale or not (default: only the stale months, and nothing when "
+        "every month is built from the files as they are)",
+    )
     run.add_argument(
         "--allow-removals",
         action="store_true",
@@ -118,6 +124,8 @@ def _apply_path_options(args: argparse.Namespace) -> None:
     if getattr(args, "warehouse", None) is not None:
         os.environ[settings.ENV_WAREHOUSE] = str(args.warehouse.resolve())
     settings.input_encoding()  # an unknown CRM_INPUT_ENCODING is a user error before anything starts
+    settings.schedule_timezone()  # so is a CRM_SCHEDULE_TIMEZONE that is no time zone (the definitions' schedule)
+    settings.check_counts()  # and a negative or fractional CRM_WORKBOOK_MONTHS / CRM_WORKBOOK_LIST_ROWS
     os.environ["DAGSTER_HOME"] = str(settings.prepare_dagster_home())
 
 
@@ -143,10 +151,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     Warehouse().on_spark  # noqa: B018  (a CRM_ENGINE that is no engine: one line now, not one per asset of the run)
 
     started = time.perf_counter()
-    months = runner.resolve_months(args.from_month, args.to_month, settings.input_dir(), args.allow_removals)
+    months = runner.resolve_months(
+        args.from_month, args.to_month, settings.input_dir(), args.allow_removals, everything=args.all
+    )
     say = (lambda *_: None) if args.quiet else print
     for note in months.notes:
         say(f"crm run: {note}")
+    if months.nothing:
+        say(f"crm run: nothing to build: {months.why} (--all rebuilds every month)")
+        return 0
     say(
         f"crm run: {months.first[:7]}..{months.last[:7]} ({len(months.keys)} months) from {settings.input_dir()} "
         f"into {settings.warehouse_path()}"
@@ -159,9 +172,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.quiet:
             _print_summary(outcome)
         return 0
+    known = _known_run_failure(outcome.run_id, args)
+    if known is not None:  # a full disk or a damaged warehouse: one line for the run, whatever each step said
+        print(f"crm run: {known} (run {outcome.run_id[:8]}, {span})", file=sys.stderr)
+        return EXIT_USER_ERROR
     for failure in outcome.failures or ["failed"]:
         print(f"crm run: {failure} (run {outcome.run_id[:8]}, {span})", file=sys.stderr)
     return EXIT_USER_ERROR if outcome.user_error else EXIT_RUN_FAILED
+
+
+def _known_run_failure(run_id: str, args: argparse.Namespace) -> str | None:
+    """The one line of a run whose steps failed on a full disk or a damaged warehouse, from the errors (and the
+    errors behind them) Dagster recorded for its failed steps; None for any other failure."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    try:
+        with DagsterInstance.get() as instance:
+            records = instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)
+    except Exception:  # noqa: BLE001  (the run's own lines are printed instead)
+        return None
+    errors = [r.dagster_event.step_failure_data.error for r in records if r.dagster_event is not None]
+    for error in errors:
+        line = _known_error(error, args)
+        if line is not None:
+            return line
+    return None
 
 
 def _print_summary(outcome) -> None:
@@ -194,6 +229,43 @@ def _path_error(exc: OSError) -> str:
     return f"{where}: {hint}" if where else hint
 
 
+def _warehouse_file(args: argparse.Namespace) -> Path:
+    """The warehouse file of the command: ``--warehouse``, else the setting."""
+    given = getattr(args, "warehouse", None)
+    return given.resolve() if given is not None else settings.warehouse_path()
+
+
+def _known_error(exc, args: argparse.Namespace) -> str | None:
+    """One line for a full disk or a damaged database file found anywhere in ``exc``'s chain (a Python exception
+    or a step failure Dagster recorded); None for any other error."""
+    from crm_assets.core.errors import NO_SPACE, damaged_file, no_space_left
+
+    # a user error that says the disk is full already names its folder and setting
+    where = None if isinstance(exc, CrmError) and NO_SPACE in str(exc) else no_space_left(exc)
+    if where is not None:
+        if not where:  # no path in what the system said: what the command writes
+            out = getattr(args, "out", None)
+            where = str(out) if out is not None else str(_warehouse_file(args))
+        return f"no space left on the device: {where}"
+    damaged = damaged_file(exc)
+    if damaged is None:
+        return None
+    path, detail = damaged
+    warehouse = _warehouse_file(args)
+    rebuild = "run `crm run` to rebuild the warehouse from the input files"
+    if path is None or Path(path) == warehouse:
+        return (
+            f"{warehouse}: the warehouse file is damaged ({detail}); restore it from a backup, or delete it and "
+            f"{rebuild}"
+        )
+    if Path(path) == Path(f"{warehouse}.wal"):
+        return (
+            f"{path}: the warehouse's log file is damaged ({detail}); restore the warehouse from a backup, or delete "
+            f"{warehouse} and {path} and {rebuild}"
+        )
+    return f"{path}: the file is damaged ({detail})"
+
+
 class _StderrHandler(logging.Handler):
     """Writes to the ``sys.stderr`` of the moment (not the one of when it was made)."""
 
@@ -220,28 +292,32 @@ def main(argv: list[str] | None = None) -> int:
     _show_waits()
     try:
         return _commands()[args.command](args)
-    except CrmError as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"crm {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except OSError as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"crm {args.command}: {_path_error(exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"crm {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001  (an internal error is still one line, exit 1)
+    except Exception as exc:  # noqa: BLE001  (every error is one line: a user error exit 2, else exit 1)
         if args.verbose:
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0]
-        print(
-            f"crm {args.command}: internal error: {type(exc).__name__}: {first} (run with --verbose for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_RUN_FAILED
+        code, line = _one_line(exc, args)
+        print(f"crm {args.command}: {line}", file=sys.stderr)
+        return code
+
+
+def _one_line(exc: Exception, args: argparse.Namespace) -> tuple[int, str]:
+    """The exit code and the one line of an error that ended a command.
+
+    A full disk and a damaged database file are recognised anywhere in the chain (a DuckDB "cannot rollback"
+    whose context is the failed write; the CrmError of a warehouse that cannot be opened); then a CrmError
+    says its own line, an OSError names its path; anything else is an internal error."""
+    known = _known_error(exc, args)
+    if known is not None:
+        return EXIT_USER_ERROR, known
+    if isinstance(exc, CrmError):
+        return EXIT_USER_ERROR, str(exc)
+    if isinstance(exc, OSError):
+        return EXIT_USER_ERROR, _path_error(exc)
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return EXIT_RUN_FAILED, f"internal error: {type(exc).__name__}: {first} (run with --verbose for the traceback)"
 
 
 if __name__ == "__main__":  # pragma: no cover

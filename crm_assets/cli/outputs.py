@@ -76,7 +76,12 @@ def add_output_commands(sub: argparse._SubParsersAction, common: argparse.Argume
         metavar="CHANNEL",
         help="email, sms, phone: keep customers who consented to at least one of them",
     )
-    export.add_argument("--out", required=True, type=Path, help="output file, .csv (UTF-8 with BOM) or .xlsx")
+    export.add_argument(
+        "--out", required=True, type=Path, help="output file, .csv (UTF-8 with BOM) or .xlsx; an existing file: --force"
+    )
+    export.add_argument(
+        "--force", action="store_true", help="replace the --out file when it exists (else: exit 2, nothing written)"
+    )
     export.add_argument(
         "--allow-empty",
         action="store_true",
@@ -108,7 +113,8 @@ def add_output_commands(sub: argparse._SubParsersAction, common: argparse.Argume
         parents=[common],
         help="run a read-only SQL query on the warehouse and print the result",
         description="Run one SQL query on the warehouse, read-only (docs/warehouse.md lists the tables), "
-        "and print the result as a table; --csv prints CSV instead.",
+        "and print the result as a table; --csv prints CSV instead. The query reads the warehouse only: no other "
+        "file is read or written (COPY, read_csv, read_text, ATTACH ... are refused).",
     )
     sql.add_argument(
         "query",
@@ -179,6 +185,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.consent,
         allow_empty=args.allow_empty,
         explain=args.explain,
+        replace=args.force,
     )
     print(
         f"crm export: wrote {result.rows:,} customers of {result.month:%Y-%m} to {result.path}"
@@ -196,26 +203,66 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+# statements that write files: refused by crm sql before DuckDB sees them
+SQL_WRITES = {"COPY": "COPY writes a file", "EXPORT": "EXPORT DATABASE writes files"}
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     import csv
     import sys
 
     import duckdb
 
-    with _warehouse(args).connect(read_only=True) as con:
+    from crm_assets.core.errors import damaged_file, no_space_left
+
+    try:
+        statements = duckdb.extract_statements(args.query)
+    except duckdb.Error as exc:
+        raise CrmError(str(exc).strip().splitlines()[0]) from None
+    for statement in statements:
+        what = SQL_WRITES.get(statement.type.name)
+        if what is not None:
+            raise CrmError(f"{what}; crm sql only reads the warehouse (write a list with crm export)")
+    warehouse = _warehouse(args)
+    with warehouse.connect(read_only=True) as con:
         try:
+            warehouse_only(con, warehouse)
             relation = con.sql(args.query)
+            if relation is None:
+                return 0
+            if args.csv:
+                writer = csv.writer(sys.stdout)
+                writer.writerow(relation.columns)
+                writer.writerows(relation.fetchall())
+            else:
+                relation.show(max_rows=args.max_rows, max_width=200)
+        except duckdb.PermissionException as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CrmError(f"{first} (crm sql reads the warehouse only, no other file)") from None
         except duckdb.Error as exc:
+            if damaged_file(exc) is not None or no_space_left(exc) is not None:
+                raise  # a damaged warehouse, a full disk: main says so
             raise CrmError(str(exc).strip().splitlines()[0]) from None
-        if relation is None:
-            return 0
-        if args.csv:
-            writer = csv.writer(sys.stdout)
-            writer.writerow(relation.columns)
-            writer.writerows(relation.fetchall())
-        else:
-            relation.show(max_rows=args.max_rows, max_width=200)
     return 0
+
+
+def warehouse_only(con, warehouse) -> None:
+    """Shut ``con`` off from every file but the warehouse, for good: DuckDB's ``enable_external_access`` off (no
+    COPY TO, read_csv, read_text, glob, ATTACH, INSTALL of a path) and the configuration locked, so that a query
+    cannot turn it back on. On the Spark engine the connection's views read the Spark warehouse's Parquet files:
+    those files, and only they, stay readable (``allowed_paths``)."""
+    if warehouse.on_spark:
+        from crm_assets.core.spark import parquet_tables
+
+        paths = []
+        for table in parquet_tables(warehouse.spark_warehouse).values():
+            paths.extend(table.files)
+            if table.schema_file:
+                paths.append(table.schema_file)
+        if paths:
+            con.execute("SET allowed_paths = ?", [paths])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 OUTPUT_COMMANDS: dict = {"report": cmd_report, "export": cmd_export, "explain": cmd_explain, "sql": cmd_sql}

@@ -34,36 +34,36 @@ class RunOutcome:
 
 @dataclass
 class RunMonths:
-    first: str
-    last: str
+    first: str | None  # None: nothing to build
+    last: str | None
     keys: list[str]
     notes: list[str] = field(default_factory=list)
     calendar: Calendar | None = None  # the calendar the months are of; None: load it again
+    why: str = ""  # what the stale months are, in words
+
+    @property
+    def nothing(self) -> bool:
+        return self.first is None
 
 
 def resolve_months(
-    from_month: str | None, to_month: str | None, input_dir: Path, allow_removals: bool = False
+    from_month: str | None,
+    to_month: str | None,
+    input_dir: Path,
+    allow_removals: bool = False,
+    everything: bool = False,
 ) -> RunMonths:
-    """The partition keys to run: the options, else the months of the data, within the calendar.
+    """The partition keys to run: every stale month (``builds.find_stale``), widened to the options.
 
-    The folder is compared with the warehouse first (``landing.plan_folder``):
-    a removal stops here unless allowed; when lines of built months changed,
-    the range widens to start at the first changed month and to end at the
-    newest built month, so the warehouse equals a clean build of the files;
-    a changed master carries the range through the newest built month. A range
-    that starts after the first month of the data needs the earlier months in
-    the warehouse already (history counts): otherwise it is refused. Only an
-    explicit ``--to`` ends after the month of the newest transaction (with a note).
+    The folder is compared with the warehouse first (``landing.plan_folder``): a removal stops here unless
+    allowed. Without options the run builds the stale months and nothing else (none: nothing to build);
+    ``--from``/``--to`` are widened to every stale month, in one line; ``everything`` (``--all``) rebuilds
+    every month of the data. Only an explicit ``--to`` ends after the month of the newest transaction (with a
+    note).
     """
-    from crm_assets.core.landing import (
-        RemovalNotAllowed,
-        coverage,
-        month_ranges,
-        plan_folder,
-        read_warehouse_state,
-        removal_message,
-    )
-    from crm_assets.core.months import key_of, key_to_date
+    from crm_assets.core.builds import assess, plan_range
+    from crm_assets.core.landing import RemovalNotAllowed, coverage, removal_message
+    from crm_assets.core.months import key_of
     from crm_assets.core.partitions import load_calendar
     from crm_assets.core.resources import Warehouse
 
@@ -75,65 +75,39 @@ def resolve_months(
         raise CrmError(f"--from {from_month[:7]} is before {calendar.describe()}")
     if to_month and to_month > keys[-1]:
         raise CrmError(f"--to {to_month[:7]} is after {calendar.describe()}; a month is in it once it has ended")
+    if from_month and to_month and from_month > to_month:
+        raise CrmError(f"--from {from_month[:7]} is after --to {to_month[:7]}")
     warehouse = Warehouse()
     path = warehouse.file
     if path.is_dir():
         raise CrmError(
             f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})"
         )
-    plan = plan_folder(input_dir, read_warehouse_state(warehouse), calendar.first_month())
+    plan, staleness = assess(input_dir, warehouse, calendar.first_month(), keys)
     if plan.removals and not allow_removals:
         raise RemovalNotAllowed(removal_message(plan.removals))
     if plan.span is None:
         raise CrmError(f"{input_dir}: no transaction line with a valid invoice_date")
     data_first, data_last = max(key_of(plan.span[0]), keys[0]), max(key_of(plan.span[1]), keys[0])
+    data_last = min(data_last, keys[-1])
+    if from_month and from_month > data_last and not to_month:
+        raise CrmError(f"--from {from_month[:7]} is after the data's last month {data_last[:7]}")
+    if to_month and to_month < data_first and not from_month:
+        raise CrmError(f"--to {to_month[:7]} is before the data's first month {data_first[:7]}")
     notes = []
     if to_month and to_month > data_last:
         notes.append(
             f"--to {to_month[:7]} is after the data ({coverage(input_dir, plan.profiles).describe()}): no line "
             f"falls in the months after {data_last[:7]}, so every customer ages in them"
         )
-    first = from_month or data_first
-    last = to_month or data_last
-    if last > keys[-1]:
-        notes.append(f"{last[:7]} has not ended yet: running through {keys[-1][:7]}")
-        last = keys[-1]
-    if first > last:
-        if from_month and to_month:
-            raise CrmError(f"--from {first[:7]} is after --to {last[:7]}")
-        if from_month:
-            raise CrmError(f"--from {first[:7]} is after the data's last month {last[:7]}")
-        if to_month:
-            raise CrmError(f"--to {last[:7]} is before the data's first month {first[:7]}")
-        raise CrmError(f"the data ends in {last[:7]}, before {calendar.describe()}")
-
-    built = [key_of(m) for m in plan.built]
-    changed = [key_of(m) for m in plan.changed]
-    if changed and (min(changed) < first or max(built) > last):
-        wider = max(min(first, min(changed)), keys[0]), max(last, min(max(built), keys[-1]))
-        if wider != (first, last):
-            notes.append(
-                f"lines of {month_ranges([key_to_date(k) for k in changed])} changed since they were built: "
-                f"running {wider[0][:7]}..{wider[1][:7]} (not {first[:7]}..{last[:7]}) so that every later month "
-                "follows"
-            )
-        first, last = wider
-    elif plan.masters_changed and built and min(max(built), keys[-1]) > last:
-        last = min(max(built), keys[-1])
-        notes.append(
-            f"{' and '.join(plan.masters_changed)} changed since the last load: running through "
-            f"{last[:7]}, the newest month built, so that later months use it too"
-        )
+    chosen = plan_range(staleness, keys, data_first, data_last, (from_month, to_month), everything)
+    if chosen.first is None:
+        return RunMonths(None, None, [], notes, calendar, chosen.why)
+    first, last = chosen.first, min(chosen.last, keys[-1])
+    notes += chosen.notes
     if plan.removals:
         notes.append("removing the rows of " + "; ".join(r.describe() for r in plan.removals) + " (--allow-removals)")
-    history = [k for k in keys if data_first <= k < first]
-    missing = [k for k in history if k not in set(built)]
-    if missing:
-        raise CrmError(
-            f"months {missing[0][:7]}..{missing[-1][:7]} before --from {first[:7]} are not in the warehouse yet "
-            f"and count as history; run with --from {missing[0][:7]} (or without --from) first"
-        )
-    return RunMonths(first, last, [k for k in keys if first <= k <= last], notes, calendar)
+    return RunMonths(first, last, [k for k in keys if first <= k <= last], notes, calendar, chosen.why)
 
 
 def _wait_for_warehouse() -> None:

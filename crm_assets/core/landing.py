@@ -292,6 +292,13 @@ class WarehouseState:
                 return []
             return con.execute(sql, params or []).fetchall()
 
+    def query(self, sql: str, table: tuple[str, str]) -> list[tuple]:
+        """The rows of ``sql``, or none when the warehouse has no ``table`` (schema, name) yet."""
+        if self.connect is None:
+            return []
+        with self.connect() as con:
+            return con.execute(sql).fetchall() if has_table(con, *table) else []
+
     def raw_digests(self) -> dict[date, Digest]:
         rows = self._query(f"SELECT partition_month, count(*), {CONTENT_HASH} FROM raw.sales_transactions GROUP BY 1")
         return {m: (int(n), int(h)) for m, n, h in rows}

@@ -11,6 +11,7 @@ from datetime import date
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, MetadataValue
 
+from crm_assets.core.builds import NO_RULES, UPSTREAM, stamp_months
 from crm_assets.core.months import add_months, key_to_date
 
 
@@ -24,6 +25,9 @@ class MonthWindow:
     # the calendar's first month: rows of months before it (left by a calendar that started earlier) go with
     # every write; None (the plain build functions of tests) keeps them
     calendar_start: date | None = None
+    # a Dagster run: a month written over a table it reads that is not current fails the write (builds.StaleInputs)
+    # instead of being stamped stale
+    strict: bool = False
 
     @property
     def months(self) -> int:
@@ -34,7 +38,7 @@ def month_window(context: AssetExecutionContext) -> MonthWindow:
     from crm_assets.core.partitions import calendar_start_of
 
     keys = tuple(context.partition_keys)
-    return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys, calendar_start_of(context))
+    return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys, calendar_start_of(context), strict=True)
 
 
 # A window whose months hold more rows than this is written in parts of whole months (see month_parts),
@@ -86,11 +90,13 @@ def replace_months(
     params: list | None = None,
     checks: Sequence = (),
     run_id: str = "direct",
+    rules_version: str = NO_RULES,
 ) -> WriteResult:
     """Delete the window's months of ``table`` and insert ``select_sql``, in one transaction.
 
     ``select_sql`` may also be a list of ``(select, params)`` inserted one
-    after the other (a window computed in parts).
+    after the other (a window computed in parts). A table of the layers
+    (``builds.UPSTREAM``) stamps its months in the same transaction.
 
     The blocking ``checks`` are evaluated inside that transaction: when one
     fails, nothing is committed and ``BlockingCheckError`` is raised.
@@ -105,12 +111,21 @@ def replace_months(
         parts = [(select_sql, params)] if isinstance(select_sql, str) else select_sql
         for sql, sql_params in parts:
             c.execute(f"INSERT INTO {table} BY NAME {sql}", sql_params or [])
+        if table in UPSTREAM:
+            stamp(c, table, window, rules_version, run_id)
 
     outcomes = write_with_checks(con, write, checks, window.start, window.end, window.keys, run_id)
     rows = con.execute(
         f"SELECT count(*) FROM {table} WHERE {month_column} BETWEEN ? AND ?", [window.start, window.end]
     ).fetchone()[0]
     return WriteResult(rows, outcomes)
+
+
+def stamp(con, layer: str, window: MonthWindow, rules_version: str, run_id: str) -> None:
+    """Stamp the window's months of ``layer`` with what they were built from (``builds.stamp_months``)."""
+    stamp_months(
+        con, layer, window.start, window.end, window.calendar_start, rules_version, run_id, strict=window.strict
+    )
 
 
 def counts_by_month(

@@ -76,13 +76,24 @@ def first_month() -> str:
 
 
 def prepare_dagster_home() -> Path:
-    """Create ``DAGSTER_HOME`` with the project's instance settings (``dagster_instance.yaml``) if it has none."""
+    """Create ``DAGSTER_HOME`` with the project's instance settings (``dagster_instance.yaml``) if it has none.
+
+    A CrmError names ``DAGSTER_HOME`` when it is a file, or a folder that cannot be made or written."""
+    from crm_assets.core.errors import CrmError
+
     home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
+    if home.exists() and not home.is_dir():
+        raise CrmError(
+            f"DAGSTER_HOME={home} is a file, not a folder; point DAGSTER_HOME at a folder for the run history"
+        )
     target = home / "dagster.yaml"
     source = project_root() / "dagster_instance.yaml"
-    if not target.exists() and source.exists():
-        target.write_text(source.read_text())
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if not target.exists() and source.exists():
+            target.write_text(source.read_text())
+    except OSError as exc:
+        raise CrmError(f"DAGSTER_HOME={home}: cannot hold the run history there ({exc.strerror or exc})") from None
     return home
 
 
@@ -90,8 +101,45 @@ ENV_SCHEDULE_TIMEZONE = "CRM_SCHEDULE_TIMEZONE"
 
 
 def schedule_timezone() -> str:
-    """The time zone of the monthly schedule and of the month ends it compares file times with (default UTC)."""
-    return os.environ.get(ENV_SCHEDULE_TIMEZONE, "").strip() or "UTC"
+    """The time zone of the monthly schedule and of the month ends it compares file times with (default UTC).
+
+    A CrmError names a value that is not a time zone of the IANA database (``Europe/Paris``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from crm_assets.core.errors import CrmError
+
+    value = os.environ.get(ENV_SCHEDULE_TIMEZONE, "").strip() or "UTC"
+    if value.upper() == "UTC":
+        return "UTC"
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise CrmError(
+            f"{ENV_SCHEDULE_TIMEZONE}={value} is not a time zone; use a name of the IANA database, e.g. UTC, "
+            "Europe/Paris, America/New_York"
+        ) from None
+    return value
+
+
+ENV_WORKBOOK_MONTHS = "CRM_WORKBOOK_MONTHS"
+ENV_WORKBOOK_LIST_ROWS = "CRM_WORKBOOK_LIST_ROWS"
+# the counts of the output folder resource (core/resources.py: OutputFolder): a whole number >= 0 each
+COUNT_SETTINGS = {
+    ENV_WORKBOOK_MONTHS: "a number of months, 0 = every month",
+    ENV_WORKBOOK_LIST_ROWS: "a number of rows",
+}
+
+
+def check_counts() -> None:
+    """A CrmError names a count setting (``COUNT_SETTINGS``) set to something else than a whole number >= 0.
+
+    Unset or blank: the default. Checked before a run starts, so that ``-5`` is refused, not taken as 0."""
+    from crm_assets.core.errors import CrmError
+
+    for variable, meaning in COUNT_SETTINGS.items():
+        value = os.environ.get(variable, "").strip()
+        if value and not (value.isascii() and value.isdigit()):
+            raise CrmError(f"{variable}={value} is not a whole number >= 0 ({meaning})")
 
 
 ENV_INPUT_ENCODING = "CRM_INPUT_ENCODING"

@@ -11,6 +11,7 @@ quantities, orphans and anonymous customers' lines are all kept.
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from crm_assets.core import rules
+from crm_assets.core.builds import BUILDS_DDL, stamp_customers
 from crm_assets.core.columns import schema_ddl
 from crm_assets.core.partitioned import (
     MonthWindow,
@@ -100,13 +101,15 @@ CHECKS = [
 ]
 
 
-def build_customers(con, crm_rules: CrmRules) -> None:
-    """Replace ``enriched.customers`` from ``raw.customers``, in one transaction."""
+def build_customers(con, crm_rules: CrmRules, run_id: str = "direct") -> None:
+    """Replace ``enriched.customers`` from ``raw.customers``, and stamp it, in one transaction."""
     con.execute(ENRICHED_DDL)
+    con.execute(BUILDS_DDL)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM enriched.customers")
         con.execute(f"INSERT INTO enriched.customers BY NAME {customers_sql(crm_rules)}")
+        stamp_customers(con, crm_rules.version(), run_id)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -135,7 +138,7 @@ def build_transactions(con, window: MonthWindow, run_id: str = "direct") -> Writ
     deps=[raw.customers],
     metadata=ENRICHED_CUSTOMERS.metadata(),
 )
-def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
+def customers(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
     """The customer master ready for use: trimmed ids, consent flags as booleans, anonymous flag.
 
     Consent is true only for 1/true/yes/y in any case; blank or unknown means
@@ -143,7 +146,7 @@ def customers(warehouse: Warehouse, crm_rules: CrmRules) -> MaterializeResult:
     here and never get snapshot rows.
     """
     with warehouse.compute() as con:
-        build_customers(con, crm_rules)
+        build_customers(con, crm_rules, context.run_id)
         total, anonymous, email, sms, phone = con.execute(
             "SELECT count(*), count(*) FILTER (is_anonymous), count(*) FILTER (opt_email), "
             "count(*) FILTER (opt_sms), count(*) FILTER (opt_phone) FROM enriched.customers"

@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from crm_assets.core import quality, rules
+from crm_assets.core.builds import assess, plan_range, refresh_month_sources, uncovered
 from crm_assets.core.columns import schema_ddl
 from crm_assets.core.csv_input import (
     CUSTOMERS,
@@ -66,7 +67,7 @@ from crm_assets.core.resources import InputFolder, Warehouse
 from crm_assets.layers.tables import RAW_CUSTOMERS, RAW_DATA_TABLES, RAW_PRODUCTS, RAW_TABLES, SALES_TRANSACTIONS
 
 REMOVALS_CHECK = "no_unexpected_removals"
-LATER_MONTHS_CHECK = "later_months_follow"
+STALE_MONTHS_CHECK = "run_covers_stale_months"
 PAST_DATA_CHECK = "no_month_past_the_data"
 USER_ERROR_METADATA = "crm/user_error"  # marks a Failure caused by bad input: `crm run` exits 2, not 1
 
@@ -172,6 +173,7 @@ def load_master(con: duckdb.DuckDBPyConnection, input_dir: Path, spec: FileSpec)
         _replace_rejects(con, spec.kind, [staged])
         con.execute("DELETE FROM raw.file_loads WHERE file_kind = ?", [spec.kind])
         _record_file_load(con, spec.kind, staged)
+        refresh_month_sources(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -290,67 +292,6 @@ def _check_removals(
         )
 
 
-def _compare_months(con: duckdb.DuckDBPyConnection, kept: list[str]) -> None:
-    """``load_months``: every month the files just read (or the rows of files not kept) touch, and whether its lines
-    (of every file, with their places) are the same as the warehouse holds."""
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE load_months AS
-        WITH touched AS (
-            SELECT DISTINCT partition_month FROM stg_transactions
-            UNION
-            SELECT DISTINCT partition_month FROM raw.sales_transactions
-            WHERE source_file NOT IN (SELECT unnest($kept::VARCHAR[]))
-        ),
-        new AS (
-            SELECT partition_month, count(*) AS n, {CONTENT_HASH} AS h FROM (
-                SELECT {CONTENT_COLUMNS}, partition_month FROM stg_transactions
-                UNION ALL
-                SELECT {CONTENT_COLUMNS}, partition_month FROM raw.sales_transactions
-                WHERE source_file IN (SELECT unnest($kept::VARCHAR[]))
-                  AND partition_month IN (SELECT partition_month FROM touched)
-            ) GROUP BY 1
-        ),
-        old AS (
-            SELECT partition_month, count(*) AS n, {CONTENT_HASH} AS h FROM raw.sales_transactions
-            WHERE partition_month IN (SELECT partition_month FROM touched) GROUP BY 1
-        )
-        SELECT t.partition_month, new.n IS NOT DISTINCT FROM old.n AND new.h IS NOT DISTINCT FROM old.h AS same
-        FROM touched t LEFT JOIN new USING (partition_month) LEFT JOIN old USING (partition_month)
-        """,
-        {"kept": kept},
-    )
-
-
-def _check_later_months_follow(con: duckdb.DuckDBPyConnection, kept: list[str], start: date, end: date) -> None:
-    """Stop when the lines of a month of the window changed while months after the window are built on the old ones.
-
-    A run that ends at (or after) the newest built month needs no look. `crm run` and the sensor widen their
-    ranges so that this never stops them; a narrower run from the UI stops here, before anything is written.
-    """
-    built = (
-        con.execute("SELECT max(report_month) FROM reporting.snapshot_manifest").fetchone()[0]
-        if has_table(con, "reporting", "snapshot_manifest")
-        else None
-    )
-    if built is None or end >= built:
-        return
-    _compare_months(con, kept)
-    changed = [
-        m
-        for (m,) in con.execute(
-            "SELECT partition_month FROM load_months WHERE NOT same AND partition_month BETWEEN ? AND ? ORDER BY 1",
-            [start, end],
-        ).fetchall()
-    ]
-    if changed:
-        raise InputFileError(
-            f"lines of {month_ranges(changed)} changed, and the months after {end:%Y-%m} through {built:%Y-%m} are "
-            f"built on the old lines: run through {built:%Y-%m} (crm run widens its range by itself); nothing was changed",
-            check=LATER_MONTHS_CHECK,
-        )
-
-
 def _record_profiles(con: duckdb.DuckDBPyConnection, profiles: list[FileProfile], present: list[str]) -> None:
     """The profile of each version just read replaces the file's; files no longer in the folder lose theirs."""
     names = [p.name for p in profiles]
@@ -442,7 +383,6 @@ def load_transactions(
     else:
         con.execute("CREATE TEMP TABLE stg_transactions AS SELECT * FROM raw.sales_transactions WHERE false")
     kept = sorted(unchanged)
-    _check_later_months_follow(con, kept, window_start, window_end)
     con.execute("BEGIN TRANSACTION")
     try:
         # the window's rows of every file but the unchanged ones (a file gone from the folder loses its rows too)
@@ -469,6 +409,7 @@ def load_transactions(
         for s in staged:
             _record_file_load(con, TRANSACTIONS.kind, s)
         _record_profiles(con, profiles, present)
+        refresh_month_sources(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -548,8 +489,9 @@ TRANSACTION_CHECKS = [
     ),
     _loader_check(
         "raw/sales_transactions",
-        LATER_MONTHS_CHECK,
-        "A run whose months' lines changed reaches the newest built month, so no later month stays on older lines.",
+        STALE_MONTHS_CHECK,
+        "The run covers every stale month (a month whose lines, master rows, rules or code differ from what it was "
+        "built from, or that a failed run left unfinished), so that no month stays on older inputs.",
     ),
     _rejected_rows_check("raw/sales_transactions", TRANSACTIONS.kind),
     Check(
@@ -658,6 +600,19 @@ def guard_removals(con: duckdb.DuckDBPyConnection, input_dir: Path, first_month:
         raise InputFileError(removal_message(removals), check=REMOVALS_CHECK)
 
 
+def stale_months_left(
+    input_dir: Path, warehouse: Warehouse, first: date, keys: list[str], start: date, end: date, allowed: bool
+) -> str | None:
+    """Why a run of ``start``..``end`` would leave stale months behind (``builds.plan_range``), read before the
+    load opens the warehouse; None when it covers every one (or a removal not allowed stops it first)."""
+    plan, staleness = assess(input_dir, warehouse, first, keys)
+    if plan.removals and not allowed or plan.span is None:
+        return None  # the load itself says why, in one line
+    data_first = max(f"{plan.span[0]:%Y-%m}-01", keys[0])
+    data_last = min(max(f"{plan.span[1]:%Y-%m}-01", keys[0]), keys[-1])
+    return uncovered(plan_range(staleness, keys, data_first, data_last), f"{start:%Y-%m}-01", f"{end:%Y-%m}-01")
+
+
 def _load_master_asset(context, warehouse: Warehouse, input_folder: InputFolder, spec: FileSpec, checks: list[Check]):
     tags = context.run.tags
     input_dir = input_folder.folder
@@ -748,20 +703,20 @@ def sales_transactions(context: AssetExecutionContext, warehouse: Warehouse, inp
     end = date(end_exclusive.year - (end_exclusive.month == 1), (end_exclusive.month - 2) % 12 + 1, 1)
     keys = context.assets_def.partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)
     first, last = calendar_start_of(context), key_to_date(keys[-1])
+    allowed = context.run.tags.get(ALLOW_REMOVALS_TAG, "").lower() == "true"
+    refusal = stale_months_left(input_folder.folder, warehouse, first, keys, start, end, allowed)
+
+    def load(con):
+        if refusal:
+            raise InputFileError(refusal, check=STALE_MONTHS_CHECK)
+        return load_transactions(con, input_folder.folder, start, end, first, last, allow_removals=allowed)
+
     try:
         result, outcomes = checked_load(
             context,
             warehouse,
             TRANSACTION_CHECKS,
-            lambda con: load_transactions(
-                con,
-                input_folder.folder,
-                start,
-                end,
-                first,
-                last,
-                allow_removals=context.run.tags.get(ALLOW_REMOVALS_TAG, "").lower() == "true",
-            ),
+            load,
             start,
             end,
             context.partition_keys,

@@ -21,6 +21,7 @@ from crm_assets.core.partitioned import (
     month_parts,
     month_window,
     monthly_asset,
+    stamp,
 )
 from crm_assets.core.quality import Outcome, check_results, write_with_checks
 from crm_assets.core.resources import Warehouse
@@ -118,6 +119,7 @@ def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = 
             """,
             [run_id, crm_rules.version(), rules_json, window.start, window.end],
         )
+        stamp(c, TABLE, window, crm_rules.version(), run_id)
 
     return write_with_checks(con, write, CHECKS, window.start, window.end, window.keys, run_id)
 

@@ -92,7 +92,7 @@ def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "dir
     con.execute(RFMT_DDL)
     statement = rfmt_sql(crm_rules)
     parts = [(statement, [start, end]) for start, end in month_parts(con, window, "features.customer_features")]
-    return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id)
+    return replace_months(con, TABLE, "report_month", window, parts, None, CHECKS, run_id, crm_rules.version())
 
 
 @monthly_asset("rfmt", table=CUSTOMER_RFMT, checks=CHECKS, deps=[customer_features, customer_lifecycle])

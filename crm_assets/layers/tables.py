@@ -6,6 +6,7 @@ true by a test) come from here. A new column is declared once, here, and
 computed by its layer's SQL.
 """
 
+from crm_assets.core.builds import MONTH_BUILDS, MONTH_SOURCES
 from crm_assets.core.columns import (
     EXCEL_COUNT,
     EXCEL_DATE,
@@ -148,10 +149,19 @@ FILE_PROFILES = Table(
     ),
     "transactions file version and invoice month",
 )
-RAW_TABLES = (SALES_TRANSACTIONS, RAW_CUSTOMERS, RAW_PRODUCTS, REJECTED_ROWS, FILE_MONTHS, FILE_LOADS, FILE_PROFILES)
+RAW_TABLES = (
+    SALES_TRANSACTIONS,
+    RAW_CUSTOMERS,
+    RAW_PRODUCTS,
+    REJECTED_ROWS,
+    FILE_MONTHS,
+    FILE_LOADS,
+    FILE_PROFILES,
+    MONTH_SOURCES,
+)
 # what the layers after raw read, and the rejected rows: the tables the Spark engine gets a Parquet copy of (the
 # load's own records stay in the landing file)
-RAW_DATA_TABLES = (SALES_TRANSACTIONS, RAW_CUSTOMERS, RAW_PRODUCTS, REJECTED_ROWS)
+RAW_DATA_TABLES = (SALES_TRANSACTIONS, RAW_CUSTOMERS, RAW_PRODUCTS, REJECTED_ROWS, FILE_LOADS, MONTH_SOURCES)
 
 # enriched
 
@@ -622,5 +632,5 @@ SNAPSHOT_CHANGES = Table(
     ),
     "report month and recomputation",
 )
-REPORTING_TABLES = (SNAPSHOT_TABLE, SNAPSHOT_MANIFEST, SNAPSHOT_CHANGES)
+REPORTING_TABLES = (SNAPSHOT_TABLE, SNAPSHOT_MANIFEST, SNAPSHOT_CHANGES, MONTH_BUILDS)
 LAYER_TABLES = (*RAW_TABLES, *ENRICHED_TABLES, *FEATURES_TABLES, *LIFECYCLE_TABLES, *RFMT_TABLES, *REPORTING_TABLES)

@@ -18,10 +18,11 @@ as the workbook shows them:
   honoured; the ``opt_*`` columns of the export show it;
 - ``email`` is blank unless ``opt_email``; ``mobile_number`` is blank unless
   ``opt_sms`` or ``opt_phone``;
-- in a CSV file, a name, group or city starting with ``=``, ``+``, ``-``,
-  ``@``, a tab or a carriage return starts with an apostrophe, so that a
-  spreadsheet shows it as text instead of running it as a formula (an xlsx
-  cell is text already);
+- in a CSV file, a name, group, city, e-mail or mobile number starting with
+  ``=``, ``+``, ``-``, ``@``, a tab or a carriage return starts with an
+  apostrophe, so that a spreadsheet shows it as text instead of running it as
+  a formula (an xlsx cell is text already); a contact value that is ``+``
+  and a phone number (digits, spaces, dashes, parentheses) stays as it is;
 - with ``explain``, ``tier_explanation`` after ``value_tier``: the tier rule
   that matched and the one just above it that did not, from the rule
   declarations (core/ordered_rules.py) and the rules recorded for the month,
@@ -40,9 +41,11 @@ under its name.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -263,19 +266,46 @@ def export_query(
 
 
 # Free text of the customer master that a spreadsheet opening the CSV would run as a formula when it starts
-# with one of these (CSV injection): such a value gets a leading apostrophe, which Excel shows as text. Ids,
-# e-mails and mobile numbers are left alone: "+33 6 ..." is a phone number a mail tool must receive as is.
+# with one of these (CSV injection): such a value gets a leading apostrophe, which Excel shows as text.
 CSV_GUARDED = ("customer_name", "customer_group", "city")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The contact columns, free text of the master too, get the same apostrophe, except a "+" followed by a phone
+# number only (digits, spaces, dashes, parentheses): "+33 1 23 45 67 89" is what a mail or SMS tool must get.
+CSV_GUARDED_CONTACTS = CONTACT_COLUMNS
+PHONE_NUMBER = r"\+[0-9 ()-]*[0-9][0-9 ()-]*"
+
+
+def _guard(column: str, starts: str, contact: bool) -> str:
+    condition = f"left({column}, 1) IN ({starts})"
+    if contact:  # "+" then a phone number only: as it is
+        condition += f" AND NOT ({column} LIKE '+%' AND regexp_full_match({column}, '{PHONE_NUMBER}'))"
+    return f"CASE WHEN {condition} THEN chr(39) || {column} ELSE {column} END AS {column}"
 
 
 def csv_guarded(sql: str) -> str:
-    """``sql`` with the free-text columns guarded against being read as formulas."""
+    """``sql`` with the free-text columns (``CSV_GUARDED``, ``CSV_GUARDED_CONTACTS``) guarded against being read as
+    formulas: a value starting with a ``FORMULA_STARTS`` character gets a leading apostrophe, except a contact
+    value that is ``+`` and a phone number."""
     starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
     guards = ", ".join(
-        f"CASE WHEN left({c}, 1) IN ({starts}) THEN chr(39) || {c} ELSE {c} END AS {c}" for c in CSV_GUARDED
+        [_guard(c, starts, False) for c in CSV_GUARDED] + [_guard(c, starts, True) for c in CSV_GUARDED_CONTACTS]
     )
     return f"SELECT * REPLACE ({guards}) FROM ({sql})"
+
+
+def is_phone_number(value: str) -> bool:
+    """``+`` then digits, spaces, dashes and parentheses only, one digit at least (``PHONE_NUMBER``)."""
+    return re.fullmatch(PHONE_NUMBER, value) is not None
+
+
+def formula_guarded(value: str | None, contact: bool = False) -> str | None:
+    """What ``csv_guarded`` writes for ``value`` (of a contact column with ``contact``), in Python: for the
+    tests and the documentation; the export itself does it in SQL."""
+    if value is None or value[:1] not in FORMULA_STARTS:
+        return value
+    if contact and is_phone_number(value):
+        return value
+    return "'" + value
 
 
 def _write_csv(con, sql: str, params: dict, tmp: Path) -> int:
@@ -384,13 +414,16 @@ def export_customers(
     consent: Sequence[str] | None = None,
     allow_empty: bool = False,
     explain: bool = False,
+    replace: bool = True,
 ) -> ExportResult:
     """Write the filtered list of ``month`` to ``out`` (.csv or .xlsx) and record it in the audit table.
 
     ``filters`` maps a filter name to its raw option values (repeatable,
     comma-separated); ``consent`` lists channels. The file is written next
     to ``out``, the export recorded, then the file moved into place. ``explain`` adds the column
-    ``tier_explanation`` after ``value_tier``, with the rules the month was computed with.
+    ``tier_explanation`` after ``value_tier``, with the rules the month was computed with. Without ``replace``
+    (``crm export`` without ``--force``) an existing ``out`` is refused before anything is written or audited,
+    and the final move never replaces a file that appeared meanwhile.
     """
     from crm_assets.outputs.summary import require_month
 
@@ -418,6 +451,8 @@ def export_customers(
                 f"no customer of {month:%Y-%m} matches ({describe_filters(resolved, channels)}); "
                 f"nothing written to {out} (--allow-empty writes the empty list)"
             )
+        if not replace and (out.exists() or out.is_symlink()):  # the arguments are right: nothing else to say
+            raise CrmError(f"--out {out}: the file exists; --force replaces it")
         out.parent.mkdir(parents=True, exist_ok=True)
         # a hidden name next to the target (same file system: the final move is atomic), created
         # with the usual permissions (not mkstemp's owner-only ones)
@@ -434,7 +469,10 @@ def export_customers(
     try:
         with warehouse.connect() as con:
             record_audit(con, result)
-        os.replace(tmp, out)
+        _move_into_place(tmp, out, replace)
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise CrmError(f"--out {out}: the file exists; --force replaces it") from None
     except PermissionError:
         tmp.unlink(missing_ok=True)
         raise CrmError(f"--out {out}: cannot be replaced (is it open in Excel?)") from None
@@ -442,3 +480,21 @@ def export_customers(
         tmp.unlink(missing_ok=True)
         raise
     return result
+
+
+def _move_into_place(tmp: Path, out: Path, replace: bool) -> None:
+    """``tmp`` becomes ``out``; without ``replace``, FileExistsError when ``out`` exists, checked in the same step
+    as the move (a hard link, which fails on an existing name) where the file system has hard links."""
+    if replace:
+        os.replace(tmp, out)
+        return
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here: check, then move
+        if out.exists() or out.is_symlink():
+            raise FileExistsError(errno.EEXIST, "File exists", str(out)) from None
+        os.replace(tmp, out)
+        return
+    tmp.unlink(missing_ok=True)

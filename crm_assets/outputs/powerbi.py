@@ -23,6 +23,12 @@ it was written from, and the layout of the fact, in its Parquet key-value
 metadata) and hard-links the others from it, so a monthly refresh writes one
 month, not the whole history. The files of a set are never modified, only
 replaced by the next set.
+
+A refresh holds a lock file next to its staging folder (``.powerbi.lock-<id>``
+beside ``.powerbi.new-<id>``, a ``flock`` the system releases when the process
+dies, even by SIGKILL) from before the folder exists until it is swapped in or
+removed: every refresh first deletes the staging folders whose lock is free
+(left by a killed refresh), then the retired sets past their grace period.
 """
 
 import ctypes
@@ -50,8 +56,14 @@ from crm_assets.outputs import pbip, star
 POWERBI_FOLDER = "powerbi"
 # A replaced set stays (hidden, next to the folder) this long for readers still reading it.
 RETIRED_GRACE_SECONDS = 600.0
-# A staging folder untouched this long belongs to a refresh that was killed.
+# A staging folder untouched this long belongs to a refresh that was killed (where no writer lock tells it sooner).
 STAGING_MAX_SECONDS = 3600.0
+# Next to the staging folder ``.powerbi.new-<id>`` while its refresh runs: ``.powerbi.lock-<id>``, a file the
+# refresh holds an exclusive lock on (``fcntl.flock``, released by the system when the process dies, even by
+# SIGKILL). A staging folder whose lock file is free belongs to a refresh that died: the next refresh deletes it.
+LOCK_KIND = "lock"
+# a free lock file with no staging folder (its refresh died after the swap) is deleted once this old
+STRAY_LOCK_SECONDS = 60.0
 SNAPSHOT = star.SNAPSHOT
 
 MANIFEST = "reporting.snapshot_manifest"
@@ -231,15 +243,57 @@ def copy_in_parallel(con, statements: list[tuple[str, list]]) -> None:
             cursor.close()
 
 
+def lock_path(staging: Path) -> Path:
+    """``.powerbi.lock-<id>``: the writer lock of the staging folder ``.powerbi.new-<id>``."""
+    return staging.with_name(staging.name.replace(".new-", f".{LOCK_KIND}-", 1))
+
+
+def hold_lock(path: Path):
+    """Create ``path`` and lock it for this process; the open file to keep until the refresh is over (None where
+    there is no ``flock``: staging folders are then judged by their age only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    try:
+        handle = open(path, "w")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        path.unlink(missing_ok=True)
+        return None
+    return handle
+
+
+def writer_alive(staging: Path) -> bool | None:
+    """Whether the refresh of ``staging`` is alive, from its lock file (``lock_path``): True when held, False when
+    free (the refresh died: killed, crashed), None when there is none to tell (a refresh of an older version, no
+    ``flock`` here). A refresh locks its file before it creates its staging folder and deletes it after the folder
+    is gone (swapped in or removed), so a staging folder whose lock file is free is never a live one."""
+    lock = lock_path(staging)
+    if sys.platform == "win32" or not lock.is_file():
+        return None
+    return not _lock_free(lock)
+
+
 def write_star_schema(con, output_dir: str | Path) -> StarSchema:
-    """Write every file of the star schema into ``<output_dir>/powerbi`` atomically."""
+    """Write every file of the star schema into ``<output_dir>/powerbi`` atomically.
+
+    Leftovers of earlier refreshes (retired sets past their grace, staging folders of killed refreshes) are
+    deleted first and again at the end (``remove_retired``)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    remove_retired(output_dir)
     target = output_dir / POWERBI_FOLDER
     staging = output_dir / f".{POWERBI_FOLDER}.new-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    lock = lock_path(staging)
+    writer = hold_lock(lock)  # before the staging folder exists: a staging folder with a free lock is dead
     rows: dict[str, int] = {}
     try:
+        staging.mkdir()
         rows[FACT], written, reused = write_fact(con, staging, target / FACT)
         for name, sql in table_sql().items():
             path = staging / f"{name}.parquet"
@@ -253,6 +307,10 @@ def write_star_schema(con, output_dir: str | Path) -> StarSchema:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:  # the staging folder is gone (swapped in or removed): its lock goes
+        if writer is not None:
+            lock.unlink(missing_ok=True)
+            writer.close()
     remove_retired(output_dir)
     return StarSchema(target, rows, size, latest, written, reused)
 
@@ -271,7 +329,10 @@ def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None
 
     A previous set stays ``RETIRED_GRACE_SECONDS`` for readers that were in
     the middle of reading it; a file still open (Windows) is left for the next
-    refresh.
+    refresh. A staging folder goes as soon as its writer lock says its refresh
+    died (``writer_alive``); one whose lock is held (a refresh running in
+    another process) stays; one without a lock file goes once untouched for
+    ``STAGING_MAX_SECONDS``.
     """
     grace = RETIRED_GRACE_SECONDS if grace_seconds is None else grace_seconds
     now = time.time()
@@ -281,13 +342,37 @@ def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None
             if kind == "old":  # .powerbi.old-<retired at>-<id>
                 expired = now - float(rest.split("-", 1)[0]) >= grace
             elif kind == "new":  # .powerbi.new-<id>, being written or left by a killed refresh
-                expired = now - path.stat().st_mtime >= STAGING_MAX_SECONDS
+                alive = writer_alive(path)
+                expired = alive is False or (alive is None and now - path.stat().st_mtime >= STAGING_MAX_SECONDS)
+            elif kind == LOCK_KIND:  # .powerbi.lock-<id> of no staging folder: its refresh died after the swap
+                stray = not path.with_name(path.name.replace(f".{LOCK_KIND}-", ".new-", 1)).exists()
+                if stray and now - path.stat().st_mtime >= STRAY_LOCK_SECONDS and _lock_free(path):
+                    path.unlink(missing_ok=True)
+                continue
             else:
                 continue
         except (ValueError, OSError):
             continue
         if expired and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
+            if kind == "new" and not path.exists():
+                lock_path(path).unlink(missing_ok=True)
+
+
+def _lock_free(path: Path) -> bool:
+    """True when no process holds the lock file ``path`` (False where there is no ``flock``)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # held
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return True
 
 
 @asset(

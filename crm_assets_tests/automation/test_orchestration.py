@@ -24,7 +24,8 @@ from dagster import (
 from dagster._core.instance.ref import InstanceRef
 
 from crm_assets.automation.jobs import RANGE_END_TAG, RANGE_START_TAG
-from crm_assets.automation.schedules import month_before, monthly_refresh, refresh_range
+from crm_assets.automation.schedules import month_before, monthly_refresh
+from crm_assets.core.builds import Staleness, plan_range, uncovered
 from crm_assets.automation.sensors import input_files_sensor
 from crm_assets.cli import generate
 from crm_assets.core.partitioned import MonthWindow
@@ -126,7 +127,7 @@ def test_sensor_replaced_file_requests_from_its_earliest_changed_month(landing):
         request, cursor = tick(instance, None)
     # May changed; the refresh runs through the newest built month, as one run
     assert span(request) == ("2023-05-01", "2023-12-01")
-    assert json.loads(cursor)["decision"] == "lines of 2023-05 changed: 2023-05..2023-12"
+    assert json.loads(cursor)["decision"] == "lines of 2023-05 differ from the ones loaded: 2023-05..2023-12"
 
 
 def test_sensor_new_year_file_requests_its_months(landing):
@@ -137,7 +138,8 @@ def test_sensor_new_year_file_requests_its_months(landing):
             lines(TX_HEADER, "D,C1,2024-03-01,P1,1,1,S1", "E,C1,2024-04-01,P1,1,1,S1"),
         )
         request, _ = tick(instance, None)
-    assert span(request) == ("2024-03-01", "2024-04-01")
+    # the months between the old data and the new are built too: each month's history is every month before it
+    assert span(request) == ("2023-10-01", "2024-04-01")
 
 
 def test_sensor_months_come_from_the_valid_lines_despite_an_open_quote(landing):
@@ -155,7 +157,7 @@ def test_sensor_months_come_from_the_valid_lines_despite_an_open_quote(landing):
             ),
         )
         request, _ = tick(instance, None)
-    assert span(request) == ("2024-03-01", "2024-06-01")
+    assert span(request) == ("2023-10-01", "2024-06-01")
 
 
 def test_sensor_changed_master_requests_every_month(landing):
@@ -199,7 +201,7 @@ def test_sensor_waits_for_a_file_still_being_written(landing, monkeypatch):
         assert cursor2 == cursor  # nothing remembered: the next tick sees the file as new
         monkeypatch.setenv("CRM_SENSOR_SETTLE_SECONDS", "0")
         request, _ = tick(instance, cursor2)
-    assert span(request) == ("2024-03-01", "2024-03-01")
+    assert span(request) == ("2023-10-01", "2024-03-01")
 
 
 # --- late data -----------------------------------------------------------------------------------
@@ -272,6 +274,7 @@ def test_two_overlapping_runs_both_succeed_and_leave_a_clean_warehouse(tmp_path)
             "reporting.snapshot_manifest",
             "reporting.snapshot_changes",
             "reporting.export_audit",
+            "reporting.month_builds",
         ):
             dump.pop(volatile, None)
         return dump
@@ -399,17 +402,38 @@ def test_month_before_crosses_the_year():
     assert month_before(date(2025, 12, 31)) == "2025-11-01"
 
 
-def test_refresh_range_starts_at_the_first_unbuilt_month_or_the_first_changed_one():
+def test_plan_range_covers_every_stale_month_whatever_was_asked():
     keys = months("2020-01-01", "2026-10-01")
-    assert refresh_range("2025-12-01", [], "2021-01-01", keys) == ("2021-01-01", "2025-12-01")
-    assert refresh_range("2025-12-01", months("2021-01-01", "2025-11-01"), "2021-01-01", keys) == (
-        "2025-12-01",
-        "2025-12-01",
+    stale = Staleness(
+        stale=[date(2024, 3, 1), date(2024, 4, 1), date(2024, 5, 1)],
+        held=[date(2024, m, 1) for m in range(1, 6)],
+        reasons=["lines of 2024-03 differ from the ones loaded"],
     )
-    assert refresh_range("2025-12-01", months("2021-01-01", "2025-12-01"), "2021-01-01", keys, ["2024-03-01"]) == (
-        "2024-03-01",
-        "2025-12-01",
+    plain = plan_range(stale, keys, "2024-01-01", "2024-05-01")
+    assert (plain.first, plain.last, plain.notes) == ("2024-03-01", "2024-05-01", [])
+    narrow = plan_range(stale, keys, "2024-01-01", "2024-05-01", ("2024-05-01", "2024-05-01"))
+    assert (narrow.first, narrow.last) == ("2024-03-01", "2024-05-01")
+    assert narrow.notes == [
+        "lines of 2024-03 differ from the ones loaded: running 2024-03..2024-05 (not 2024-05..2024-05)"
+    ]
+    wide = plan_range(stale, keys, "2024-01-01", "2024-05-01", ("2024-01-01", None))
+    assert (wide.first, wide.last, wide.notes) == ("2024-01-01", "2024-05-01", [])
+    everything = plan_range(Staleness(held=stale.held), keys, "2024-01-01", "2024-05-01", everything=True)
+    assert (everything.first, everything.last) == ("2024-01-01", "2024-05-01")
+    assert uncovered(plain, "2024-03-01", "2024-05-01") is None
+    assert "2024-03..2024-05 must be built, and this run covers 2024-04..2024-05" in uncovered(
+        plain, "2024-04-01", "2024-05-01"
     )
+
+
+def test_plan_range_builds_nothing_when_nothing_is_stale_and_the_newest_month_for_a_file_alone():
+    keys = months("2020-01-01", "2026-10-01")
+    held = [date(2024, m, 1) for m in range(1, 6)]
+    nothing = plan_range(Staleness(held=held), keys, "2024-01-01", "2024-05-01")
+    assert nothing.first is None and nothing.why == "every month is built from the files as they are"
+    files = plan_range(Staleness(held=held, files_stale=True), keys, "2024-01-01", "2024-05-01")
+    assert (files.first, files.last, files.files_only) == ("2024-05-01", "2024-05-01", True)
+    assert uncovered(files, "2024-01-01", "2024-01-01") is None
 
 
 def test_schedule_after_a_changed_master_refreshes_every_month(landing):

@@ -24,6 +24,7 @@ VOLATILE_TABLES = (
     "reporting.snapshot_manifest",
     "reporting.snapshot_changes",
     "reporting.export_audit",
+    "reporting.month_builds",
 )
 
 

@@ -84,6 +84,7 @@ def analytics(warehouse: Path) -> dict:
         "quality.check_results",
         "raw.file_months",
         "reporting.export_audit",
+        "reporting.month_builds",
     }
     return {name: rows for name, rows in table_dump(warehouse).items() if name not in skip}
 

@@ -31,7 +31,13 @@ BASE = {
     "2024": ["D,C1,2024-01-05,P1,1,1,S1", "E,C2,2024-02-10,P1,2,1,S1", "F,C3,2024-02-11,P1,1,1,S2"],
 }
 # run history, timestamps and per-run bookkeeping differ between two builds of the same files by design
-RUN_TABLES = {"reporting.snapshot_manifest", "reporting.snapshot_changes", "quality.check_results", "raw.file_months"}
+RUN_TABLES = {
+    "reporting.snapshot_manifest",
+    "reporting.snapshot_changes",
+    "quality.check_results",
+    "raw.file_months",
+    "reporting.month_builds",
+}
 
 
 def landing(folder: Path, transactions: dict[str, list[str]]) -> Path:
@@ -118,7 +124,9 @@ DEFECT = st.one_of(
 
 
 def without_line_numbers(dump: dict) -> dict:
-    return {k: v for k, v in dump.items() if k not in ("raw.rejected_rows", "raw.file_loads", "raw.file_profiles")}
+    # a line's place is part of the digests of its file and month (a line moved is a line changed)
+    placed = ("raw.rejected_rows", "raw.file_loads", "raw.file_profiles", "raw.month_sources")
+    return {k: v for k, v in dump.items() if k not in placed}
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
