@@ -62,7 +62,7 @@ def resolve_months(
     note).
     """
     from crm_assets.core.builds import assess, plan_range
-    from crm_assets.core.landing import RemovalNotAllowed, coverage, removal_message
+    from crm_assets.core.landing import RemovalNotAllowed, coverage, month_ranges, removal_message
     from crm_assets.core.months import key_of
     from crm_assets.core.partitions import load_calendar
     from crm_assets.core.resources import Warehouse
@@ -107,6 +107,12 @@ def resolve_months(
     notes += chosen.notes
     if plan.removals:
         notes.append("removing the rows of " + "; ".join(r.describe() for r in plan.removals) + " (--allow-removals)")
+        emptied = [m for m in staleness.held if f"{m:%Y-%m}-01" > data_last]
+        if emptied:
+            notes.append(
+                f"{month_ranges(emptied)} have no line any more: they stay in the warehouse, rebuilt as months "
+                "without data (every customer ages in them)"
+            )
     return RunMonths(first, last, [k for k in keys if first <= k <= last], notes, calendar, chosen.why)
 
 

@@ -50,7 +50,7 @@ from crm_assets.core.csv_input import CUSTOMERS, PRODUCTS, stage_file
 from crm_assets.core.errors import CrmError
 from crm_assets.core.landing import CUSTOMERS_FILE, fold, month_ranges, plan_folder, read_warehouse_state
 from crm_assets.core.months import add_months
-from crm_assets.core.rules import CrmRules
+from crm_assets.core.rules import CrmRules, id_sql
 
 # --- the tables ----------------------------------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ _LINE_COLUMNS = (
 # The master columns that reach a month's figures (names, e-mail addresses and numbers reach none)
 _CUSTOMER_COLUMNS = "customer_id, customer_group, city, created_date, opt_email, opt_sms, opt_phone"
 _PRODUCT_COLUMNS = "product_id, category, unit_size"
-EVER = "0001-01-01"  # a customer without a creation date is in every month
+EVER = "1900-01-01"  # a customer without a creation date is in every month (before any line: dates load from 1970)
 
 
 def month_sources_sql(lines: str, customers: str, products: str) -> str:
@@ -221,21 +221,21 @@ def month_sources_sql(lines: str, customers: str, products: str) -> str:
         FROM {lines} GROUP BY 1
     ),
     first_customer_line AS (
-        SELECT nullif(trim(customer_id), '') AS id, min(partition_month) AS m FROM {lines} GROUP BY 1
+        SELECT {id_sql("customer_id")} AS id, min(partition_month) AS m FROM {lines} GROUP BY 1
     ),
     first_product_line AS (
-        SELECT nullif(trim(product_id), '') AS id, min(partition_month) AS m FROM {lines} GROUP BY 1
+        SELECT {id_sql("product_id")} AS id, min(partition_month) AS m FROM {lines} GROUP BY 1
     ),
     customer_starts AS (
         SELECT CASE WHEN c.created_date IS NULL THEN DATE '{EVER}'
                     ELSE least(date_trunc('month', c.created_date)::DATE, f.m) END AS m,
-            sum(hash({_CUSTOMER_COLUMNS.replace("customer_id", "nullif(trim(c.customer_id), '')")})::HUGEINT) AS h
-        FROM {customers} c LEFT JOIN first_customer_line f ON f.id = nullif(trim(c.customer_id), '')
+            sum(hash({_CUSTOMER_COLUMNS.replace("customer_id", id_sql("c.customer_id"))})::HUGEINT) AS h
+        FROM {customers} c LEFT JOIN first_customer_line f ON f.id = {id_sql("c.customer_id")}
         GROUP BY 1
     ),
     product_starts AS (
-        SELECT f.m, sum(hash({_PRODUCT_COLUMNS.replace("product_id", "nullif(trim(p.product_id), '')")})::HUGEINT) AS h
-        FROM {products} p JOIN first_product_line f ON f.id = nullif(trim(p.product_id), '')
+        SELECT f.m, sum(hash({_PRODUCT_COLUMNS.replace("product_id", id_sql("p.product_id"))})::HUGEINT) AS h
+        FROM {products} p JOIN first_product_line f ON f.id = {id_sql("p.product_id")}
         GROUP BY 1
     ),
     starts AS (

@@ -20,23 +20,40 @@ valid text in that encoding is refused whole, naming its first bad line; a
 file in another encoding is transcoded to UTF-8 in a temporary copy first.
 Values that parse but cannot be real (a bar code pasted as a quantity, a date
 before 1970) are rejected against the bounds below.
+
+LF, CRLF and a lone CR each end a line, in any mix. DuckDB's reader gets that
+right only for a file whose lines all end one way, LF or CRLF, when it is told
+which (``new_line``): with a lone CR it drops the character after it, with
+CRLF after LF it adds blank lines, and told CRLF its parallel scan of an LF
+file loses lines. So the streaming pass that hashes and checks a file also
+notes its line endings (``_EndingScan``): a UTF-8 file with LF or CRLF
+throughout is read as it is, any other from a temporary copy with every line
+ending made LF (a transcoded copy always is).
+
+A required value made only of white space, NULs and other invisible
+characters is missing, and dates and numbers are read without those around
+them (``trim_sql``, the trimming ids are compared after); raw keeps the text
+of ids.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import fnmatch
 import functools
 import hashlib
 import io
+import itertools
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +61,8 @@ from pathlib import Path
 import duckdb
 
 from crm_assets.core import settings
-from crm_assets.core.errors import InputFileError
+from crm_assets.core.errors import CrmError, InputFileError
+from crm_assets.core.rules import trim_sql
 
 TEXT = "text"
 DATE = "date"
@@ -55,7 +73,10 @@ NUMBER = "number"
 _LINE_DELIM = "\x1f\x1e\x1d"
 _FIELD = r'("(?:[^"]|"")*"|[^,"]*)'
 _LINE_GRAMMAR = f"{_FIELD}(?:,{_FIELD})*"
+_NEW_LINE_SQL = {"\n": "'\\n'", "\r\n": "'\\r\\n'"}  # read_csv's spelling of a line ending
 _MAX_LINE_BYTES = 1 << 20
+# Separators that people's spreadsheets use instead of the comma: what a header without a comma is told.
+_OTHER_SEPARATORS = {";": "';'", "\t": "a tab", "|": "'|'"}
 
 # Plausible bounds: a value beyond them parses but cannot be real, so its row is rejected.
 # Units of a line are at most 1e5 x 1e5 = 1e10, far inside the exact DECIMAL sums of the features.
@@ -152,64 +173,191 @@ def normalize_header(name: str) -> str:
 
 
 _CHUNK = 4 << 20
+# The mark of the version of a file whose line endings mix (``_EndingScan.mixed``): before the loader read such a
+# file right, DuckDB's reader read it another way, so a profile of it kept from then is not trusted.
+_MIXED_ENDINGS = ";newlines"
 
 
 @dataclass(frozen=True)
 class TextSource:
-    """A file as DuckDB reads it: ``path`` is UTF-8 (the file itself, or a transcoded copy).
+    """A file as DuckDB reads it: ``path`` is UTF-8 (the file itself, or a copy transcoded or with its line endings
+    made LF), every line ended by ``new_line`` (LF or CRLF), the last one maybe not.
 
     ``sha256`` is the file's *version*: the SHA-256 of its bytes, plus the
     encoding it was read with when that is not UTF-8, plus the DuckDB version
     whose ``hash()`` the content hashes of its profile use, so that changing
-    either reads the file again.
+    either reads the file again, plus a mark when its line endings mix.
     """
 
     original: Path
     path: Path
     encoding: str
     sha256: str
+    new_line: str = "\n"
 
 
-def file_version(sha256_hex: str, encoding: str) -> str:
+def file_version(sha256_hex: str, encoding: str, mixed_endings: bool = False) -> str:
     """The version id of a file's bytes read in ``encoding`` (see ``TextSource``)."""
     major_minor = ".".join(duckdb.__version__.split(".")[:2])
     suffix = "" if codecs.lookup(encoding).name == "utf-8" else f";{codecs.lookup(encoding).name}"
-    return f"{sha256_hex}{suffix};duckdb{major_minor}"
+    return f"{sha256_hex}{suffix};duckdb{major_minor}{_MIXED_ENDINGS if mixed_endings else ''}"
+
+
+class _EndingScan:
+    """The line endings of a file's bytes, fed block by block: a CRLF, a bare LF, a lone CR (not followed by LF).
+
+    Only whether each occurs: ``in`` and ``count`` run at C speed, so the pass that hashes every file notes them.
+    """
+
+    def __init__(self) -> None:
+        self.crlf = self.bare_lf = self.lone_cr = False
+        self._cr_pending = False  # the last block ended with a CR: the next one's first byte decides
+
+    def feed(self, block: bytes) -> None:
+        if not block:
+            return
+        if self._cr_pending:
+            if block.startswith(b"\n"):
+                self.crlf, block = True, block[1:]
+            else:
+                self.lone_cr = True
+        self._cr_pending = block.endswith(b"\r")
+        if self._cr_pending:
+            block = block[:-1]
+        crlf = 0
+        if b"\r" in block:
+            crlf = block.count(b"\r\n")
+            self.crlf = self.crlf or crlf > 0
+            self.lone_cr = self.lone_cr or block.count(b"\r") > crlf
+        if not self.bare_lf and block.count(b"\n") > crlf:
+            self.bare_lf = True
+
+    def finish(self) -> None:
+        if self._cr_pending:  # a CR ends the file
+            self.lone_cr, self._cr_pending = True, False
+
+    @property
+    def crlf_only(self) -> bool:
+        """Every line ending is CRLF (and there is one)."""
+        return self.crlf and not self.bare_lf and not self.lone_cr
+
+    @property
+    def mixed(self) -> bool:
+        """Neither LF throughout nor CRLF throughout: a lone CR, or CRLF beside a bare LF."""
+        return self.lone_cr or (self.crlf and self.bare_lf)
+
+
+class _ToLF:
+    """Every CRLF and lone CR made LF, chunk by chunk (``str`` or ``bytes``); a CR ending a chunk waits for the
+    next one. Byte by byte it is exact for UTF-8, whose multi-byte characters never hold a CR or LF byte."""
+
+    def __init__(self, cr, lf):
+        self.cr, self.lf, self.pending = cr, lf, False
+
+    def feed(self, chunk):
+        if self.pending:
+            chunk = self.cr + chunk
+        self.pending = chunk.endswith(self.cr)
+        if self.pending:
+            chunk = chunk[:-1]
+        return chunk.replace(self.cr + self.lf, self.lf).replace(self.cr, self.lf)
+
+    def finish(self):
+        pending, self.pending = self.pending, False
+        return self.lf if pending else self.lf[:0]
 
 
 def version_of(path: Path, encoding: str | None = None) -> str:
     """The version id of a file without decoding it (a UTF-8 byte-order mark makes it UTF-8)."""
     encoding = encoding or settings.input_encoding()
+    digest, endings = hashlib.sha256(), _EndingScan()
     with open(path, "rb") as handle:
         if handle.read(3) == codecs.BOM_UTF8:
             encoding = "utf-8"
         handle.seek(0)
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return file_version(digest, encoding)
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+            endings.feed(block)
+    endings.finish()
+    return file_version(digest.hexdigest(), encoding, endings.mixed)
+
+
+def _decoder(encoding: str) -> codecs.IncrementalDecoder:
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    return codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)("strict")
 
 
 def _first_bad_line(path: Path, encoding: str) -> int:
-    """Number of the first physical line of ``path`` that does not decode (only on the error path)."""
+    """Number of the LF-ended line of ``path`` holding the first bytes that do not decode (only on the error path:
+    the file is decoded again up to there, so a multi-byte encoding such as UTF-16 is counted right too)."""
+    decoder = _decoder(encoding)
+    breaks = 0
     with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
+        for block in itertools.chain(iter(lambda: handle.read(_CHUNK), b""), [None]):  # None: the end
+            state = decoder.getstate()
             try:
-                line.decode(encoding)
-            except UnicodeDecodeError:
-                return number
-    return 1
+                breaks += decoder.decode(block or b"", final=block is None).count("\n")
+            except UnicodeDecodeError as exc:
+                # the good text before the bad bytes, decoded from the same state (exc.object: the bytes it decoded)
+                prefix = _decoder(encoding)
+                prefix.setstate((b"", state[1]))
+                try:
+                    return breaks + prefix.decode(exc.object[: exc.start], final=True).count("\n") + 1
+                except UnicodeError:
+                    return breaks + 1
+            except UnicodeError:
+                break
+    return breaks + 1
+
+
+def _decoding_error(path: Path, encoding: str, setting: str, bom: bool, exc: UnicodeError) -> InputFileError:
+    """The one line for a file that does not decode: its first bad line and the setting, or what is wrong."""
+    variable = f"{settings.ENV_INPUT_ENCODING}={setting}"
+    advice = (
+        f"set {settings.ENV_INPUT_ENCODING} to the file's encoding (Excel on Windows writes cp1252) or save it as UTF-8"
+    )
+    if bom:  # the setting is not used for such a file: only the file can change
+        return InputFileError(
+            f"{path}: it starts with a UTF-8 byte order mark but is not UTF-8 "
+            f"(line {_first_bad_line(path, encoding)} is not valid UTF-8): remove the BOM or save it as UTF-8",
+            check=READABLE_CHECK,
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return InputFileError(
+            f"{path}: line {_first_bad_line(path, encoding)} is not valid {encoding} text ({variable}); {advice}",
+            check=READABLE_CHECK,
+        )
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return InputFileError(
+        f"{path}: cannot be read as {encoding} text ({variable}: {reason}); {advice}", check=READABLE_CHECK
+    )
+
+
+def _copy_with_lf(handle, target: Path) -> None:
+    """Stream ``handle`` (bytes, UTF-8) into ``target`` with every line ending made LF."""
+    to_lf = _ToLF(b"\r", b"\n")
+    with open(target, "wb") as out:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            out.write(to_lf.feed(block))
+        out.write(to_lf.finish())
 
 
 @contextmanager
 def text_source(path: Path, encoding: str | None = None) -> Iterator[TextSource]:
-    """The file checked to be valid text in ``encoding`` (default ``CRM_INPUT_ENCODING``), with its SHA-256.
+    """The file checked to be valid text in ``encoding`` (default ``CRM_INPUT_ENCODING``), with its version.
 
-    One streaming pass hashes and decodes the bytes; a UTF-8 file is then read
-    as it is, any other is written to a temporary UTF-8 copy, removed on exit.
-    A decoding error stops with one line naming the file, its first bad line
-    and the setting.
+    One streaming pass hashes and decodes the bytes and notes the line
+    endings; a UTF-8 file is then read as it is when its lines all end with
+    LF, or all with CRLF; any other is copied with every line ending made LF,
+    in a second streaming pass. A file in another encoding is written to a
+    temporary UTF-8 copy (line endings made LF too) in the first pass. Copies
+    are removed on exit. A decoding error stops with one line naming the
+    file, its first bad line and the setting.
     """
     path = Path(path)
-    encoding = encoding or settings.input_encoding()
+    setting = encoding or settings.input_encoding()
+    if not getattr(codecs.lookup(setting), "_is_text_encoding", True):  # rot13, base64...: not a text encoding
+        raise CrmError(f"{settings.ENV_INPUT_ENCODING}={setting} is not a text encoding (e.g. utf-8, cp1252, latin-1)")
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
@@ -219,49 +367,50 @@ def text_source(path: Path, encoding: str | None = None) -> Iterator[TextSource]
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read file ({exc.strerror})") from None
     tmp_dir = None
-    with handle:
-        head = handle.read(3)
-        handle.seek(0)
-        setting = encoding
-        if head == codecs.BOM_UTF8:
-            encoding = "utf-8"
-        utf8 = codecs.lookup(encoding).name == "utf-8"
-        decoder = codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)("strict")
-        digest = hashlib.sha256()
-        out = None
-        try:
+    try:
+        with handle:
+            bom = handle.read(3) == codecs.BOM_UTF8
+            handle.seek(0)
+            encoding = "utf-8" if bom else setting
+            utf8 = codecs.lookup(encoding).name == "utf-8"
+            decoder = _decoder(encoding)
+            digest, endings = hashlib.sha256(), _EndingScan()
+            out = to_lf = None
             if not utf8:
                 tmp_dir = tempfile.mkdtemp(prefix="crm-input-")
-                out = open(Path(tmp_dir) / path.name, "wb")
+                out, to_lf = open(Path(tmp_dir) / path.name, "wb"), _ToLF("\r", "\n")
             try:
-                for block in iter(lambda: handle.read(_CHUNK), b""):
-                    digest.update(block)
-                    text = decoder.decode(block)
+                try:
+                    for block in iter(lambda: handle.read(_CHUNK), b""):
+                        digest.update(block)
+                        endings.feed(block)
+                        text = decoder.decode(block)
+                        if out is not None:
+                            out.write(to_lf.feed(text).encode("utf-8"))
+                    text = decoder.decode(b"", final=True)
                     if out is not None:
-                        out.write(text.encode("utf-8"))
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                line = _first_bad_line(path, encoding)
-                bom = " (it starts with a UTF-8 byte-order mark)" if encoding != setting else ""
-                raise InputFileError(
-                    f"{path}: line {line} is not valid {encoding} text{bom} ({settings.ENV_INPUT_ENCODING}={setting}); "
-                    f"set {settings.ENV_INPUT_ENCODING} to the file's encoding (Excel on Windows writes cp1252) "
-                    "or save it as UTF-8",
-                    check=READABLE_CHECK,
-                ) from None
-            finally:
-                if out is not None:
-                    out.close()
+                        out.write((to_lf.feed(text) + to_lf.finish()).encode("utf-8"))
+                finally:
+                    if out is not None:
+                        out.close()
+            except UnicodeError as exc:  # a UnicodeDecodeError, or a codec's own (utf-16 without its BOM)
+                raise _decoding_error(path, encoding, setting, bom, exc) from None
+            endings.finish()
+            if utf8 and endings.mixed:  # neither LF throughout nor CRLF throughout
+                tmp_dir = tempfile.mkdtemp(prefix="crm-input-")
+                handle.seek(0)
+                _copy_with_lf(handle, Path(tmp_dir) / path.name)
             source = TextSource(
                 path,
                 Path(tmp_dir) / path.name if tmp_dir else path,
                 encoding,
-                file_version(digest.hexdigest(), encoding),
+                file_version(digest.hexdigest(), encoding, endings.mixed),
+                "\r\n" if utf8 and endings.crlf_only else "\n",
             )
-        except BaseException:
-            if tmp_dir:
-                shutil.rmtree(tmp_dir, ignore_errors=True)
-            raise
+    except BaseException:
+        if tmp_dir:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
     try:
         yield source
     finally:
@@ -299,6 +448,13 @@ def resolve_columns(path: Path, header: list[str], spec: FileSpec) -> dict[str, 
 
     Extra columns map to their own normalized names.
     """
+    if len(header) == 1:
+        found = [shown for separator, shown in _OTHER_SEPARATORS.items() if separator in header[0]]
+        if found:
+            raise InputFileError(
+                f"{path}: line 1: the separator looks like {found[0]} (the header has no comma); "
+                "the files must be comma-separated, with '.' as the decimal point"
+            )
     names = [normalize_header(h) for h in header]
     seen: dict[str, int] = {}
     for position, name in enumerate(names):
@@ -321,6 +477,41 @@ def resolve_columns(path: Path, header: list[str], spec: FileSpec) -> dict[str, 
     for name, position in seen.items():
         positions[name] = position
     return positions
+
+
+_log = logging.getLogger("crm")
+_named_unread: set[tuple[str, tuple[str, ...]]] = set()  # (folder, names) warned about by this process
+
+
+def named_files(folder: Path, pattern: str, expected: Iterable[str] = ()) -> list[Path]:
+    """The files of ``folder`` named ``pattern`` (case-sensitive), sorted by name.
+
+    A file whose name matches only in other case (``Sales_Transactions_2025.CSV``) stops with one line naming it
+    and the name expected. Other CSV files that neither ``pattern`` nor ``expected`` names are named in a
+    warning (once a process), since they are not read.
+    """
+    found, unread = [], []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if fnmatch.fnmatchcase(path.name, pattern):
+            found.append(path)
+        elif fnmatch.fnmatchcase(path.name.lower(), pattern):
+            raise InputFileError(
+                f"{path}: not read: the name must be {pattern} in lower case; rename it {path.name.lower()}"
+            )
+        elif path.suffix.lower() == ".csv" and path.name not in expected:
+            unread.append(path.name)
+    key = (str(folder), tuple(unread))
+    if unread and key not in _named_unread:
+        _named_unread.add(key)
+        _log.warning(
+            "%s: not read, not a name the loader reads (%s): %s",
+            folder,
+            ", ".join([*expected, pattern]),
+            ", ".join(unread),
+        )
+    return found
 
 
 def _sql_str(value: str) -> str:
@@ -351,13 +542,15 @@ def stage_file(
     for table in (lines, reader_rejects, staged.valid_table, staged.rejected_table, f"readscan_{tag}", f"parsed_{tag}"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
-    # 1. One row per physical line (blank lines come back as NULL rows).
+    # 1. One row per physical line (blank lines come back as NULL rows). Every line of ``source.path`` ends with
+    #    ``source.new_line`` (``text_source`` made any other file's line endings LF in a copy).
     con.execute(
         f"""
         CREATE TEMP TABLE {lines} AS
         SELECT line FROM read_csv({_sql_str(str(source.path))},
             columns = {{'line': 'VARCHAR'}}, header = false, auto_detect = false,
             delim = {_sql_str(_LINE_DELIM)}, quote = '', escape = '', strict_mode = false,
+            new_line = {_NEW_LINE_SQL[source.new_line]},
             max_line_size = {_MAX_LINE_BYTES}, store_rejects = true,
             rejects_table = '{reader_rejects}', rejects_scan = 'readscan_{tag}')
         """
@@ -388,8 +581,8 @@ def stage_file(
         CREATE TEMP TABLE parsed_{tag} AS
         WITH numbered AS ({numbered}),
         body AS (
-            SELECT line_number, rtrim(line, chr(13)) AS l FROM numbered
-            WHERE line_number > 1 AND line IS NOT NULL AND trim(rtrim(line, chr(13))) <> ''
+            SELECT line_number, line AS l FROM numbered
+            WHERE line_number > 1 AND line IS NOT NULL AND trim(line) <> ''
         )
         SELECT line_number, l AS raw_line,
             CASE WHEN strpos(l, '"') = 0 THEN string_split(l, ',')
@@ -407,11 +600,12 @@ def stage_file(
     typed: list[str] = []
     for column in spec.columns:
         raw = value(column.name)
-        blank = f"(nullif(trim({raw}), '') IS NULL)"
+        trimmed = trim_sql(raw)
+        blank = f"(nullif({trimmed}, '') IS NULL)"
         if column.kind == TEXT:
             typed.append(f"{raw} AS {column.name}")
         elif column.kind == DATE:
-            parsed = f"CASE WHEN regexp_full_match(trim({raw}), '\\d{{4}}-\\d{{2}}-\\d{{2}}') THEN try_cast(trim({raw}) AS DATE) END"
+            parsed = f"CASE WHEN regexp_full_match({trimmed}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') THEN try_cast({trimmed} AS DATE) END"
             too_early = f"{parsed} < DATE '{column.earliest}'" if column.earliest else "false"
             if column.lenient:
                 # an impossible date is no date: NULL, with the text kept
@@ -421,10 +615,10 @@ def stage_file(
                 typed.append(f"{parsed} AS {column.name}")
                 checks.append(
                     f"CASE WHEN NOT {blank} AND {parsed} IS NULL THEN '{column.name} is not a valid YYYY-MM-DD date' "
-                    f"WHEN {too_early} THEN '{column.name} ' || trim({raw}) || ' is before the bound {column.earliest}' END"
+                    f"WHEN {too_early} THEN '{column.name} ' || {trimmed} || ' is before the bound {column.earliest}' END"
                 )
         else:
-            parsed = f"(CASE WHEN isfinite(try_cast(trim({raw}) AS DOUBLE)) THEN try_cast(trim({raw}) AS DOUBLE) END)"
+            parsed = f"(CASE WHEN isfinite(try_cast({trimmed} AS DOUBLE)) THEN try_cast({trimmed} AS DOUBLE) END)"
             typed.append(f"{parsed} AS {column.name}")
             if column.lenient:
                 typed.append(f"{raw} AS {column.name}_text")
@@ -436,7 +630,7 @@ def stage_file(
                     beyond, limit = f"abs({parsed}) > {column.bound}", f"outside the bound -{bound}..{bound}"
                 else:
                     beyond, limit = f"{parsed} > {column.bound}", f"above the bound {bound}"
-                checks.append(f"CASE WHEN {beyond} THEN '{column.name} ' || trim({raw}) || ' is {limit}' END")
+                checks.append(f"CASE WHEN {beyond} THEN '{column.name} ' || {trimmed} || ' is {limit}' END")
         if column.required_value:
             checks.append(f"CASE WHEN {blank} THEN 'missing {column.name}' END")
     if extras:

@@ -78,10 +78,13 @@ class FileProfile:
 
 
 def transaction_files(input_dir: Path) -> list[Path]:
-    """Every ``sales_transactions_*.csv`` of the folder, sorted by name."""
+    """Every ``sales_transactions_*.csv`` of the folder, sorted by name; one in other case (``.CSV``) stops, other
+    CSV files are named in a warning (``csv_input.named_files``)."""
+    from crm_assets.core.csv_input import named_files
+
     if not input_dir.is_dir():
         raise InputFileError(f"{input_dir}: input folder not found")
-    files = sorted(p for p in input_dir.glob(TRANSACTIONS_GLOB) if p.is_file())
+    files = named_files(input_dir, TRANSACTIONS_GLOB, MASTER_FILES)
     if not files:
         raise InputFileError(f"{input_dir}: no {TRANSACTIONS_GLOB} file found")
     return files

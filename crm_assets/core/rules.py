@@ -81,9 +81,22 @@ def category_sql(expr: str) -> str:
     return f"(CASE lower(trim({expr})) {aliases} ELSE lower(trim({expr})) END)"
 
 
+# White space and invisible characters around a value: spaces of every kind (Unicode Z: space, no-break
+# space...), tabs, line breaks, NUL and the other control characters (Cc), a stray byte order mark or zero-width
+# space (Cf). An RE2 class, for ``regexp_replace``.
+PADDING = r"[\pZ\p{Cc}\p{Cf}]"
+
+
+def trim_sql(expr: str) -> str:
+    """SQL: ``expr`` without the white space, NULs and other invisible characters around it (see ``PADDING``).
+
+    DuckDB's ``trim`` removes spaces only (a tab, a NUL or a CR stays), so ids and typed values use this one."""
+    return f"regexp_replace({expr}, '^{PADDING}+|{PADDING}+$', '', 'g')"
+
+
 def id_sql(expr: str) -> str:
-    """Identifiers are text compared after trimming white space; blank is missing."""
-    return f"nullif(trim({expr}), '')"
+    """Identifiers are text compared after trimming white space and invisible characters; blank is missing."""
+    return f"nullif({trim_sql(expr)}, '')"
 
 
 def consent_sql(expr: str) -> str:

@@ -34,7 +34,7 @@ ENRICHED_DDL = schema_ddl("enriched", ENRICHED_TABLES)
 
 def customers_sql(crm_rules: CrmRules) -> str:
     return f"""
-    SELECT trim(customer_id) AS customer_id, customer_name, trim(customer_group) AS customer_group,
+    SELECT {rules.trim_sql("customer_id")} AS customer_id, customer_name, trim(customer_group) AS customer_group,
         trim(city) AS city, created_date, trim(email) AS email, trim(mobile_number) AS mobile_number,
         {rules.consent_sql("opt_email")} AS opt_email,
         {rules.consent_sql("opt_sms")} AS opt_sms,
@@ -48,12 +48,12 @@ def customers_sql(crm_rules: CrmRules) -> str:
 # independent of the order of addition.
 TRANSACTIONS_SQL = f"""
 WITH products AS (
-    SELECT trim(product_id) AS product_id, {rules.category_sql("category")} AS category, unit_size
+    SELECT {rules.trim_sql("product_id")} AS product_id, {rules.category_sql("category")} AS category, unit_size
     FROM raw.products
 )
 SELECT t.partition_month, t.invoice_month, t.invoice_date, t.source_file, t.line_number,
-    trim(t.invoice_id) AS invoice_id, trim(t.customer_id) AS customer_id, trim(t.product_id) AS product_id,
-    nullif(trim(t.store_id), '') AS store_id, t.quantity, t.revenue,
+    {rules.trim_sql("t.invoice_id")} AS invoice_id, {rules.trim_sql("t.customer_id")} AS customer_id,
+    {rules.trim_sql("t.product_id")} AS product_id, {rules.id_sql("t.store_id")} AS store_id, t.quantity, t.revenue,
     p.category, p.unit_size,
     CASE WHEN p.category = '{rules.CONSUMABLE}' THEN round(t.quantity * p.unit_size, 6)::DECIMAL(38, 6) END AS units,
     c.customer_id IS NOT NULL AS is_known_customer,
@@ -64,8 +64,8 @@ SELECT t.partition_month, t.invoice_month, t.invoice_date, t.source_file, t.line
     coalesce(p.category = '{rules.DEVICE}', false) AS is_device,
     coalesce(p.category = '{rules.CONSUMABLE}' AND t.quantity > 0, false) AS is_qualifying
 FROM raw.sales_transactions t
-LEFT JOIN enriched.customers c ON c.customer_id = trim(t.customer_id)
-LEFT JOIN products p ON p.product_id = trim(t.product_id)
+LEFT JOIN enriched.customers c ON c.customer_id = {rules.trim_sql("t.customer_id")}
+LEFT JOIN products p ON p.product_id = {rules.trim_sql("t.product_id")}
 WHERE t.partition_month BETWEEN ? AND ?
 ORDER BY t.partition_month, t.source_file, t.line_number
 """

@@ -25,9 +25,9 @@ from dagster._core.instance.ref import InstanceRef
 
 from crm_assets.automation.jobs import RANGE_END_TAG, RANGE_START_TAG
 from crm_assets.automation.schedules import month_before, monthly_refresh
-from crm_assets.core.builds import Staleness, plan_range, uncovered
 from crm_assets.automation.sensors import input_files_sensor
 from crm_assets.cli import generate
+from crm_assets.core.builds import Staleness, plan_range, uncovered
 from crm_assets.core.partitioned import MonthWindow
 from crm_assets.core.partitions import DEFAULT_START, Calendar
 from crm_assets.layers.pipeline import build_all

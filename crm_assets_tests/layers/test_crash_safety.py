@@ -25,10 +25,11 @@ VOLATILE_TABLES = (
     "reporting.snapshot_changes",
     "reporting.export_audit",
     "reporting.month_builds",
+    "raw.file_months",  # which file version each month's rows were read from: a narrower run reads fewer
 )
 
 
-def crm_run(input_dir: Path, warehouse: Path, home: Path) -> subprocess.Popen:
+def crm_run(input_dir: Path, warehouse: Path, home: Path, *options: str) -> subprocess.Popen:
     env = dict(
         os.environ,
         DAGSTER_HOME=str(home),
@@ -38,7 +39,17 @@ def crm_run(input_dir: Path, warehouse: Path, home: Path) -> subprocess.Popen:
     )
     home.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "crm_assets.cli", "run", "--input", str(input_dir), "--warehouse", str(warehouse)],
+        [
+            sys.executable,
+            "-m",
+            "crm_assets.cli",
+            "run",
+            "--input",
+            str(input_dir),
+            "--warehouse",
+            str(warehouse),
+            *options,
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -83,3 +94,47 @@ def test_sigkill_mid_backfill_then_rerun_equals_clean_run(clean, fraction):
     out, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
     assert stable(table_dump(warehouse)) == expected
+
+
+@pytest.mark.parametrize("step", ["features/customer_features", "lifecycle/customer_lifecycle", "raw/products"])
+def test_a_narrow_run_killed_after_an_edit_of_history_is_finished_by_the_next_narrow_run(tmp_path, step):
+    """Quantities of an old month corrected, ``crm run --from N --to N`` (it widens to the corrected month),
+    SIGKILL when ``step`` starts, the same command again: the warehouse equals a clean build."""
+    generate.generate(tmp_path / "input", customers=60, start="2024-01", end="2025-06")
+    warehouse, home = tmp_path / "w.duckdb", tmp_path / "home"
+    first = crm_run(tmp_path / "input", warehouse, home)
+    assert first.communicate(timeout=600) and first.returncode == 0
+    tx = tmp_path / "input" / "sales_transactions_2024.csv"
+    rows = tx.read_text().splitlines()
+    rows = [rows[0], *(_doubled(r) if ",2024-03-" in r else r for r in rows[1:])]
+    tx.write_text("\n".join(rows) + "\n")
+    narrow = ("--from", "2025-06", "--to", "2025-06")
+    proc = crm_run(tmp_path / "input", warehouse, home, *narrow)
+    started = time.monotonic()
+    seen = ""
+    while proc.poll() is None and time.monotonic() - started < 300:
+        line = proc.stdout.readline()
+        seen += line
+        if line.split()[:1] == [step] and "started" in line:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before {step} started: {seen}"
+    assert "running 2024-03..2025-06 (not 2025-06..2025-06)" in seen
+    again = crm_run(tmp_path / "input", warehouse, home, *narrow)
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert "2024-03..2025-06" in out, out
+    clean = crm_run(tmp_path / "input", tmp_path / "clean.duckdb", tmp_path / "home_clean")
+    assert clean.communicate(timeout=600) and clean.returncode == 0
+    assert stable(table_dump(warehouse)) == stable(table_dump(tmp_path / "clean.duckdb"))
+    # and nothing is left to do: the planner finds every month built from the files as they are
+    done = crm_run(tmp_path / "input", warehouse, home)
+    out, _ = done.communicate(timeout=600)
+    assert done.returncode == 0 and "nothing to build" in out, out
+
+
+def _doubled(row: str) -> str:
+    fields = row.split(",")
+    fields[4] = str(2 * int(float(fields[4])))
+    return ",".join(fields)

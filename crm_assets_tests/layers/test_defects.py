@@ -195,7 +195,8 @@ def test_a_removed_newest_file_stops_the_run_then_its_rows_and_bookkeeping_go_to
     )
     code, out, err = run(capsys, folder, warehouse, "--allow-removals")
     assert code == 0, err
-    assert "2023-10..2024-03" in out  # the months that lost rows are recomputed, through the newest built
+    assert "2024-01..2024-03 (3 months)" in out  # the months that lost rows are recomputed
+    assert "2024-01..2024-03 have no line any more: they stay in the warehouse, rebuilt as months without data" in out
     assert loaded(warehouse, "sales_transactions_2024.csv") == []
     assert query(warehouse, "SELECT source_file FROM raw.file_loads WHERE file_kind = 'sales_transactions'") == [
         ("sales_transactions_2023.csv",)
@@ -217,10 +218,7 @@ def test_a_corrected_old_month_run_alone_carries_its_history_to_every_later_mont
     write(folder / "sales_transactions_2023.csv", lines(TX_HEADER, *TX_2023[:2], "C,C1,2023-12-30,P1,7,1,S1"))
     code, out, err = run(capsys, folder, warehouse, "--from", "2023-12", "--to", "2023-12")
     assert code == 0, err
-    assert (
-        "lines of 2023-12 changed since they were built: running 2023-12..2024-03 (not 2023-12..2023-12) "
-        "so that every later month follows"
-    ) in out
+    assert "lines of 2023-12 differ from the ones loaded: running 2023-12..2024-03 (not 2023-12..2023-12)" in out
     assert (m_total(warehouse, "C1", "2023-12"), m_total(warehouse, "C1", "2024-01")) == (100, 110)
     assert analytics(warehouse) == analytics(clean_build(capsys, folder, tmp_path))
 
@@ -243,8 +241,8 @@ def test_a_narrow_run_from_the_ui_cannot_leave_later_months_on_old_lines(folder,
     write(folder / "sales_transactions_2023.csv", lines(TX_HEADER, *TX_2023[:2], "C,C1,2023-12-30,P1,7,1,S1"))
     with pytest.raises(
         Exception,
-        match=r"lines of 2023-12 changed, and the months after 2023-12 through 2024-03 are "
-        r"built on the old lines: run through 2024-03",
+        match=r"lines of 2023-12 differ from the ones loaded: 2023-12..2024-03 must be built, and this run covers "
+        r"2023-10..2023-12; nothing was changed",
     ):
         run_pipeline(folder, warehouse, "2023-10", "2023-12")
     assert analytics(warehouse) == before
