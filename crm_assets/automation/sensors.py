@@ -39,6 +39,7 @@ from crm_assets.core.landing import (
     TRANSACTIONS_GLOB,
     Plan,
     removal_message,
+    stray_lines,
 )
 from crm_assets.core.months import key_of
 from crm_assets.core.partitions import Calendar
@@ -124,7 +125,8 @@ def evaluate(context: SensorEvaluationContext, calendar: Calendar):
         decision = str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}"
         context.update_cursor(json.dumps({"signature": signature, "decision": decision}))
         return SkipReason(decision)
-    span, why = refresh_request(plan, staleness, calendar)
+    stray = None if calendar.set_by_hand else stray_lines(folder, plan.profiles)
+    span, why = (None, stray) if stray else refresh_request(plan, staleness, calendar)
     context.update_cursor(json.dumps({"signature": signature, "decision": why}))
     if span is None:
         return SkipReason(why)

@@ -62,7 +62,8 @@ def resolve_months(
     note).
     """
     from crm_assets.core.builds import assess, plan_range
-    from crm_assets.core.landing import RemovalNotAllowed, coverage, month_ranges, removal_message
+    from crm_assets.core.errors import InputFileError
+    from crm_assets.core.landing import RemovalNotAllowed, coverage, month_ranges, removal_message, stray_lines
     from crm_assets.core.months import key_of
     from crm_assets.core.partitions import load_calendar
     from crm_assets.core.resources import Warehouse
@@ -88,6 +89,10 @@ def resolve_months(
         raise RemovalNotAllowed(removal_message(plan.removals))
     if plan.span is None:
         raise CrmError(f"{input_dir}: no transaction line with a valid invoice_date")
+    if not calendar.set_by_hand:
+        stray = stray_lines(input_dir, plan.profiles)
+        if stray:
+            raise InputFileError(stray)
     data_first, data_last = max(key_of(plan.span[0]), keys[0]), max(key_of(plan.span[1]), keys[0])
     data_last = min(data_last, keys[-1])
     if from_month and from_month > data_last and not to_month:

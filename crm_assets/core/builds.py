@@ -562,7 +562,7 @@ def plan_range(
     asked_first, asked_last = requested
     if asked_first is None and asked_last is None:
         if stale:
-            return RunRange(stale[0], stale[-1], why)
+            return RunRange(stale[0], stale[-1], why, [f"{why}: running {stale[0][:7]}..{stale[-1][:7]}"])
         if staleness.files_stale and held:
             return RunRange(held[-1], held[-1], f"{why}: the newest month loads the files again", files_only=True)
         return RunRange(None, None, why)

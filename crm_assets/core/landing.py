@@ -385,6 +385,7 @@ class Removal:
     rows_now: int | None  # None: the file is gone
     months: list[date]
     rows_lost: int
+    renamed_to: str | None = None  # a new file holding as many lines of each of its months
 
     def describe(self) -> str:
         what = (
@@ -393,6 +394,11 @@ class Removal:
             else f"has {self.rows_now:,} valid rows, fewer than half of the {self.rows_before:,} loaded"
         )
         where = f"; {month_ranges(self.months)} would lose {self.rows_lost:,} rows" if self.months else ""
+        if self.renamed_to:
+            where += (
+                f" (but {self.renamed_to}, new, holds as many lines of the same months: if the file was renamed, "
+                "--allow-removals reads them under the new name)"
+            )
         return f"{self.source_file} {what}{where}"
 
 
@@ -435,6 +441,15 @@ def find_removals(
         before = state.rows_by_month(name)
         after = fold([profile], first_partition) if profile is not None else {}
         lost = {m: n - after.get(m, (0, 0))[0] for m, n in before.items() if n > after.get(m, (0, 0))[0]}
+        new_files = [p for p in profiles if p.name not in state.files]
+        renamed = next(
+            (
+                p.name
+                for p in new_files
+                if before and {m: n for m, (n, _) in fold([p], first_partition).items()} == before
+            ),
+            None,
+        )
         removals.append(
             Removal(
                 name,
@@ -442,6 +457,7 @@ def find_removals(
                 None if profile is None else profile.rows_valid,
                 sorted(lost),
                 sum(lost.values()),
+                renamed if profile is None else None,
             )
         )
     return removals
@@ -557,3 +573,53 @@ def coverage(input_dir: Path, profiles: list[FileProfile]) -> Coverage:
         first = min(m for p in profiles for m in p.months)
         covered = covered if covered >= first else None
     return Coverage(newest_date, newest_file, written, covered)
+
+
+# --- a stray date far before the data ---------------------------------------------------------------------------
+
+# A few lines dated this many months or more before all the others are a typing error, not history: they would
+# start the calendar years early (every month between them and the data an empty month).
+OUTLIER_GAP_MONTHS = 24
+OUTLIER_MAX_LINES = 5
+
+
+def stray_lines(input_dir: Path, profiles: list[FileProfile]) -> str | None:
+    """One line naming the first of a few lines dated ``OUTLIER_GAP_MONTHS`` or more before every other line of
+    the folder (at most ``OUTLIER_MAX_LINES`` and 1% of the lines), or None."""
+    per_month: dict[date, int] = {}
+    for profile in profiles:
+        for month, (n, _) in profile.months.items():
+            per_month[month] = per_month.get(month, 0) + n
+    months = sorted(per_month)
+    total = sum(per_month.values())
+    for i in range(1, len(months)):
+        before, after = months[i - 1], months[i]
+        gap = (after.year - before.year) * 12 + after.month - before.month
+        head = sum(per_month[m] for m in months[:i])
+        if gap >= OUTLIER_GAP_MONTHS and head <= min(OUTLIER_MAX_LINES, total // 100):
+            return _describe_stray(input_dir, profiles, after, head)
+        if head > OUTLIER_MAX_LINES:
+            return None
+    return None
+
+
+def _describe_stray(input_dir: Path, profiles: list[FileProfile], data_start: date, lines: int) -> str:
+    name = next(p.name for p in profiles if any(m < data_start for m in p.months))
+    with tempfile.TemporaryDirectory(prefix="crm-stray-") as spill:
+        con = duckdb.connect(config={"temp_directory": spill})
+        try:
+            staged = stage_file(con, input_dir / name, TRANSACTIONS, "stray")
+            line, day = con.execute(
+                f"SELECT line_number, invoice_date FROM {staged.valid_table} WHERE invoice_date < ? "
+                "ORDER BY invoice_date, line_number LIMIT 1",
+                [data_start],
+            ).fetchone()
+        finally:
+            con.close()
+    others = f" ({lines} lines in all)" if lines > 1 else ""
+    return (
+        f"{name}: line {line} is dated {day:%Y-%m-%d}, {(data_start.year - day.year) * 12 + data_start.month - day.month}"
+        f" months before every other line (from {data_start:%Y-%m}){others}; it would start the calendar in "
+        f"{day:%Y-%m}: correct the date, or set {settings.ENV_FIRST_MONTH}={data_start:%Y-%m} (older lines then "
+        "count as history of that month)"
+    )

@@ -32,6 +32,7 @@ from crm_assets.core.columns import schema_ddl
 from crm_assets.core.csv_input import (
     CUSTOMERS,
     PRODUCTS,
+    READABLE_CHECK,
     TRANSACTIONS,
     FileSpec,
     StagedFile,
@@ -292,6 +293,21 @@ def _check_removals(
         )
 
 
+def _refuse_wholly_rejected(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> None:
+    """A transactions file of which no line is valid is a wrong extract, not a month without sales: stop."""
+    if staged.rows_valid or not staged.rows_rejected:
+        return
+    line, reason = con.execute(
+        f"SELECT line_number, reason FROM {staged.rejected_table} ORDER BY line_number LIMIT 1"
+    ).fetchone()
+    raise InputFileError(
+        f"{staged.path}: none of its {staged.rows_rejected:,} lines is valid (line {line}: {reason}); nothing was "
+        "loaded: correct the file (every rejection is listed by crm run once one line loads), or take it out of "
+        "the folder",
+        check=READABLE_CHECK,
+    )
+
+
 def _record_profiles(con: duckdb.DuckDBPyConnection, profiles: list[FileProfile], present: list[str]) -> None:
     """The profile of each version just read replaces the file's; files no longer in the folder lose theirs."""
     names = [p.name for p in profiles]
@@ -362,6 +378,8 @@ def load_transactions(
             # the plan of this run may have read this version already (csv_input.hand_off)
             staged.append(take_handoff(con, path, tag, versions[path.name]) or stage_file(con, path, TRANSACTIONS, tag))
     discard_handoffs(unchanged)  # read to plan, but their rows are in the warehouse already
+    for s in staged:
+        _refuse_wholly_rejected(con, s)
     profiles = [profile_of_staged(con, s) for s in staged]
     _check_removals(
         con, profiles, digests, unchanged, first_month, window_start, window_end, last_month, allow_removals

@@ -365,3 +365,110 @@ def test_an_unwritable_output_folder_stops_before_the_run(capsys, folder, wareho
     assert code == 2
     assert err.strip().startswith(f"crm run: {blocker / 'out'}: cannot write the outputs ($CRM_OUTPUT_DIR) there")
     assert not warehouse.exists()
+
+
+# --- the invariant under operation (issue 25): whatever came before, a run that succeeds leaves a clean build --
+
+
+def test_a_failed_run_that_committed_half_its_work_is_finished_by_the_next_narrow_run(
+    capsys, folder, warehouse, tmp_path
+):
+    """New files (a customer dropped, a new line) with a duplicated product id: the run exits 2 after the
+    customers and the lines are committed. Once the product master is mended, a run of one month builds
+    every month the failed run left behind."""
+    assert run(capsys, folder, warehouse)[0] == 0
+    write(folder / "customers_master.csv", lines(CUSTOMER_HEADER, CUSTOMERS[0]))
+    write(folder / "sales_transactions_2023.csv", lines(TX_HEADER, *TX_2023, "G,C1,2023-10-20,P1,4,1,S1"))
+    products = (folder / "products_master.csv").read_text()
+    write(folder / "products_master.csv", products + "P1,Pods again,B,consumable,10\n")
+    code, _, err = run(capsys, folder, warehouse)
+    assert code == 2 and "duplicate product_id 'P1'" in err
+    write(folder / "products_master.csv", products)
+    code, out, err = run(capsys, folder, warehouse, "--from", "2024-03", "--to", "2024-03")
+    assert code == 0, err
+    assert "running 2023-10..2024-03 (not 2024-03..2024-03)" in out
+    assert analytics(warehouse) == analytics(clean_build(capsys, folder, tmp_path))
+    assert "nothing to build" in run(capsys, folder, warehouse)[1]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("customers_master.csv", lambda text: text.replace(CUSTOMERS[1] + "\n", "")),  # a customer dropped
+        ("customers_master.csv", lambda text: text.replace("Besançon", "Lyon")),  # a city
+        ("products_master.csv", lambda text: text.replace("P1,Pods,B,consumable,10", "P1,Pods,B,device,")),
+        ("products_master.csv", lambda text: text.replace("P1,Pods,B,consumable,10", "P1,Pods,B,consumable,25")),
+    ],
+    ids=["customer dropped", "city", "category", "unit size"],
+)
+def test_a_master_change_widens_a_narrow_run_to_the_months_it_changes(capsys, folder, warehouse, tmp_path, change):
+    assert run(capsys, folder, warehouse)[0] == 0
+    name, edit = change
+    write(folder / name, edit((folder / name).read_text()))
+    code, out, err = run(capsys, folder, warehouse, "--from", "2024-03", "--to", "2024-03")
+    assert code == 0, err
+    assert f"{name} changed rows read by" in out and "(not 2024-03..2024-03)" in out, out
+    assert analytics(warehouse) == analytics(clean_build(capsys, folder, tmp_path))
+
+
+def test_a_master_change_reaches_only_the_months_of_the_rows_it_changes(capsys, folder, warehouse):
+    """C2 was created in 2023-02, first bought in 2023-11: its city reaches the months from 2023-02 on (the
+    calendar's first month, 2023-10, here); a customer created in 2024-02 without a line reaches 2024-02 on."""
+    write(folder / "customers_master.csv", lines(CUSTOMER_HEADER, *CUSTOMERS, "C9,Eve,Loyalty,Rome,2024-02-03,,,,,"))
+    assert run(capsys, folder, warehouse)[0] == 0
+    write(folder / "customers_master.csv", (folder / "customers_master.csv").read_text().replace("Rome", "Oslo"))
+    code, out, err = run(capsys, folder, warehouse)
+    assert code == 0, err
+    assert "customers_master.csv changed rows read by 2024-02..2024-03: running 2024-02..2024-03" in out, out
+
+
+def test_a_run_with_nothing_changed_builds_nothing_and_all_rebuilds_every_month(capsys, folder, warehouse):
+    assert run(capsys, folder, warehouse)[0] == 0
+    code, out, _ = run(capsys, folder, warehouse)
+    assert code == 0
+    assert out.strip() == (
+        "crm run: nothing to build: every month is built from the files as they are (--all rebuilds every month)"
+    )
+    code, out, _ = run(capsys, folder, warehouse, "--all")
+    assert code == 0 and "2023-10..2024-03 (6 months)" in out
+
+
+def test_a_file_of_which_no_line_is_valid_stops_the_run_naming_the_first_reason(capsys, folder, warehouse):
+    assert run(capsys, folder, warehouse)[0] == 0
+    before = analytics(warehouse)
+    write(folder / "sales_transactions_2025.csv", lines(TX_HEADER, "G,C1,2025-01-05 10:30,P1,1,1,S1"))
+    code, _, err = run(capsys, folder, warehouse)
+    assert code == 2, err
+    assert f"{folder / 'sales_transactions_2025.csv'}: none of its 1 lines is valid (line 2: " in err
+    assert len(err.strip().splitlines()) == 1
+    assert analytics(warehouse) == before
+
+
+def test_a_renamed_file_is_refused_as_a_loss_naming_the_new_name(capsys, folder, warehouse):
+    assert run(capsys, folder, warehouse)[0] == 0
+    (folder / "sales_transactions_2024.csv").rename(folder / "sales_transactions_2024_v2.csv")
+    code, _, err = run(capsys, folder, warehouse)
+    assert code == 2
+    assert (
+        "sales_transactions_2024.csv is gone from the folder; 2024-01..2024-03 would lose 3 rows (but "
+        "sales_transactions_2024_v2.csv, new, holds as many lines of the same months: if the file was renamed, "
+        "--allow-removals reads them under the new name)"
+    ) in err
+
+
+def test_a_stray_date_years_before_the_data_is_named_instead_of_stretching_the_calendar(
+    capsys, folder, warehouse, monkeypatch
+):
+    rows = [f"L{i},C1,2023-{1 + i % 12:02d}-{1 + i % 28:02d},P1,1,1,S1" for i in range(600)]
+    rows.insert(57, "S,C2,2003-05-04,P1,1,1,S1")
+    write(folder / "sales_transactions_2023.csv", lines(TX_HEADER, *rows))
+    code, _, err = run(capsys, folder, warehouse)
+    assert code == 2
+    assert err.strip() == (
+        "crm run: sales_transactions_2023.csv: line 59 is dated 2003-05-04, 236 months before every other line "
+        "(from 2023-01); it would start the calendar in 2003-05: correct the date, or set CRM_FIRST_MONTH=2023-01 "
+        "(older lines then count as history of that month)"
+    )
+    monkeypatch.setenv("CRM_FIRST_MONTH", "2023-01")
+    assert run(capsys, folder, warehouse)[0] == 0
+    assert months_built(warehouse)[0] == "2023-01"
