@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # one "planned" event per asset for a backfill run, not one per month (see crm_assets/automation/instance.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 
-.PHONY: run test test-fast lint format dev bench install install-dev sample clean
+.PHONY: run test test-fast test-invariant lint format dev bench install install-dev sample clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: lint
 # the inner loop: every test but the slow and end-to-end ones, stopping at the first failure
 test-fast: install-dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not e2e" -x -q
+
+# before a release: the stateful test of the invariant at length (120 months, more sequences, longer ones)
+test-invariant: install-dev
+	CRM_STATEFUL_EXAMPLES=30 CRM_STATEFUL_STEPS=25 CRM_STATEFUL_MONTHS=120 \
+		$(BIN)/python -m pytest crm_assets_tests/layers/test_invariant_stateful.py -q
 
 lint: install-dev
 	$(BIN)/ruff check crm_assets crm_assets_tests benchmarks

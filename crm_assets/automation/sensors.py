@@ -50,7 +50,8 @@ def settle_seconds() -> float:
 
 
 def folder_signature(folder: Path, calendar: Calendar) -> tuple[str, list[str]]:
-    """(a short hash of the names, sizes and modification times of the input files, the files still being written)."""
+    """(a short hash of the names, sizes and modification times of the input files and of the warehouse, the
+    files still being written)."""
     now = time.time()
     entries, unsettled = [], []
     for path in sorted([*(folder / n for n in MASTER_FILES), *folder.glob(TRANSACTIONS_GLOB)]):
@@ -62,6 +63,11 @@ def folder_signature(folder: Path, calendar: Calendar) -> tuple[str, list[str]]:
         entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     entries.append(f"encoding:{os.environ.get(settings.ENV_INPUT_ENCODING, '')}")  # a new setting: a new look
     entries.append(f"calendar:{calendar.start}")  # definitions reloaded with a new calendar: a new look
+    # a run that wrote to the warehouse (one that failed or was killed half-way included): a new look
+    for path in (settings.warehouse_path(), Path(f"{settings.warehouse_path()}.wal")):
+        if path.is_file():
+            stat = path.stat()
+            entries.append(f"warehouse:{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
 
 
@@ -130,7 +136,9 @@ def evaluate(context: SensorEvaluationContext, calendar: Calendar):
     context.update_cursor(json.dumps({"signature": signature, "decision": why}))
     if span is None:
         return SkipReason(why)
+    # the same folder and the same records ask for the same run once: a run that fails the same way each time
+    # (a broken master) is not launched again until a file or the records change
     return RunRequest(
-        run_key=f"files-{signature}",
+        run_key=f"files-{signature}-{staleness.records[:12]}",
         tags={**range_tags(*span), "crm/trigger": "input_files_sensor", "crm/reason": why[:200], PREFLIGHT_TAG: "done"},
     )

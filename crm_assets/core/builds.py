@@ -393,6 +393,7 @@ class Staleness:
     # enriched.customers from the customer master, whatever the months: any run loads them again
     files_stale: bool = False
     reasons: list[str] = field(default_factory=list)
+    records: str = ""  # a digest of the stamps and sources read: equal digests, equal records
 
     def describe(self) -> str:
         return "; ".join(self.reasons) if self.reasons else "every month is built from the files as they are"
@@ -466,6 +467,8 @@ def find_stale(
         "SELECT source_month, lines, lines_hash, sources FROM raw.month_sources ORDER BY 1",
         table=("raw", "month_sources"),
     )
+    flat = sorted((layer, str(month), stamp) for layer, months in stamps.items() for month, stamp in months.items())
+    result.records = hashlib.sha256(repr((flat, held_rows)).encode()).hexdigest()
     held = {m for layer in MONTHLY_LAYERS for m in stamps.get(layer, {})} | set(state.built)
     data = fold(plan.profiles, first_month)
     target_last = min(max([*held, *data], default=first_month), last_month)
@@ -526,6 +529,8 @@ def find_stale(
         result.reasons.append(f"{month_ranges(unfinished)} left unfinished or built on other inputs")
     elif unfinished and not result.reasons:
         result.reasons.append(f"{month_ranges(unfinished)} built on other inputs")
+    if result.stale and not result.reasons:  # a warehouse of an earlier release keeps no stamps
+        result.reasons.append(f"no record of what {month_ranges(result.stale)} were built from")
     if result.files_stale and not result.stale:
         result.reasons.append("a file differs from the version loaded, but no month's figures")
     return result

@@ -442,3 +442,28 @@ def test_schedule_after_a_changed_master_refreshes_every_month(landing):
     written(landing / "sales_transactions_2023.csv", utc(2023, 10, 3))
     write(landing / "customers_master.csv", (landing / "customers_master.csv").read_text().replace("Paris", "Lyon"))
     assert span(schedule_tick(utc(2023, 10, 2, 6))) == ("2023-01-01", "2023-09-01")
+
+
+def test_sensor_finishes_the_work_of_a_run_that_failed_half_way(landing):
+    build_warehouse(landing, "2023-01-01", "2023-09-01")
+    write(
+        landing / "sales_transactions_2023.csv",
+        lines(TX_HEADER, "A,C1,2023-01-15,P1,3,10,S1", "B,C1,2023-05-20,P1,4,5,S1", "C,C1,2023-09-01,P1,1,1,S1"),
+    )
+    with instance_for_test() as instance:
+        request, cursor = tick(instance, None)
+        assert span(request) == ("2023-05-01", "2023-09-01")
+        # the run it asked for loads the lines and the enriched layer, then dies in the features
+        from unittest import mock
+
+        from crm_assets.layers import pipeline
+
+        with mock.patch.object(pipeline, "build_features", side_effect=RuntimeError("killed")):
+            with pytest.raises(RuntimeError):
+                build_warehouse(landing, "2023-05-01", "2023-09-01")
+        again, cursor = tick(instance, cursor)
+        assert span(again) == ("2023-05-01", "2023-09-01")  # the folder did not change, the work is pending
+        assert again.run_key != request.run_key
+        assert json.loads(cursor)["decision"].startswith("2023-05..2023-09 left unfinished")
+        result, _ = tick(instance, cursor)
+    assert skipped(result).startswith("no change in the folder since: 2023-05..2023-09 left unfinished")
