@@ -63,12 +63,18 @@ def folder_signature(folder: Path, calendar: Calendar) -> tuple[str, list[str]]:
         entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     entries.append(f"encoding:{os.environ.get(settings.ENV_INPUT_ENCODING, '')}")  # a new setting: a new look
     entries.append(f"calendar:{calendar.start}")  # definitions reloaded with a new calendar: a new look
-    # a run that wrote to the warehouse (one that failed or was killed half-way included): a new look
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
+
+
+def warehouse_signature() -> str:
+    """A short hash of the warehouse file's size and time: a run wrote to it (one that failed or was killed
+    half-way included), so the sensor looks again."""
+    entries = []
     for path in (settings.warehouse_path(), Path(f"{settings.warehouse_path()}.wal")):
         if path.is_file():
             stat = path.stat()
-            entries.append(f"warehouse:{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16], unsettled
+            entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:8]
 
 
 def refresh_request(plan: Plan, staleness: Staleness, calendar: Calendar) -> tuple[tuple[str, str] | None, str]:
@@ -118,7 +124,8 @@ def evaluate(context: SensorEvaluationContext, calendar: Calendar):
     if unsettled:
         return SkipReason(f"waiting for {', '.join(unsettled)} to finish writing")
     cursor = json.loads(context.cursor) if context.cursor else {}
-    if cursor.get("signature") == signature:
+    look = f"{signature}:{warehouse_signature()}"
+    if cursor.get("signature") == look:
         return SkipReason(f"no change in the folder since: {cursor.get('decision', 'the last look')}")
     from crm_assets.core.resources import Warehouse, WarehouseLockedError
 
@@ -129,11 +136,11 @@ def evaluate(context: SensorEvaluationContext, calendar: Calendar):
         return SkipReason("the warehouse is in use by a run; looking again at the next tick")
     except (CrmError, OSError) as exc:
         decision = str(exc) if isinstance(exc, CrmError) else f"{exc.filename}: {exc.strerror}"
-        context.update_cursor(json.dumps({"signature": signature, "decision": decision}))
+        context.update_cursor(json.dumps({"signature": look, "decision": decision}))
         return SkipReason(decision)
     stray = None if calendar.set_by_hand else stray_lines(folder, plan.profiles)
     span, why = (None, stray) if stray else refresh_request(plan, staleness, calendar)
-    context.update_cursor(json.dumps({"signature": signature, "decision": why}))
+    context.update_cursor(json.dumps({"signature": look, "decision": why}))
     if span is None:
         return SkipReason(why)
     # the same folder and the same records ask for the same run once: a run that fails the same way each time

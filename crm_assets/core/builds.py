@@ -33,18 +33,17 @@ that moving a module or editing its documentation changes nothing.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.resources
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
 from pathlib import Path
 
 import duckdb
 
+from crm_assets.core.code_digest import version_of_code
 from crm_assets.core.columns import Table, col, schema_ddl
 from crm_assets.core.csv_input import CUSTOMERS, PRODUCTS, stage_file
 from crm_assets.core.errors import CrmError
@@ -62,7 +61,10 @@ MONTH_SOURCES = Table(
         col("source_month DATE NOT NULL", "A month in which lines fall or a master row starts to count."),
         col("lines BIGINT NOT NULL", "Valid lines of the partition month."),
         col("lines_hash VARCHAR NOT NULL", "Sum of the content hashes of those lines (as text)."),
-        col("sources VARCHAR NOT NULL", "Digest of every line and master row that the months from this one on read."),
+        col(
+            "source_digest VARCHAR NOT NULL",
+            "Digest of every line and master row that the months from this one on read.",
+        ),
     ),
     "month in which something starts",
 )
@@ -73,8 +75,8 @@ MONTH_BUILDS = Table(
         col("layer VARCHAR NOT NULL", "The table written."),
         col("built_month DATE", "The month written (blank for a table without months)."),
         col(
-            "sources VARCHAR NOT NULL",
-            "raw.month_sources of the month when it was written ('stale' when a table it reads was not current).",
+            "source_digest VARCHAR NOT NULL",
+            "raw.month_sources.source_digest of the month when it was written ('stale' when a table it reads was not current).",
         ),
         col("rules_version VARCHAR NOT NULL", "Hash of the rule values."),
         col("code_version VARCHAR NOT NULL", "Hash of the code and SQL that compute the months."),
@@ -110,19 +112,17 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
         CUSTOMERS_LAYER,
     ),
 }
+# the reporting views (crm_assets/outputs/views.py): monthly tables too, built by the Dagster runs (the plain
+# build functions of the layers leave them out), so a warehouse without them is not held to them
+VIEW_LAYERS = tuple(
+    f"reporting.{view}"
+    for view in ("segment_summary", "tier_migration", "cohort_retention", "contactable_customers", "device_attach")
+)
+UPSTREAM.update({view: ("reporting.customer_snapshot", CUSTOMERS_LAYER) for view in VIEW_LAYERS})
 MONTHLY_LAYERS = tuple(layer for layer in UPSTREAM if layer != CUSTOMERS_LAYER)
-# the layers whose rows depend on the rule values (CrmRules); the others are stamped without a rules version
-RULED = (CUSTOMERS_LAYER, "rfmt.customer_rfmt", "reporting.customer_snapshot")
+# A layer that is not given the rules (CrmRules) stamps the rules version of the enriched.customers it read: the
+# anonymous groups reach every layer through it, and any change of the rules rebuilds every month.
 NO_RULES = "-"
-
-
-def rules_of(layer: str, rules_version: str) -> str:
-    """The rules version a stamp of ``layer`` carries."""
-    return rules_version if layer in RULED else NO_RULES
-
-
-def _rules_sql(layer_column: str) -> str:
-    return f"CASE WHEN {layer_column} IN ({_quoted(RULED)}) THEN $rules ELSE '{NO_RULES}' END"
 
 
 class StaleInputs(CrmError):
@@ -141,63 +141,33 @@ CODE_MODULES = (
     "crm_assets.core.partitioned",
     "crm_assets.core.months",
     "crm_assets.core.builds",
+    "crm_assets.core.code_digest",
+    "crm_assets.outputs.views",
 )
 
 
-class _Normalise(ast.NodeTransformer):
-    """A module's tree without what does not change a result: docstrings and imports."""
-
-    def _strip_docstring(self, node):
-        self.generic_visit(node)
-        body = getattr(node, "body", None)
-        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-            if isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-        return node
-
-    visit_Module = visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _strip_docstring
-
-    def visit_Import(self, node):
-        return None
-
-    def visit_ImportFrom(self, node):
-        return None
-
-
-def code_text_digest(source: str) -> str:
-    """The digest of a module's code: its syntax tree without docstrings, comments, imports and layout."""
-    tree = _Normalise().visit(ast.parse(source))
-    return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
-
-
-def _package_texts(package: str) -> Iterable[tuple[str, str]]:
-    root = importlib.resources.files(package)
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        for child in node.iterdir():
-            if child.is_dir() and child.name != "__pycache__":
-                stack.append(child)
-            elif child.name.endswith((".py", ".sql")):
-                yield child.name, child.read_text(encoding="utf-8")
-
-
-def _module_text(module: str) -> tuple[str, str]:
-    package, _, name = module.rpartition(".")
-    return f"{name}.py", importlib.resources.files(package).joinpath(f"{name}.py").read_text(encoding="utf-8")
-
-
-@cache
-def code_version() -> str:
-    """A hash of the code and SQL that compute the months, independent of where each module lives."""
-    texts = [_module_text(m) for m in CODE_MODULES]
+def _code_files() -> list[Path]:
+    files = [
+        Path(str(importlib.resources.files(m.rpartition(".")[0]).joinpath(f"{m.rpartition('.')[2]}.py")))
+        for m in CODE_MODULES
+    ]
     for package in CODE_PACKAGES:
-        texts += list(_package_texts(package))
-    digests = sorted(
-        code_text_digest(text) if name.endswith(".py") else hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
-        for name, text in texts
-    )
-    return hashlib.sha256("".join(digests).encode()).hexdigest()[:12]
+        root = Path(str(importlib.resources.files(package)))
+        files += [p for p in root.rglob("*") if p.suffix in (".py", ".sql") and "__pycache__" not in p.parts]
+    return files
+
+
+_versions: dict[tuple, str] = {}
+
+
+def code_version() -> str:
+    """A hash of the code and SQL that compute the months, independent of where each module lives
+    (``code_digest``); read again whenever a file changed, so a long-lived process (the sensor's) follows edits."""
+    key = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in _code_files()))
+    if key not in _versions:
+        _versions.clear()
+        _versions[key] = version_of_code(CODE_MODULES, CODE_PACKAGES)
+    return _versions[key]
 
 
 # --- the sources of the months -------------------------------------------------------------------------------
@@ -207,8 +177,12 @@ _LINE_COLUMNS = (
     "source_file, line_number, invoice_id, customer_id, invoice_date, product_id, quantity, revenue, store_id, "
     "extra_columns"
 )
-# The master columns that reach a month's figures (names, e-mail addresses and numbers reach none)
-_CUSTOMER_COLUMNS = "customer_id, customer_group, city, created_date, opt_email, opt_sms, opt_phone"
+# The master columns that reach a month's figures: names reach none, an e-mail address or a mobile number only by
+# being there or not (reporting.contactable_customers)
+_CUSTOMER_COLUMNS = (
+    "customer_id, customer_group, city, created_date, opt_email, opt_sms, opt_phone, "
+    "coalesce(trim(email), '') <> '', coalesce(trim(mobile_number), '') <> ''"
+)
 _PRODUCT_COLUMNS = "product_id, category, unit_size"
 EVER = "1900-01-01"  # a customer without a creation date is in every month (before any line: dates load from 1970)
 
@@ -250,7 +224,7 @@ def month_sources_sql(lines: str, customers: str, products: str) -> str:
         WINDOW w AS (ORDER BY s.m ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     )
     SELECT m AS source_month, n AS lines, h::VARCHAR AS lines_hash,
-        md5(concat_ws(':', cn, ch, cc, cp)) AS sources
+        md5(concat_ws(':', cn, ch, cc, cp)) AS source_digest
     FROM cumulated
     """
 
@@ -267,10 +241,10 @@ def refresh_month_sources(con) -> None:
 def _sources_as_of(months_sql: str) -> str:
     """``(m, sources)`` for each month of ``months_sql`` (a relation of one column ``m``)."""
     return f"""
-    SELECT k.m, coalesce(s.sources, '{NO_SOURCES}') AS sources
+    SELECT k.m, coalesce(s.source_digest, '{NO_SOURCES}') AS source_digest
     FROM ({months_sql}) k
     LEFT JOIN (
-        SELECT source_month, sources, lead(source_month) OVER (ORDER BY source_month) AS next_month
+        SELECT source_month, source_digest, lead(source_month) OVER (ORDER BY source_month) AS next_month
         FROM raw.month_sources
     ) s ON k.m >= s.source_month AND (s.next_month IS NULL OR k.m < s.next_month)
     """
@@ -308,8 +282,17 @@ def stamp_months(
     )
     reads = UPSTREAM[layer]
     monthly = [u for u in reads if u != CUSTOMERS_LAYER]
-    # history starts at the first month with lines (older lines count in the calendar's first month)
-    first_sql = "(SELECT min(partition_month) FROM raw.sales_transactions)"
+    if rules_version == NO_RULES:
+        known = con.execute(
+            f"SELECT max(rules_version) FROM reporting.month_builds WHERE layer = '{CUSTOMERS_LAYER}'"
+        ).fetchone()
+        rules_version = (known and known[0]) or NO_RULES
+    # History starts at the first month with lines (older lines count in the calendar's first month), or at an
+    # earlier month a table it reads still holds (its rows are read too), never before the calendar's first month.
+    first_sql = (
+        "least((SELECT min(partition_month) FROM raw.sales_transactions), (SELECT min(built_month) FROM "
+        f"reporting.month_builds WHERE layer IN ({_quoted(monthly or [layer])})))"
+    )
     if first is not None:
         first_sql = f"greatest($first::DATE, {first_sql})"
     checks = []
@@ -319,22 +302,22 @@ def stamp_months(
             f"""(SELECT min(e.m) FROM ({_sources_as_of(_months(first_sql, "$end"))}) e
                 CROSS JOIN (SELECT unnest([{_quoted(monthly)}]) AS layer) u
                 LEFT JOIN reporting.month_builds b ON b.layer = u.layer AND b.built_month = e.m
-                WHERE b.layer IS NULL OR b.sources <> e.sources OR b.rules_version <> {_rules_sql("u.layer")}
+                WHERE b.layer IS NULL OR b.source_digest <> e.source_digest OR b.rules_version <> $rules
                    OR b.code_version <> $code)"""
         )
     customers_current = "true"
     if CUSTOMERS_LAYER in reads:
         customers_current = f"""EXISTS (SELECT 1 FROM reporting.month_builds b
-            WHERE b.layer = '{CUSTOMERS_LAYER}' AND b.sources = (SELECT max(file_digest) FROM raw.file_loads
+            WHERE b.layer = '{CUSTOMERS_LAYER}' AND b.source_digest = (SELECT max(file_digest) FROM raw.file_loads
                                                                 WHERE file_kind = 'customers')
-              AND b.code_version = $code)"""
+              AND b.rules_version = $rules AND b.code_version = $code)"""
     first_bad = checks[0] if checks else "NULL::DATE"
     statement = f"""
         INSERT INTO reporting.month_builds
         SELECT $layer, e.m,
-            CASE WHEN {customers_current} AND (bad.first_bad IS NULL OR bad.first_bad > e.m) THEN e.sources
+            CASE WHEN {customers_current} AND (bad.first_bad IS NULL OR bad.first_bad > e.m) THEN e.source_digest
                  ELSE '{STALE}' END,
-            $own_rules, $code, $run_id, current_timestamp::TIMESTAMP
+            $rules, $code, $run_id, current_timestamp::TIMESTAMP
         FROM ({_sources_as_of(_months("$start", "$end"))}) e
         CROSS JOIN (SELECT {first_bad} AS first_bad) bad
         """
@@ -344,7 +327,6 @@ def stamp_months(
         "end": end,
         "first": first,
         "rules": rules_version,
-        "own_rules": rules_of(layer, rules_version),
         "code": code_version(),
         "run_id": run_id,
     }
@@ -352,7 +334,7 @@ def stamp_months(
     if strict:
         bad = con.execute(
             f"SELECT min(built_month), max(built_month) FROM reporting.month_builds WHERE layer = ? "
-            f"AND sources = '{STALE}' AND built_month BETWEEN ? AND ?",
+            f"AND source_digest = '{STALE}' AND built_month BETWEEN ? AND ?",
             [layer, start, end],
         ).fetchone()
         if bad and bad[0] is not None:
@@ -376,7 +358,7 @@ def stamp_customers(con, rules_version: str, run_id: str) -> None:
             current_timestamp::TIMESTAMP
         FROM raw.file_loads WHERE file_kind = 'customers'
         """,
-        {"rules": rules_of(CUSTOMERS_LAYER, rules_version), "code": code_version(), "run_id": run_id},
+        {"rules": rules_version, "code": code_version(), "run_id": run_id},
     )
 
 
@@ -431,7 +413,7 @@ def _staged_sources(warehouse_path: str, input_dir, changed: Sequence[str]) -> l
                 staged = stage_file(con, Path(input_dir) / name, spec, f"plan_{spec.kind}")
                 relations[spec.kind] = staged.valid_table
             rows = con.execute(
-                "SELECT source_month, sources FROM ("
+                "SELECT source_month, source_digest FROM ("
                 + month_sources_sql("wh.raw.sales_transactions", relations["customers"], relations["products"])
                 + ") ORDER BY 1"
             ).fetchall()
@@ -459,17 +441,25 @@ def find_stale(
     result = Staleness()
     stamps: dict[str, dict[date, tuple[str, str, str]]] = {}
     for layer, month, sources, rules, code in state.query(
-        "SELECT layer, built_month, sources, rules_version, code_version FROM reporting.month_builds",
+        "SELECT layer, built_month, source_digest, rules_version, code_version FROM reporting.month_builds",
         table=("reporting", "month_builds"),
     ):
         stamps.setdefault(layer, {})[month] = (sources, rules, code)
     held_rows = state.query(
-        "SELECT source_month, lines, lines_hash, sources FROM raw.month_sources ORDER BY 1",
+        "SELECT source_month, lines, lines_hash, source_digest FROM raw.month_sources ORDER BY 1",
         table=("raw", "month_sources"),
     )
     flat = sorted((layer, str(month), stamp) for layer, months in stamps.items() for month, stamp in months.items())
     result.records = hashlib.sha256(repr((flat, held_rows)).encode()).hexdigest()
-    held = {m for layer in MONTHLY_LAYERS for m in stamps.get(layer, {})} | set(state.built)
+    present = {
+        f"{schema}.{table}"
+        for schema, table in state.query(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'reporting'",
+            table=("reporting", "month_builds"),
+        )
+    }
+    layers = [layer for layer in MONTHLY_LAYERS if layer not in VIEW_LAYERS or layer in present]
+    held = {m for layer in layers for m in stamps.get(layer, {})} | set(state.built)
     data = fold(plan.profiles, first_month)
     target_last = min(max([*held, *data], default=first_month), last_month)
     result.held = sorted(m for m in held if first_month <= m <= last_month)
@@ -481,7 +471,7 @@ def find_stale(
     lines_held = {m: (int(n), int(h)) for m, n, h, _ in held_rows if n}
     lines_differ = sorted(m for m in set(data) | set(lines_held) if data.get(m) != lines_held.get(m))
     first_lines_change = lines_differ[0] if lines_differ else None
-    if first_lines_change is not None and held_rows:
+    if first_lines_change is not None and any(m >= first_lines_change for m in held):
         result.reasons.append(f"lines of {month_ranges(lines_differ)} differ from the ones loaded")
 
     # the masters: a changed master is read from the folder and its rows placed in the months they reach
@@ -496,7 +486,7 @@ def find_stale(
     customers_file = state.files.get(CUSTOMERS_FILE)
     customers_now = (
         customers_file.sha256 if customers_file else NO_SOURCES,
-        rules_of(CUSTOMERS_LAYER, rules_version),
+        rules_version,
         code_version(),
     )
     customers_stamp = stamps.get(CUSTOMERS_LAYER, {}).get(None)
@@ -507,17 +497,19 @@ def find_stale(
     unfinished, new, rebuilt = [], [], []
     for month in months:
         sources = _as_of(sources_rows, month)
-        expected = [(sources, rules_of(layer, rules_version), code_version()) for layer in MONTHLY_LAYERS]
+        expected = [(sources, rules_version, code_version())] * len(layers)
         if first_lines_change is not None and month >= first_lines_change:
             result.stale.append(month)
+            if month not in held:
+                new.append(month)
             continue
-        layers = [stamps.get(layer, {}).get(month) for layer in MONTHLY_LAYERS]
-        if layers == expected:
+        found = [stamps.get(layer, {}).get(month) for layer in layers]
+        if found == expected:
             continue
         result.stale.append(month)
-        if all(s is None for s in layers):
+        if all(s is None for s in found):
             new.append(month)
-        elif any(s is not None and s[0] == e[0] and s[1:] != e[1:] for s, e in zip(layers, expected)):
+        elif any(s is not None and s[0] == e[0] and s[1:] != e[1:] for s, e in zip(found, expected)):
             rebuilt.append(month)
         else:
             unfinished.append(month)
@@ -532,7 +524,7 @@ def find_stale(
     if result.stale and not result.reasons:  # a warehouse of an earlier release keeps no stamps
         result.reasons.append(f"no record of what {month_ranges(result.stale)} were built from")
     if result.files_stale and not result.stale:
-        result.reasons.append("a file differs from the version loaded, but no month's figures")
+        result.reasons.append("a file or enriched.customers differs from the version loaded (no month's figures do)")
     return result
 
 
@@ -561,8 +553,10 @@ def plan_range(
     stale = [k for k in (f"{m:%Y-%m}-01" for m in staleness.stale) if k in set(keys)]
     held = [f"{m:%Y-%m}-01" for m in staleness.held]
     why = staleness.describe()
+    if stale:  # a month's rows are read by every later month: the ones held after the first stale month follow
+        stale = [*stale, *(k for k in held if k > stale[-1] and k in set(keys))]
     if everything:
-        first, last = data_first, max([data_last, *held])
+        first, last = min([data_first, *held, *stale]), max([data_last, *held])
         return RunRange(first, min(last, keys[-1]), "every month (--all)")
     asked_first, asked_last = requested
     if asked_first is None and asked_last is None:
@@ -574,20 +568,27 @@ def plan_range(
     first = asked_first or data_first
     last = asked_last or data_last
     notes = []
-    if stale and (stale[0] < first or stale[-1] > last):
-        wider = min(first, stale[0]), max(last, stale[-1])
+    # every stale month before the range (its history) and every stale month held after it; a month after it
+    # that was never built may stay so
+    left = [k for k in stale if k < first or (k > last and k in set(held))]
+    if left:
+        wider = min(first, left[0]), max([last, *(k for k in left if k > last)])
         notes.append(f"{why}: running {wider[0][:7]}..{wider[1][:7]} (not {first[:7]}..{last[:7]})")
         first, last = wider
     return RunRange(first, last, why, notes)
 
 
-def uncovered(required: RunRange, start: str, end: str) -> str | None:
-    """Why a run of ``start``..``end`` would leave stale months behind (None: it covers them)."""
-    if required.first is None or required.files_only or (start <= required.first and end >= required.last):
+def uncovered(staleness: Staleness, keys: Sequence[str], start: str, end: str) -> str | None:
+    """Why a run of ``start``..``end`` would leave a month stale behind it (None: it does not).
+
+    After the run, every month the warehouse holds must be current: a stale month before the run (its history) or
+    a stale month held after it must be in it; a month after it that was never built may stay unbuilt."""
+    required = plan_range(staleness, keys, start, end, (start, end))
+    if (required.first, required.last) == (start, end):
         return None
     return (
         f"{required.why}: {required.first[:7]}..{required.last[:7]} must be built, and this run covers "
-        f"{start[:7]}..{end[:7]}; nothing was changed. `crm run` builds them, or launch that range"
+        f"{start[:7]}..{end[:7]}; no month was written. `crm run` builds them, or launch that range"
     )
 
 

@@ -61,6 +61,7 @@ from pathlib import Path
 import duckdb
 
 from crm_assets.core import settings
+from crm_assets.core.code_digest import version_of_code
 from crm_assets.core.errors import CrmError, InputFileError
 from crm_assets.core.rules import trim_sql
 
@@ -196,11 +197,21 @@ class TextSource:
     new_line: str = "\n"
 
 
+# The code that turns a file into rows: a change of it makes every file a new version, read again by the next run.
+READER_MODULES = ("crm_assets.core.csv_input", "crm_assets.core.landing", "crm_assets.layers.raw")
+
+
+@functools.cache
+def reader_version() -> str:
+    return version_of_code(READER_MODULES)[:8]
+
+
 def file_version(sha256_hex: str, encoding: str, mixed_endings: bool = False) -> str:
-    """The version id of a file's bytes read in ``encoding`` (see ``TextSource``)."""
+    """The version id of a file's bytes read in ``encoding`` by this reader (see ``TextSource``)."""
     major_minor = ".".join(duckdb.__version__.split(".")[:2])
     suffix = "" if codecs.lookup(encoding).name == "utf-8" else f";{codecs.lookup(encoding).name}"
-    return f"{sha256_hex}{suffix};duckdb{major_minor}{_MIXED_ENDINGS if mixed_endings else ''}"
+    mixed = _MIXED_ENDINGS if mixed_endings else ""
+    return f"{sha256_hex}{suffix};duckdb{major_minor};reader{reader_version()}{mixed}"
 
 
 class _EndingScan:

@@ -27,7 +27,7 @@ from dagster import (
 )
 
 from crm_assets.core import quality, rules
-from crm_assets.core.builds import assess, plan_range, refresh_month_sources, uncovered
+from crm_assets.core.builds import assess, refresh_month_sources, uncovered
 from crm_assets.core.columns import schema_ddl
 from crm_assets.core.csv_input import (
     CUSTOMERS,
@@ -42,7 +42,7 @@ from crm_assets.core.csv_input import (
     take_handoff,
     version_of,
 )
-from crm_assets.core.errors import InputFileError
+from crm_assets.core.errors import CrmError, InputFileError
 from crm_assets.core.landing import (  # noqa: F401  (file names re-exported for the layers above)
     ALLOW_REMOVALS_TAG,
     CONTENT_COLUMNS,
@@ -621,14 +621,15 @@ def guard_removals(con: duckdb.DuckDBPyConnection, input_dir: Path, first_month:
 def stale_months_left(
     input_dir: Path, warehouse: Warehouse, first: date, keys: list[str], start: date, end: date, allowed: bool
 ) -> str | None:
-    """Why a run of ``start``..``end`` would leave stale months behind (``builds.plan_range``), read before the
-    load opens the warehouse; None when it covers every one (or a removal not allowed stops it first)."""
-    plan, staleness = assess(input_dir, warehouse, first, keys)
+    """Why a run of ``start``..``end`` would leave stale months behind (``builds.uncovered``), read before the
+    load opens the warehouse; None when it leaves none (or a removal not allowed stops it first)."""
+    try:
+        plan, staleness = assess(input_dir, warehouse, first, keys)
+    except CrmError:
+        return None  # a file that cannot be read: the load itself says why, in one line, with its check
     if plan.removals and not allowed or plan.span is None:
         return None  # the load itself says why, in one line
-    data_first = max(f"{plan.span[0]:%Y-%m}-01", keys[0])
-    data_last = min(max(f"{plan.span[1]:%Y-%m}-01", keys[0]), keys[-1])
-    return uncovered(plan_range(staleness, keys, data_first, data_last), f"{start:%Y-%m}-01", f"{end:%Y-%m}-01")
+    return uncovered(staleness, keys, f"{start:%Y-%m}-01", f"{end:%Y-%m}-01")
 
 
 def _load_master_asset(context, warehouse: Warehouse, input_folder: InputFolder, spec: FileSpec, checks: list[Check]):

@@ -421,10 +421,15 @@ def test_plan_range_covers_every_stale_month_whatever_was_asked():
     assert (wide.first, wide.last, wide.notes) == ("2024-01-01", "2024-05-01", [])
     everything = plan_range(Staleness(held=stale.held), keys, "2024-01-01", "2024-05-01", everything=True)
     assert (everything.first, everything.last) == ("2024-01-01", "2024-05-01")
-    assert uncovered(plain, "2024-03-01", "2024-05-01") is None
+    assert uncovered(stale, keys, "2024-03-01", "2024-05-01") is None
     assert "2024-03..2024-05 must be built, and this run covers 2024-04..2024-05" in uncovered(
-        plain, "2024-04-01", "2024-05-01"
+        stale, keys, "2024-04-01", "2024-05-01"
     )
+    assert "2024-03..2024-05 must be built, and this run covers 2024-03..2024-04" in uncovered(
+        stale, keys, "2024-03-01", "2024-04-01"
+    )  # 2024-05 is held: it would stay on older history
+    fresh = Staleness(stale=[date(2024, m, 1) for m in range(1, 6)], held=[], reasons=["2024-01..2024-05 not built"])
+    assert uncovered(fresh, keys, "2024-01-01", "2024-03-01") is None  # a first build may stop before the end
 
 
 def test_plan_range_builds_nothing_when_nothing_is_stale_and_the_newest_month_for_a_file_alone():
@@ -434,7 +439,7 @@ def test_plan_range_builds_nothing_when_nothing_is_stale_and_the_newest_month_fo
     assert nothing.first is None and nothing.why == "every month is built from the files as they are"
     files = plan_range(Staleness(held=held, files_stale=True), keys, "2024-01-01", "2024-05-01")
     assert (files.first, files.last, files.files_only) == ("2024-05-01", "2024-05-01", True)
-    assert uncovered(files, "2024-01-01", "2024-01-01") is None
+    assert uncovered(Staleness(held=held, files_stale=True), keys, "2024-01-01", "2024-01-01") is None
 
 
 def test_schedule_after_a_changed_master_refreshes_every_month(landing):

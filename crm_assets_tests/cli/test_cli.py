@@ -37,11 +37,11 @@ def test_run_materializes_and_records_in_dagster_home(input_dir, warehouse_path,
 def test_run_months_option_limits_the_range(input_dir, warehouse_path, capsys):
     write(input_dir / "sales_transactions_2024.csv", lines(TX_HEADER, "B,C1,2024-03-01,P1,1,1,S1"))
     args = ["run", "--input", str(input_dir), "--warehouse", str(warehouse_path)]
-    # history first: a range after the first month of data needs the earlier months built
-    assert main([*args, "--from", "2024-01", "--to", "2024-12"]) == 2
-    assert "months 2023-01..2023-12 before --from 2024-01 are not in the warehouse yet" in capsys.readouterr().err
+    # history first: a range after the first month of data starts at the first month not built
+    assert main([*args, "--from", "2024-02", "--to", "2024-02"]) == 0
+    assert "running 2023-01..2024-02 (not 2024-02..2024-02)" in capsys.readouterr().out
     assert main(args) == 0
-    assert "2023-01..2024-03 (15 months)" in capsys.readouterr().out
+    assert "2024-03..2024-03 (1 months)" in capsys.readouterr().out  # the one month still not built
     assert main([*args, "--from", "2024-01", "--to", "2024-12"]) == 0
     assert "2024-01..2024-12 (12 months)" in capsys.readouterr().out
     runs_per_month = dict(
@@ -50,7 +50,7 @@ def test_run_months_option_limits_the_range(input_dir, warehouse_path, capsys):
             "SELECT strftime(report_month, '%Y-%m'), count(DISTINCT run_id) FROM reporting.snapshot_manifest GROUP BY 1",
         )
     )
-    assert runs_per_month["2023-06"] == 1 and runs_per_month["2024-03"] == 2 and runs_per_month["2024-12"] == 1
+    assert runs_per_month["2023-06"] == 1 and runs_per_month["2024-02"] == 2 and runs_per_month["2024-12"] == 1
 
 
 def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
