@@ -87,18 +87,23 @@ def built(folder: Path, warehouse: Path) -> None:
         con.close()
 
 
+def planned(folder: Path, warehouse: Path) -> builds.Staleness:
+    """What the planner says of the folder against the warehouse."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        state = read_state(con)
+        plan = plan_folder(folder, state, MONTHS[0])
+        return find_stale(folder, state, plan, MONTHS[0], MONTHS[-1], CrmRules().version(), str(warehouse))
+    finally:
+        con.close()
+
+
 def stale_after(tmp_path: Path, products=PRODUCTS, customers=CUSTOMERS) -> list[date]:
     folder = landing(tmp_path / "input")
     warehouse = tmp_path / "w.duckdb"
     built(folder, warehouse)
     landing(folder, products, customers)
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        state = read_state(con)
-        plan = plan_folder(folder, state, MONTHS[0])
-        return find_stale(folder, state, plan, MONTHS[0], MONTHS[-1], CrmRules().version(), str(warehouse)).stale
-    finally:
-        con.close()
+    return planned(folder, warehouse).stale
 
 
 def test_nothing_changed_nothing_is_stale(tmp_path):
@@ -133,13 +138,7 @@ def test_a_contact_reaches_its_months_by_being_there_not_by_its_text(tmp_path):
     warehouse = tmp_path / "b" / "w.duckdb"
     built(folder, warehouse)
     landing(folder, customers=remailed)
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        state = read_state(con)
-        plan = plan_folder(folder, state, MONTHS[0])
-        stale = find_stale(folder, state, plan, MONTHS[0], MONTHS[-1], CrmRules().version(), str(warehouse))
-    finally:
-        con.close()
+    stale = planned(folder, warehouse)
     assert stale.stale == [] and stale.files_stale  # the new address is loaded, no month rebuilt
 
 
@@ -202,13 +201,7 @@ def test_every_month_a_master_change_alters_is_stale(changes):
             products = new_products if kind == "products" else products
             customers = new_customers if kind == "customers" else customers
         landing(folder, products, customers)
-        con = duckdb.connect(str(warehouse), read_only=True)
-        try:
-            state = read_state(con)
-            plan = plan_folder(folder, state, MONTHS[0])
-            stale = find_stale(folder, state, plan, MONTHS[0], MONTHS[-1], CrmRules().version(), str(warehouse))
-        finally:
-            con.close()
+        stale = planned(folder, warehouse)
         clean = tmp / "clean.duckdb"
         built(folder, clean)
         after = snapshot_by_month(clean)

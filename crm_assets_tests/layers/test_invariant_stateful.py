@@ -15,7 +15,6 @@ real ``crm run`` processes.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -41,6 +40,7 @@ from crm_assets.layers.tables import LAYER_TABLES
 
 from .. import reference
 from ..conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER
+from .test_rules_property import same
 
 pytestmark = pytest.mark.slow
 
@@ -183,14 +183,6 @@ class Landing:
             for cid, c in self.customers.items()
         ]
         return reference.snapshot(products, customers, self.lines, months)
-
-
-def same(a, b) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float):
-        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-9)
-    return a == b
 
 
 def layer_tables(path: Path) -> dict[str, list[tuple]]:
