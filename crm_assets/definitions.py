@@ -14,6 +14,7 @@ import crm_assets.automation.instance  # noqa: F401  (SQLite tuning of the run h
 from crm_assets.automation.jobs import crm_pipeline_job
 from crm_assets.automation.schedules import monthly_refresh
 from crm_assets.automation.sensors import input_files_sensor
+from crm_assets.core import settings
 from crm_assets.core.partitions import Calendar, load_calendar
 from crm_assets.core.resources import InputFolder, OutputFolder, Warehouse, env_config
 from crm_assets.core.rules import CrmRules
@@ -50,6 +51,7 @@ def build_resources() -> dict:
 
 def build_definitions(calendar: Calendar | None = None) -> Definitions:
     """The code location on ``calendar`` (default: the one of the setting and the data now)."""
+    settings.check_counts()  # a run from the UI or the daemon takes CRM_WORKBOOK_MONTHS=-5 as refused, like crm run
     calendar = calendar or load_calendar()
     return Definitions(
         assets=calendar.apply(all_assets),

@@ -252,3 +252,13 @@ def test_sql_reads_the_warehouse_and_no_other_file(built, tmp_path):
         line = one_line_exit_2(result, "crm sql: ", needle)
         assert "password" not in result.stdout + line, query
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "dagster_home") == ["secret.txt"]  # none written
+
+
+def test_the_definitions_refuse_a_negative_count_setting_too(monkeypatch):
+    """A run from the UI or the daemon loads the definitions, not the crm command: the same one line."""
+    from crm_assets.core.errors import CrmError
+    from crm_assets.definitions import build_definitions
+
+    monkeypatch.setenv("CRM_WORKBOOK_MONTHS", "-5")
+    with pytest.raises(CrmError, match=r"CRM_WORKBOOK_MONTHS=-5 is not a whole number >= 0"):
+        build_definitions()
