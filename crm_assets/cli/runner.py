@@ -172,8 +172,7 @@ def run_pipeline(
     months: RunMonths, verbose: bool = False, allow_removals: bool = False, quiet: bool = False
 ) -> RunOutcome:
     """One in-process run of the job for the months; unless ``quiet``, a line as each asset starts and ends."""
-    from dagster import DagsterInstance
-    from dagster._loggers import colored_console_logger
+    from dagster import DagsterInstance, colored_console_logger
 
     from crm_assets.cli.progress import progress_logger_def
     from crm_assets.core.landing import ALLOW_REMOVALS_TAG, PREFLIGHT_TAG
