@@ -34,20 +34,24 @@ that moving a module or editing its documentation changes nothing.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
-from crm_assets.core.code_digest import version_of_code
+from crm_assets.core.code_digest import code_files, version_of_code
 from crm_assets.core.columns import Table, col, schema_ddl
 from crm_assets.core.csv_input import CUSTOMERS, PRODUCTS, stage_file
 from crm_assets.core.errors import CrmError
-from crm_assets.core.landing import CUSTOMERS_FILE, fold, month_ranges, plan_folder, read_warehouse_state
+from crm_assets.core.landing import (
+    CONTENT_HASH,
+    CUSTOMERS_FILE,
+    fold,
+    month_ranges,
+    plan_folder,
+    read_warehouse_state,
+    scratch_duckdb,
+)
 from crm_assets.core.months import add_months
 from crm_assets.core.rules import CrmRules, id_sql
 
@@ -146,24 +150,13 @@ CODE_MODULES = (
 )
 
 
-def _code_files() -> list[Path]:
-    files = [
-        Path(str(importlib.resources.files(m.rpartition(".")[0]).joinpath(f"{m.rpartition('.')[2]}.py")))
-        for m in CODE_MODULES
-    ]
-    for package in CODE_PACKAGES:
-        root = Path(str(importlib.resources.files(package)))
-        files += [p for p in root.rglob("*") if p.suffix in (".py", ".sql") and "__pycache__" not in p.parts]
-    return files
-
-
 _versions: dict[tuple, str] = {}
 
 
 def code_version() -> str:
     """A hash of the code and SQL that compute the months, independent of where each module lives
     (``code_digest``); read again whenever a file changed, so a long-lived process (the sensor's) follows edits."""
-    key = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in _code_files()))
+    key = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in code_files(CODE_MODULES, CODE_PACKAGES)))
     if key not in _versions:
         _versions.clear()
         _versions[key] = version_of_code(CODE_MODULES, CODE_PACKAGES)
@@ -172,11 +165,6 @@ def code_version() -> str:
 
 # --- the sources of the months -------------------------------------------------------------------------------
 
-# A line as the warehouse keeps it (landing.CONTENT_COLUMNS): the per-month digest equals the file profiles'.
-_LINE_COLUMNS = (
-    "source_file, line_number, invoice_id, customer_id, invoice_date, product_id, quantity, revenue, store_id, "
-    "extra_columns"
-)
 # The master columns that reach a month's figures: names reach none, an e-mail address or a mobile number only by
 # being there or not (reporting.contactable_customers)
 _CUSTOMER_COLUMNS = (
@@ -191,7 +179,8 @@ def month_sources_sql(lines: str, customers: str, products: str) -> str:
     """The rows of ``raw.month_sources`` from a lines relation (``raw.sales_transactions``) and the masters."""
     return f"""
     WITH per_month AS (
-        SELECT partition_month AS m, count(*) AS n, sum(hash({_LINE_COLUMNS})::HUGEINT) AS h
+        -- the file profiles' digest of a month's lines, so the folder and the warehouse compare month by month
+        SELECT partition_month AS m, count(*) AS n, {CONTENT_HASH} AS h
         FROM {lines} GROUP BY 1
     ),
     first_customer_line AS (
@@ -402,24 +391,18 @@ def _as_of(rows: Sequence[tuple[date, str]], month: date) -> str:
 def _staged_sources(warehouse_path: str, input_dir, changed: Sequence[str]) -> list[tuple[date, str]]:
     """``raw.month_sources`` as it would be with the masters of the folder named in ``changed`` in place of the
     loaded ones, over the lines the warehouse holds (right for every month before the lines differ)."""
-    with tempfile.TemporaryDirectory(prefix="crm-plan-") as spill:
-        con = duckdb.connect(config={"temp_directory": spill})
-        try:
-            con.execute("SET enable_progress_bar = false")
-            con.execute(f"ATTACH '{warehouse_path}' AS wh (READ_ONLY)")
-            relations = {"customers": "wh.raw.customers", "products": "wh.raw.products"}
-            for name in changed:
-                spec = CUSTOMERS if name == CUSTOMERS_FILE else PRODUCTS
-                staged = stage_file(con, Path(input_dir) / name, spec, f"plan_{spec.kind}")
-                relations[spec.kind] = staged.valid_table
-            rows = con.execute(
-                "SELECT source_month, source_digest FROM ("
-                + month_sources_sql("wh.raw.sales_transactions", relations["customers"], relations["products"])
-                + ") ORDER BY 1"
-            ).fetchall()
-        finally:
-            con.close()
-    return rows
+    with scratch_duckdb("crm-plan-") as con:
+        con.execute(f"ATTACH '{warehouse_path}' AS wh (READ_ONLY)")
+        relations = {"customers": "wh.raw.customers", "products": "wh.raw.products"}
+        for name in changed:
+            spec = CUSTOMERS if name == CUSTOMERS_FILE else PRODUCTS
+            staged = stage_file(con, Path(input_dir) / name, spec, f"plan_{spec.kind}")
+            relations[spec.kind] = staged.valid_table
+        return con.execute(
+            "SELECT source_month, source_digest FROM ("
+            + month_sources_sql("wh.raw.sales_transactions", relations["customers"], relations["products"])
+            + ") ORDER BY 1"
+        ).fetchall()
 
 
 def find_stale(

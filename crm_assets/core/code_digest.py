@@ -9,7 +9,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.resources
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 
 class _Normalise(ast.NodeTransformer):
@@ -43,29 +44,24 @@ def sql_text_digest(source: str) -> str:
     return hashlib.sha256(" ".join(source.split()).encode()).hexdigest()
 
 
-def package_files(package: str) -> Iterable[tuple[str, str]]:
-    """``(name, text)`` of every ``.py`` and ``.sql`` file of a package, its folders included."""
-    stack = [importlib.resources.files(package)]
-    while stack:
-        node = stack.pop()
-        for child in node.iterdir():
-            if child.is_dir() and child.name != "__pycache__":
-                stack.append(child)
-            elif child.name.endswith((".py", ".sql")):
-                yield child.name, child.read_text(encoding="utf-8")
-
-
-def module_text(module: str) -> tuple[str, str]:
-    """``(file name, text)`` of a module named by its dotted name (read, not imported)."""
-    package, _, name = module.rpartition(".")
-    return f"{name}.py", importlib.resources.files(package).joinpath(f"{name}.py").read_text(encoding="utf-8")
+def code_files(modules: Sequence[str] = (), packages: Sequence[str] = ()) -> list[Path]:
+    """The files of ``modules`` (dotted names, read, not imported) and every ``.py`` and ``.sql`` file of
+    ``packages``, their folders included."""
+    files = []
+    for module in modules:
+        package, _, name = module.rpartition(".")
+        files.append(Path(str(importlib.resources.files(package).joinpath(f"{name}.py"))))
+    for package in packages:
+        root = Path(str(importlib.resources.files(package)))
+        files += [p for p in root.rglob("*") if p.suffix in (".py", ".sql") and "__pycache__" not in p.parts]
+    return files
 
 
 def version_of_code(modules: Sequence[str] = (), packages: Sequence[str] = ()) -> str:
     """A short hash of the code of ``modules`` and of every module and SQL file of ``packages``, independent of
     where each lives (the digests are sorted, not the names)."""
-    texts = [module_text(m) for m in modules]
-    for package in packages:
-        texts += [(name, text) for name, text in package_files(package)]
-    digests = sorted(code_text_digest(t) if n.endswith(".py") else sql_text_digest(t) for n, t in texts)
-    return hashlib.sha256("".join(digests).encode()).hexdigest()[:12]
+    digests = []
+    for path in code_files(modules, packages):
+        text = path.read_text(encoding="utf-8")
+        digests.append(code_text_digest(text) if path.suffix == ".py" else sql_text_digest(text))
+    return hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()[:12]

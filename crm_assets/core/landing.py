@@ -10,11 +10,10 @@ A *profile* of a file is its SHA-256, its row counts and, per invoice month,
 the valid lines and a content hash (the sum of the hashes of the lines with
 their file and line number, so duplicate lines count twice). The loader keeps
 the profile of each version it read in ``raw.file_profiles``, so an unchanged
-file is never read twice. :func:`plan_run` compares the profiles of the folder
-with the rows of ``raw.sales_transactions`` month by month:
+file is never read twice. :func:`plan_folder` compares the folder with what
+the warehouse loaded (which months are stale is ``builds.find_stale``'s to
+say, from the same profiles):
 
-- a *changed* month is a month up to the newest built one whose lines differ
-  from the rows the warehouse holds;
 - a *removal* is a transactions file that disappeared, or that now has fewer
   than half of the valid rows it had at its last load. It stops the run until
   it is allowed (``crm run --allow-removals``).
@@ -25,8 +24,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -109,19 +108,26 @@ def profile_of_staged(con: duckdb.DuckDBPyConnection, staged) -> FileProfile:
     )
 
 
-def profile_file(path: Path) -> FileProfile:
-    """Read one transactions file with the loader's reader, in a throw-away in-memory DuckDB, and hand the rows
-    to the load (``csv_input.hand_off``)."""
-    with tempfile.TemporaryDirectory(prefix="crm-profile-") as spill:
+@contextmanager
+def scratch_duckdb(prefix: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A throw-away in-memory DuckDB that spills to a temporary folder of its own, for reading files beside a run."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as spill:
         con = duckdb.connect(config={"temp_directory": spill})
         try:
             con.execute("SET enable_progress_bar = false")
-            with text_source(path) as source:
-                staged = stage_file(con, path, TRANSACTIONS, f"p_{tag_for(path.stem)}", source)
-            hand_off(con, staged)  # the load that follows takes these rows instead of parsing the file again
-            return profile_of_staged(con, staged)
+            yield con
         finally:
             con.close()
+
+
+def profile_file(path: Path) -> FileProfile:
+    """Read one transactions file with the loader's reader, in a throw-away in-memory DuckDB, and hand the rows
+    to the load (``csv_input.hand_off``)."""
+    with scratch_duckdb("crm-profile-") as con:
+        with text_source(path) as source:
+            staged = stage_file(con, path, TRANSACTIONS, f"p_{tag_for(path.stem)}", source)
+        hand_off(con, staged)  # the load that follows takes these rows instead of parsing the file again
+        return profile_of_staged(con, staged)
 
 
 def profile_folder(input_dir: Path, known: dict[tuple[str, str], FileProfile] | None = None) -> list[FileProfile]:
@@ -282,34 +288,22 @@ class WarehouseState:
     files: dict[str, LoadedFile] = field(default_factory=dict)
     profiles: dict[tuple[str, str], FileProfile] = field(default_factory=dict)
     built: list[date] = field(default_factory=list)
-    all_loaded: bool = True  # every month of every file version read is in raw (raw.file_months)
     # how to reach the warehouse for the on-demand queries: a connection held by the caller (the loader), or a
     # way to open one briefly (readers must not hold the file while they read input files)
     connect: Callable[[], AbstractContextManager] | None = None
 
-    def _query(self, sql: str, params: list | None = None) -> list[tuple]:
-        if self.connect is None:
-            return []
-        with self.connect() as con:
-            if not has_table(con, "raw", "sales_transactions"):
-                return []
-            return con.execute(sql, params or []).fetchall()
-
-    def query(self, sql: str, table: tuple[str, str]) -> list[tuple]:
+    def query(self, sql: str, table: tuple[str, str], params: list | None = None) -> list[tuple]:
         """The rows of ``sql``, or none when the warehouse has no ``table`` (schema, name) yet."""
         if self.connect is None:
             return []
         with self.connect() as con:
-            return con.execute(sql).fetchall() if has_table(con, *table) else []
-
-    def raw_digests(self) -> dict[date, Digest]:
-        rows = self._query(f"SELECT partition_month, count(*), {CONTENT_HASH} FROM raw.sales_transactions GROUP BY 1")
-        return {m: (int(n), int(h)) for m, n, h in rows}
+            return con.execute(sql, params or []).fetchall() if has_table(con, *table) else []
 
     def rows_by_month(self, source_file: str) -> dict[date, int]:
         return dict(
-            self._query(
+            self.query(
                 "SELECT partition_month, count(*) FROM raw.sales_transactions WHERE source_file = ? GROUP BY 1",
+                ("raw", "sales_transactions"),
                 [source_file],
             )
         )
@@ -363,8 +357,6 @@ def read_state(
                     incomplete.add((name, sha))
         for key in incomplete:
             del state.profiles[key]
-    if has_table(con, "raw", "file_months"):
-        state.all_loaded = con.execute("SELECT coalesce(bool_and(loaded), true) FROM raw.file_months").fetchone()[0]
     if has_table(con, "reporting", "snapshot_manifest"):
         state.built = [
             m
@@ -477,34 +469,20 @@ def removal_message(removals: list[Removal]) -> str:
 
 @dataclass
 class Plan:
-    """What the folder means for the warehouse."""
+    """What the folder means for the warehouse (which months are stale is ``builds.find_stale``'s to say)."""
 
     profiles: list[FileProfile]
     span: tuple[date, date] | None
-    changed: list[date]  # months up to the newest built one whose lines differ from the warehouse's
-    new_months: list[date]  # months with data that were never built
     masters_changed: list[str]
     files_changed: bool  # any transactions file differs from the version loaded (even with no month changed)
     removals: list[Removal]
-    built: list[date]
 
 
 def plan_folder(input_dir: Path, state: WarehouseState, first_partition: date) -> Plan:
-    """Compare the folder with the warehouse: profiles, changed months, new months, masters, removals."""
+    """Compare the folder with the warehouse: profiles, changed files and masters, removals."""
     profiles = profile_folder(input_dir, state.profiles)
     loaded_tx = {n: f for n, f in state.files.items() if f.kind == TRANSACTIONS_KIND}
     files_changed = {p.name: p.sha256 for p in profiles} != {n: f.sha256 for n, f in loaded_tx.items()}
-    built = set(state.built)
-    changed: list[date] = []
-    if (files_changed or not state.all_loaded) and built:
-        # any month up to the newest built one: a line added before the first built month changes them all
-        now, held = fold(profiles, first_partition), state.raw_digests()
-        changed = sorted(
-            m for m in set(now) | set(held) if m <= max(built) and now.get(m, (0, 0)) != held.get(m, (0, 0))
-        )
-    span = data_span(profiles)
-    data_months = set(fold(profiles, first_partition))
-    new_months = sorted(m for m in data_months if m not in built)
     masters_changed = []
     for name in MASTER_FILES:
         path = input_dir / name
@@ -516,7 +494,7 @@ def plan_folder(input_dir: Path, state: WarehouseState, first_partition: date) -
         if loaded is None or loaded.sha256 != sha:
             masters_changed.append(name)
     removals = find_removals(state, profiles, first_partition)
-    return Plan(profiles, span, changed, new_months, masters_changed, files_changed, removals, sorted(built))
+    return Plan(profiles, data_span(profiles), masters_changed, files_changed, removals)
 
 
 def read_warehouse_state(warehouse) -> WarehouseState:
@@ -605,17 +583,13 @@ def stray_lines(input_dir: Path, profiles: list[FileProfile]) -> str | None:
 
 def _describe_stray(input_dir: Path, profiles: list[FileProfile], data_start: date, lines: int) -> str:
     name = next(p.name for p in profiles if any(m < data_start for m in p.months))
-    with tempfile.TemporaryDirectory(prefix="crm-stray-") as spill:
-        con = duckdb.connect(config={"temp_directory": spill})
-        try:
-            staged = stage_file(con, input_dir / name, TRANSACTIONS, "stray")
-            line, day = con.execute(
-                f"SELECT line_number, invoice_date FROM {staged.valid_table} WHERE invoice_date < ? "
-                "ORDER BY invoice_date, line_number LIMIT 1",
-                [data_start],
-            ).fetchone()
-        finally:
-            con.close()
+    with scratch_duckdb("crm-stray-") as con:
+        staged = stage_file(con, input_dir / name, TRANSACTIONS, "stray")
+        line, day = con.execute(
+            f"SELECT line_number, invoice_date FROM {staged.valid_table} WHERE invoice_date < ? "
+            "ORDER BY invoice_date, line_number LIMIT 1",
+            [data_start],
+        ).fetchone()
     others = f" ({lines} lines in all)" if lines > 1 else ""
     return (
         f"{name}: line {line} is dated {day:%Y-%m-%d}, {(data_start.year - day.year) * 12 + data_start.month - day.month}"
