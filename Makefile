@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INPUT ?= data/input
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-# one "planned" event per asset for a backfill run, not one per month (see crm_assets/automation/instance.py)
+# one "planned" event per asset for a backfill run, not one per month (DAGSTER_SETTINGS in crm_assets/core/settings.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 
 .PHONY: run test test-fast test-invariant lint format dev bench install install-dev sample clean

@@ -10,7 +10,6 @@ start to end: runs on one warehouse never overlap.
 
 from dagster import Definitions, definitions, in_process_executor
 
-import crm_assets.automation.instance  # noqa: F401  (SQLite tuning of the run history, see instance.py)
 from crm_assets.automation.jobs import crm_pipeline_job
 from crm_assets.automation.schedules import monthly_refresh
 from crm_assets.automation.sensors import input_files_sensor

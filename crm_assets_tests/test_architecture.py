@@ -73,3 +73,44 @@ def test_no_import_cycles():
 def test_the_checker_sees_function_level_imports():
     source = PACKAGE / "cli" / "main.py"
     assert "crm_assets.cli.runner" in imports_of(source)  # imported inside cmd_run only
+
+
+def private_imports(path: Path) -> list[str]:
+    """The private modules of a library (a dotted name with a part starting ``_``, dunders aside) ``path`` imports,
+    anywhere in it, or names as a string to import (``importlib``, ``monkeypatch.setattr("dagster._...")``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and " " not in node.value:
+            names = [node.value] if node.value.startswith(("dagster._", "dagster_", "duckdb._", "pyspark._")) else []
+        for name in names:
+            if not name.startswith(("crm_assets", "benchmarks")) and any(
+                part.startswith("_") and not part.startswith("__") for part in name.split(".")
+            ):
+                found.append(name)
+    return found
+
+
+def test_no_private_module_of_a_library_is_imported_or_patched():
+    """Public APIs only: an upgrade of Dagster, DuckDB or Spark cannot break a private import silently."""
+    roots = [PACKAGE, PACKAGE.parent / "crm_assets_tests", PACKAGE.parent / "benchmarks"]
+    found = {
+        str(p.relative_to(PACKAGE.parent)): names
+        for root in roots
+        for p in root.rglob("*.py")
+        if p != Path(__file__).resolve() and (names := private_imports(p))  # this file names some, as samples
+    }
+    assert not found
+
+
+def test_the_private_import_check_can_fail(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from dagster._core.storage import x\nimport duckdb\n"
+        "def f(monkeypatch):\n    monkeypatch.setattr('dagster._core.y', 1)\n"
+    )
+    assert private_imports(sample) == ["dagster._core.storage", "dagster._core.y"]

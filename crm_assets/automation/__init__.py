@@ -1,1 +1,1 @@
-"""How runs start without a person: the job, the monthly schedule, the new-file sensor, the instance tuning."""
+"""How runs start without a person: the job, the monthly schedule, the new-file sensor."""

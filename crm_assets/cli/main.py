@@ -127,6 +127,8 @@ def _apply_path_options(args: argparse.Namespace) -> None:
     settings.schedule_timezone()  # so is a CRM_SCHEDULE_TIMEZONE that is no time zone (the definitions' schedule)
     settings.check_counts()  # and a negative or fractional CRM_WORKBOOK_MONTHS / CRM_WORKBOOK_LIST_ROWS
     os.environ["DAGSTER_HOME"] = str(settings.prepare_dagster_home())
+    for name, value in settings.DAGSTER_SETTINGS.items():
+        os.environ.setdefault(name, value)
 
 
 def _check_writable_folder(folder: Path, what: str) -> None:

@@ -70,9 +70,8 @@ def dagster_services(tmp_path_factory):
     )
     # create the instance's SQLite storage once, before two processes race to create it
     from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
 
-    DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
+    DagsterInstance.local_temp(str(home)).dispose()
     port = free_port()
     logs = {name: open(root / f"{name}.log", "w") for name in ("webserver", "daemon")}
     processes = [

@@ -21,7 +21,6 @@ from dagster import (
     build_sensor_context,
     instance_for_test,
 )
-from dagster._core.instance.ref import InstanceRef
 
 from crm_assets.automation.jobs import RANGE_END_TAG, RANGE_START_TAG
 from crm_assets.automation.schedules import month_before, monthly_refresh
@@ -256,7 +255,7 @@ def test_two_overlapping_runs_both_succeed_and_leave_a_clean_warehouse(tmp_path)
             text=True,
         )
 
-    DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "home"))).dispose()  # storage created once, up front
+    DagsterInstance.local_temp(str(tmp_path / "home")).dispose()  # storage created once, up front
     shared = tmp_path / "shared.duckdb"
     first, second = launch(shared), launch(shared)
     results = [p.communicate(timeout=900) for p in (first, second)]
@@ -313,7 +312,7 @@ def test_dagster_cli_partition_range_is_one_run(tmp_path):
             timeout=600,
         )
         assert done.returncode == 0, done.stderr[-3000:]
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    with DagsterInstance.local_temp(str(home)) as instance:
         records = instance.get_run_records()
         assert len(records) == 2
         ranged = [r for r in records if r.dagster_run.tags.get(RANGE_START_TAG)]
