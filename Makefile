@@ -29,8 +29,12 @@ install-dev: $(VENV)/.installed-dev
 sample: install
 	@if ! ls $(INPUT)/*.csv >/dev/null 2>&1; then $(BIN)/crm generate --out $(INPUT) --end last; fi
 
-run: sample
+run: sample .env
 	$(BIN)/crm run --input $(INPUT)
+
+# the settings Dagster's CLI and UI read in this folder, with the run history's absolute path (docs/configuration.md)
+.env:
+	{ cat .env.example; echo "DAGSTER_HOME=$(DAGSTER_HOME)"; } > $@
 
 # Test workers: one more than the cores, since part of the suite waits on its subprocesses and servers
 # (2 cores: 367 s with 3 workers, 440 s with 2, 456 s with 4).
@@ -57,7 +61,7 @@ format: install-dev
 	$(BIN)/ruff check --fix crm_assets crm_assets_tests benchmarks
 	$(BIN)/ruff format crm_assets crm_assets_tests benchmarks
 
-dev: install
+dev: install .env
 	mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

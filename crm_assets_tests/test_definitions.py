@@ -1,6 +1,9 @@
 """The code location loads and has the expected shape."""
 
+import argparse
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from dagster import AssetKey, BackfillPolicy
@@ -194,9 +197,6 @@ def test_the_defaults_are_relative_to_the_repository_whatever_the_working_folder
 
 def test_importing_the_definitions_reads_no_setting():
     """A bad setting fails when Dagster loads the code location (``defs()``), not when a module is imported."""
-    import subprocess
-    import sys
-
     code = "import crm_assets.definitions as d; print('imported', flush=True); d.defs()"
     env = {**os.environ, "CRM_FIRST_MONTH": "June"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
@@ -246,3 +246,63 @@ def test_a_blank_variable_is_unset_except_the_memory_limit_and_a_bad_number_is_n
         env_config(Warehouse)
     with pytest.raises(CrmError, match="is not a whole number"):
         Warehouse()
+
+
+def _project(tmp_path: Path, monkeypatch) -> Path:
+    """A project folder of its own (pyproject.toml, .env.example), so that no test writes the repository's .env."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (root / settings.ENV_FILE_EXAMPLE).write_text("# comment\nDAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1\n")
+    monkeypatch.setattr(settings, "project_root", lambda: root)
+    monkeypatch.delenv("DAGSTER_HOME")
+    return root
+
+
+def test_crm_records_its_default_run_history_in_the_project_env_file_once(tmp_path, monkeypatch):
+    root = _project(tmp_path, monkeypatch)
+    home = settings.dagster_home()
+    assert home == root / ".dagster_home"
+    assert settings.record_dagster_home(home) == root / ".env"
+    text = (root / ".env").read_text()
+    assert text.splitlines() == [
+        "# comment",
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1",
+        f"DAGSTER_HOME={home}",
+    ]
+    assert settings.record_dagster_home(home) is None  # named already: the file is left as it is
+    assert (root / ".env").read_text() == text
+
+
+def test_a_home_named_in_the_env_file_is_the_one_crm_and_dagster_open(tmp_path, monkeypatch):
+    root = _project(tmp_path, monkeypatch)
+    elsewhere = tmp_path / "history"
+    (root / ".env").write_text(f"CRM_ENGINE=duckdb\nDAGSTER_HOME={elsewhere}\n")
+    assert settings.dagster_home() == elsewhere
+    assert settings.record_dagster_home(elsewhere) is None
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "set"))  # the environment wins, as for Dagster
+    assert settings.dagster_home() == tmp_path / "set"
+    # Dagster's own CLI, started in the project folder without DAGSTER_HOME, opens the same folder
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    elsewhere.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "instance", "info"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert f"$DAGSTER_HOME: {elsewhere}" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_crm_command_without_dagster_home_writes_the_project_env_file(tmp_path, monkeypatch):
+    from crm_assets.cli import main
+
+    root = _project(tmp_path, monkeypatch)
+    for name in settings.DAGSTER_SETTINGS:
+        monkeypatch.setenv(name, "1")  # restored afterwards, like DAGSTER_HOME
+    main._apply_path_options(argparse.Namespace())
+    assert os.environ["DAGSTER_HOME"] == str(root / ".dagster_home")
+    assert f"DAGSTER_HOME={root / '.dagster_home'}" in (root / ".env").read_text().splitlines()
+    assert (root / ".dagster_home").is_dir()

@@ -126,7 +126,10 @@ def _apply_path_options(args: argparse.Namespace) -> None:
     settings.input_encoding()  # an unknown CRM_INPUT_ENCODING is a user error before anything starts
     settings.schedule_timezone()  # so is a CRM_SCHEDULE_TIMEZONE that is no time zone (the definitions' schedule)
     settings.check_counts()  # and a negative or fractional CRM_WORKBOOK_MONTHS / CRM_WORKBOOK_LIST_ROWS
-    os.environ["DAGSTER_HOME"] = str(settings.prepare_dagster_home())
+    home = settings.prepare_dagster_home()
+    if not os.environ.get("DAGSTER_HOME", "").strip():
+        settings.record_dagster_home(home)  # the default home: `dagster dev` in the project folder opens it too
+    os.environ["DAGSTER_HOME"] = str(home)
     for name, value in settings.DAGSTER_SETTINGS.items():
         os.environ.setdefault(name, value)
 

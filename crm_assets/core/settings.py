@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 ENV_INPUT_DIR = "CRM_INPUT_DIR"
 ENV_WAREHOUSE = "CRM_WAREHOUSE"
 ENV_OUTPUT_DIR = "CRM_OUTPUT_DIR"
@@ -23,6 +25,9 @@ ENGINES = ("duckdb", "spark")
 ENV_SPARK_WAREHOUSE = "CRM_SPARK_WAREHOUSE"
 DEFAULT_SPARK_WAREHOUSE = "data/spark-warehouse"
 DEFAULT_DAGSTER_HOME = ".dagster_home"
+# settings of the project folder that Dagster's CLI and UI read (a .env in the folder they start in)
+ENV_FILE = ".env"
+ENV_FILE_EXAMPLE = ".env.example"
 # First month of the calendar when CRM_FIRST_MONTH is unset and no transaction file is there to start it at its
 # first month (see crm_assets/partitions.py).
 DEFAULT_FIRST_MONTH = "2020-01"
@@ -67,6 +72,11 @@ def spark_warehouse_path() -> Path:
 
 
 def dagster_home() -> Path:
+    """``DAGSTER_HOME``, else the one the project's ``.env`` names (as Dagster's CLI reads it), else the default."""
+    if not os.environ.get("DAGSTER_HOME", "").strip():
+        recorded = (dotenv_values(project_root() / ENV_FILE).get("DAGSTER_HOME") or "").strip()
+        if recorded:
+            return Path(recorded).expanduser().resolve()
     return _path("DAGSTER_HOME", DEFAULT_DAGSTER_HOME)
 
 
@@ -102,6 +112,23 @@ def prepare_dagster_home() -> Path:
     except OSError as exc:
         raise CrmError(f"DAGSTER_HOME={home}: cannot hold the run history there ({exc.strerror or exc})") from None
     return home
+
+
+def record_dagster_home(home: Path) -> Path | None:
+    """Write ``DAGSTER_HOME=<home>`` into the project's ``.env`` (made from ``.env.example`` when there is none),
+    unless it names one already: Dagster's CLI and UI (``dagster dev``, ``dg dev``) started in the project folder
+    read that file, so they open the run history ``crm`` writes, not a temporary one. Returns the file written, None
+    for an installed (not editable) package, which has no project folder."""
+    root = project_root()
+    if not (root / "pyproject.toml").exists():
+        return None
+    target, example = root / ENV_FILE, root / ENV_FILE_EXAMPLE
+    source = target if target.exists() else example
+    lines = source.read_text().splitlines() if source.exists() else []
+    if any(line.strip().startswith("DAGSTER_HOME=") for line in lines):
+        return None
+    target.write_text("\n".join([*lines, f"DAGSTER_HOME={home.resolve()}"]) + "\n")
+    return target
 
 
 ENV_SCHEDULE_TIMEZONE = "CRM_SCHEDULE_TIMEZONE"
