@@ -56,6 +56,7 @@ test-invariant: install-dev
 lint: install-dev
 	$(BIN)/ruff check crm_assets crm_assets_tests benchmarks
 	$(BIN)/ruff format --check crm_assets crm_assets_tests benchmarks
+	$(BIN)/mypy
 
 format: install-dev
 	$(BIN)/ruff check --fix crm_assets crm_assets_tests benchmarks

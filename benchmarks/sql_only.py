@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from crm_assets.core.partitioned import MonthWindow
     from crm_assets.core.partitions import load_calendar
     from crm_assets.core.rules import CrmRules
+    from crm_assets.engines.duckdb import DuckDBEngine
     from crm_assets.layers.enriched import build_customers, build_transactions
     from crm_assets.layers.features import build_activity, build_features
     from crm_assets.layers.lifecycle import build_lifecycle
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args.db.parent.mkdir(parents=True, exist_ok=True)
     log: list = []
     con = _TimedConnection(duckdb.connect(str(args.db), config=config), log)
+    engine = DuckDBEngine(con)  # the layers after raw, on the same timed connection
     rules = CrmRules()
     layers = [
         ("raw: masters", lambda: (load_master(con, args.input, PRODUCTS), load_master(con, args.input, CUSTOMERS))),
@@ -82,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
             "raw: transactions",
             lambda: load_transactions(con, args.input, window.start, window.end, first_partition, last_partition),
         ),
-        ("enriched", lambda: (build_customers(con, rules), build_transactions(con, window))),
-        ("features: monthly activity", lambda: build_activity(con, window)),
-        ("features: customer features", lambda: build_features(con, window)),
-        ("lifecycle", lambda: build_lifecycle(con, window)),
-        ("rfmt", lambda: build_rfmt(con, window, rules)),
-        ("reporting: snapshot", lambda: build_snapshot(con, window, rules)),
+        ("enriched", lambda: (build_customers(engine, rules), build_transactions(engine, window))),
+        ("features: monthly activity", lambda: build_activity(engine, window)),
+        ("features: customer features", lambda: build_features(engine, window)),
+        ("lifecycle", lambda: build_lifecycle(engine, window)),
+        ("rfmt", lambda: build_rfmt(engine, window, rules)),
+        ("reporting: snapshot", lambda: build_snapshot(engine, window, rules)),
     ]
     timings = {}
     started = time.perf_counter()

@@ -16,8 +16,8 @@ from crm_assets.definitions import all_assets
 
 from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, write
 
-# Where ``build`` runs the layers after raw: "duckdb" (a Dagster run, as ``crm run``) or a ``SparkWarehouse``
-# factory ``(root) -> SparkWarehouse`` (``build_all`` on Spark; crm_assets_tests/engines sets it per module).
+# Where ``build`` runs the layers after raw: "duckdb" (a Dagster run, as ``crm run``) or a ``SparkEngine``
+# factory ``(root) -> SparkEngine`` (``build_all`` on Spark; crm_assets_tests/engines sets it per module).
 ENGINE: object = "duckdb"
 
 
@@ -90,9 +90,9 @@ CALENDAR_FIRST = date(2020, 1, 1)
 def build_on_engine(
     engine, folder: Path, warehouse: Path, first: str, last: str, rules: CrmRules | None = None
 ) -> list[dict]:
-    """``build_all`` for months first..last with the layers after raw on ``engine`` (a SparkWarehouse); the
+    """``build_all`` for months first..last with the layers after raw on ``engine`` (a SparkEngine); the
     snapshot rows as ``snapshot`` gives them, read through the engine's reader connection."""
-    from crm_assets.core.spark import reader_connection
+    from crm_assets.engines.spark import reader_connection
     from crm_assets.layers.pipeline import build_all
 
     start, end = date.fromisoformat(f"{first}-01"), date.fromisoformat(f"{last}-01")

@@ -61,6 +61,8 @@ def test_every_check_is_documented():
     text = (Path(__file__).resolve().parent.parent / "docs" / "data_quality.md").read_text()
     for check in all_checks():
         assert f"| `{check.asset}` | `{check.name}` |" in text, check.name
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{check.asset}` | `{check.name}` |"))
+        assert f" | {check.counts} | " in row, f"{check.name}: docs/data_quality.md does not say it counts {check.unit}"
 
 
 def test_every_asset_check_is_declared():

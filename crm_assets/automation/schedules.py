@@ -75,13 +75,14 @@ def evaluate(context: ScheduleEvaluationContext, calendar: Calendar):
     """One tick: a run through the month before it, or the reason there is none."""
     from crm_assets.core.errors import CrmError
     from crm_assets.core.landing import PREFLIGHT_TAG, coverage
-    from crm_assets.core.resources import Warehouse, WarehouseLockedError
+    from crm_assets.core.resources import WarehouseLockedError
+    from crm_assets.engines.selection import warehouse
 
     month = month_before(context.scheduled_execution_time.date())
     keys = calendar.keys(context.scheduled_execution_time)
     folder = settings.input_dir()
     try:
-        plan, staleness = assess(folder, Warehouse(lock_timeout_seconds=0), calendar.first_month(), keys)
+        plan, staleness = assess(folder, warehouse(lock_timeout_seconds=0), calendar.first_month(), keys)
     except WarehouseLockedError:
         return SkipReason(f"the warehouse is in use by a run; {month[:7]} is left to the sensor or the next tick")
     except (CrmError, OSError) as exc:

@@ -127,9 +127,10 @@ def evaluate(context: SensorEvaluationContext, calendar: Calendar):
     look = f"{signature}:{warehouse_signature()}"
     if cursor.get("signature") == look:
         return SkipReason(f"no change in the folder since: {cursor.get('decision', 'the last look')}")
-    from crm_assets.core.resources import Warehouse, WarehouseLockedError
+    from crm_assets.core.resources import WarehouseLockedError
+    from crm_assets.engines.selection import warehouse as engine_warehouse
 
-    warehouse = Warehouse(lock_timeout_seconds=0)
+    warehouse = engine_warehouse(lock_timeout_seconds=0)
     try:
         plan, staleness = assess(folder, warehouse, calendar.first_month(), calendar.keys())
     except WarehouseLockedError:

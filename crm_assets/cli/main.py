@@ -151,9 +151,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from crm_assets.cli import runner
 
     _check_writable_folder(settings.output_dir(), f"the outputs (${settings.ENV_OUTPUT_DIR})")
-    from crm_assets.core.resources import Warehouse
+    from crm_assets.engines.selection import warehouse_class
 
-    Warehouse().on_spark  # noqa: B018  (a CRM_ENGINE that is no engine: one line now, not one per asset of the run)
+    warehouse_class()  # a CRM_ENGINE that is no engine (or Spark not installed): one line now, before the run
 
     started = time.perf_counter()
     months = runner.resolve_months(
@@ -206,9 +206,9 @@ def _known_run_failure(run_id: str, args: argparse.Namespace) -> str | None:
 
 def _print_summary(outcome) -> None:
     from crm_assets.cli.progress import summary_lines
-    from crm_assets.core.resources import Warehouse
+    from crm_assets.engines.selection import warehouse
 
-    with Warehouse().connect(read_only=True) as con:
+    with warehouse().connect(read_only=True) as con:
         lines = summary_lines(con, outcome.run_id, outcome.first_month, outcome.last_month, settings.output_dir())
     for line in lines:
         print(f"  {line}")

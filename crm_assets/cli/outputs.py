@@ -127,11 +127,11 @@ def add_output_commands(sub: argparse._SubParsersAction, common: argparse.Argume
 
 
 def _warehouse(args: argparse.Namespace):
-    from crm_assets.core.resources import Warehouse
+    from crm_assets.engines.selection import warehouse
 
     if args.warehouse is not None:
-        return Warehouse(database=str(args.warehouse.resolve()))
-    return Warehouse()
+        return warehouse(database=str(args.warehouse.resolve()))
+    return warehouse()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -251,16 +251,9 @@ def warehouse_only(con, warehouse) -> None:
     COPY TO, read_csv, read_text, glob, ATTACH, INSTALL of a path) and the configuration locked, so that a query
     cannot turn it back on. On the Spark engine the connection's views read the Spark warehouse's Parquet files:
     those files, and only they, stay readable (``allowed_paths``)."""
-    if warehouse.on_spark:
-        from crm_assets.core.spark import parquet_tables
-
-        paths = []
-        for table in parquet_tables(warehouse.spark_warehouse).values():
-            paths.extend(table.files)
-            if table.schema_file:
-                paths.append(table.schema_file)
-        if paths:
-            con.execute("SET allowed_paths = ?", [paths])
+    paths = warehouse.reader_files()
+    if paths:
+        con.execute("SET allowed_paths = ?", [paths])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

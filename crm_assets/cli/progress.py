@@ -4,7 +4,8 @@ During the run, a Dagster logger (added to the job by ``crm run`` only) turns
 the step events into one line as each asset starts and one as it ends, with
 the rows it wrote and its seconds. After the run, :func:`summary_lines`
 reads the warehouse (read-only) for the summary: months, snapshot rows,
-rejected rows per file, warning checks that failed, where the outputs are.
+rejected rows per file, warning checks that failed (each count with its unit:
+``customers_without_entry_date (73 customer-months)``), where the outputs are.
 """
 
 from __future__ import annotations
@@ -140,6 +141,21 @@ def progress_logger_def(months: int, steps: int = 0):
     return crm_progress
 
 
+def check_units() -> dict[tuple[str, str], str]:
+    """The unit of each check's count, by (asset, check): from the definitions, so that a warehouse read as it
+    is (recorded before units were) is summarized alike."""
+    from crm_assets.layers.checks import all_checks
+
+    return {(c.asset, c.name): c.unit for c in all_checks()}
+
+
+def counted(n: int, unit: str | None) -> str:
+    """``73 customer-months``, ``1 file line``: a count with its unit (the bare number when it is unknown)."""
+    from crm_assets.core.quality import quantity
+
+    return quantity(n, unit) if unit else f"{n:,}"
+
+
 def summary_lines(con, run_id: str, first: str, last: str, output_dir: Path) -> list[str]:
     """The end-of-run summary, read from the warehouse open (read-only) on ``con``."""
     lines = []
@@ -163,7 +179,11 @@ def summary_lines(con, run_id: str, first: str, last: str, output_dir: Path) -> 
         [run_id],
     ).fetchall()
     if warnings:
-        lines.append("warning checks that failed: " + "; ".join(f"{a} {c} ({n:,})" for a, c, n in warnings))
+        units = check_units()
+        lines.append(
+            "warning checks that failed: "
+            + "; ".join(f"{a} {c} ({counted(n, units.get((a, c)))})" for a, c, n in warnings)
+        )
     else:
         lines.append("warning checks that failed: none")
     workbook = output_dir / "reports" / f"crm_summary_{last[:7]}.xlsx"

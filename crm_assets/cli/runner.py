@@ -66,7 +66,7 @@ def resolve_months(
     from crm_assets.core.landing import RemovalNotAllowed, coverage, month_ranges, removal_message, stray_lines
     from crm_assets.core.months import key_of
     from crm_assets.core.partitions import load_calendar
-    from crm_assets.core.resources import Warehouse
+    from crm_assets.engines import selection
 
     calendar = load_calendar()
     keys = calendar.keys()
@@ -78,7 +78,7 @@ def resolve_months(
         raise CrmError(f"--to {to_month[:7]} is after {calendar.describe()}; a month is in it once it has ended")
     if from_month and to_month and from_month > to_month:
         raise CrmError(f"--from {from_month[:7]} is after --to {to_month[:7]}")
-    warehouse = Warehouse()
+    warehouse = selection.warehouse()
     path = warehouse.file
     if path.is_dir():
         raise CrmError(

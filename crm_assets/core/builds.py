@@ -54,6 +54,7 @@ from crm_assets.core.landing import (
 )
 from crm_assets.core.months import add_months
 from crm_assets.core.rules import CrmRules, id_sql
+from crm_assets.engines.base import Engine
 
 # --- the tables ----------------------------------------------------------------------------------------------
 
@@ -248,7 +249,7 @@ def _quoted(names: Sequence[str]) -> str:
 
 
 def stamp_months(
-    con,
+    con: Engine,
     layer: str,
     start: date,
     end: date,
@@ -334,7 +335,7 @@ def stamp_months(
             )
 
 
-def stamp_customers(con, rules_version: str, run_id: str) -> None:
+def stamp_customers(con: Engine, rules_version: str, run_id: str) -> None:
     """Stamp ``enriched.customers`` with the version of the customer master it was built from.
 
     The monthly stamps stay: a master row that reaches a month changes that month's sources."""
@@ -422,7 +423,7 @@ def find_stale(
     lines from).
     """
     result = Staleness()
-    stamps: dict[str, dict[date, tuple[str, str, str]]] = {}
+    stamps: dict[str, dict[date | None, tuple[str, str, str]]] = {}  # None: the customers layer's one stamp
     for layer, month, sources, rules, code in state.query(
         "SELECT layer, built_month, source_digest, rules_version, code_version FROM reporting.month_builds",
         table=("reporting", "month_builds"),
@@ -442,7 +443,7 @@ def find_stale(
         )
     }
     layers = [layer for layer in MONTHLY_LAYERS if layer not in VIEW_LAYERS or layer in present]
-    held = {m for layer in layers for m in stamps.get(layer, {})} | set(state.built)
+    held = {m for layer in layers for m in stamps.get(layer, {}) if m is not None} | set(state.built)
     data = fold(plan.profiles, first_month)
     target_last = min(max([*held, *data], default=first_month), last_month)
     result.held = sorted(m for m in held if first_month <= m <= last_month)
@@ -567,7 +568,7 @@ def uncovered(staleness: Staleness, keys: Sequence[str], start: str, end: str) -
     After the run, every month the warehouse holds must be current: a stale month before the run (its history) or
     a stale month held after it must be in it; a month after it that was never built may stay unbuilt."""
     required = plan_range(staleness, keys, start, end, (start, end))
-    if (required.first, required.last) == (start, end):
+    if required.first is None or required.last is None or (required.first, required.last) == (start, end):
         return None
     return (
         f"{required.why}: {required.first[:7]}..{required.last[:7]} must be built, and this run covers "

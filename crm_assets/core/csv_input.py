@@ -64,6 +64,7 @@ from crm_assets.core import settings
 from crm_assets.core.code_digest import version_of_code
 from crm_assets.core.errors import CrmError, InputFileError
 from crm_assets.core.rules import trim_sql
+from crm_assets.engines.duckdb import one_row
 
 TEXT = "text"
 DATE = "date"
@@ -386,10 +387,10 @@ def text_source(path: Path, encoding: str | None = None) -> Iterator[TextSource]
             utf8 = codecs.lookup(encoding).name == "utf-8"
             decoder = _decoder(encoding)
             digest, endings = hashlib.sha256(), _EndingScan()
-            out = to_lf = None
+            out, to_lf = None, _ToLF("\r", "\n")
             if not utf8:
                 tmp_dir = tempfile.mkdtemp(prefix="crm-input-")
-                out, to_lf = open(Path(tmp_dir) / path.name, "wb"), _ToLF("\r", "\n")
+                out = open(Path(tmp_dir) / path.name, "wb")
             try:
                 try:
                     for block in iter(lambda: handle.read(_CHUNK), b""):
@@ -568,7 +569,7 @@ def stage_file(
     )
     # 2. Line numbers: the reader keeps file order; lines it rejected (bad
     #    encoding, too long) are numbered by the reader and fill the gaps.
-    n_rejects = con.execute(f"SELECT count(DISTINCT line) FROM {reader_rejects}").fetchone()[0]
+    n_rejects = one_row(con, f"SELECT count(DISTINCT line) FROM {reader_rejects}")[0]
     if n_rejects == 0:
         numbered = f"SELECT rowid + 1 AS line_number, line FROM {lines}"
     else:
@@ -656,15 +657,15 @@ def stage_file(
         f"WHEN len(fields) <> {n_columns} THEN 'expected {n_columns} fields, found ' || len(fields) "
         f"ELSE concat_ws('; ', {', '.join(checks) or 'NULL'}) END"
     )
-    source = _sql_str(path.name)
+    source_file = _sql_str(path.name)
     con.execute(
         f"""
         CREATE TEMP TABLE {staged.rejected_table} AS
-        SELECT {source} AS source_file, line_number, raw_line, reason FROM (
+        SELECT {source_file} AS source_file, line_number, raw_line, reason FROM (
             SELECT line_number, raw_line, nullif({reason}, '') AS reason FROM parsed_{tag}
         ) WHERE reason IS NOT NULL
         UNION ALL
-        SELECT {source}, line, any_value(csv_line),
+        SELECT {source_file}, line, any_value(csv_line),
             string_agg(DISTINCT CASE error_type
                 WHEN 'INVALID ENCODING' THEN 'not valid UTF-8 text'
                 WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line longer than {_MAX_LINE_BYTES} bytes'
@@ -675,19 +676,19 @@ def stage_file(
     con.execute(
         f"""
         CREATE TEMP TABLE {staged.valid_table} AS
-        SELECT {source} AS source_file, line_number, {", ".join(typed)}
+        SELECT {source_file} AS source_file, line_number, {", ".join(typed)}
         FROM parsed_{tag}
         WHERE line_number NOT IN (SELECT line_number FROM {staged.rejected_table})
         ORDER BY line_number
         """
     )
-    header_rejected = con.execute(f"SELECT count(*) FROM {reader_rejects} WHERE line = 1").fetchone()[0]
+    header_rejected = one_row(con, f"SELECT count(*) FROM {reader_rejects} WHERE line = 1")[0]
     if header_rejected:
         raise InputFileError(f"{path}: header row cannot be read (longer than {_MAX_LINE_BYTES} bytes?)")
-    staged.rows_valid = con.execute(f"SELECT count(*) FROM {staged.valid_table}").fetchone()[0]
-    staged.rows_rejected = con.execute(f"SELECT count(*) FROM {staged.rejected_table}").fetchone()[0]
+    staged.rows_valid = one_row(con, f"SELECT count(*) FROM {staged.valid_table}")[0]
+    staged.rows_rejected = one_row(con, f"SELECT count(*) FROM {staged.rejected_table}")[0]
     staged.rows_read = staged.rows_valid + staged.rows_rejected
-    total_lines = con.execute(f"SELECT count(*) FROM {lines}").fetchone()[0] + n_rejects
+    total_lines = one_row(con, f"SELECT count(*) FROM {lines}")[0] + n_rejects
     staged.blank_lines = max(total_lines - 1 - staged.rows_read, 0)
     for table in (lines, reader_rejects, f"readscan_{tag}", f"parsed_{tag}"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
@@ -781,7 +782,7 @@ def take_handoff(con: duckdb.DuckDBPyConnection, path: Path, tag: str, version: 
     try:
         con.execute(f"ATTACH {_sql_str(str(target))} AS handoff (READ_ONLY)")
         try:
-            meta = json.loads(con.execute("SELECT meta FROM handoff.meta").fetchone()[0])
+            meta = json.loads(one_row(con, "SELECT meta FROM handoff.meta")[0])
             if meta["name"] != path.name or meta["version"] != version:
                 return None
             staged.rows_read, staged.rows_valid, staged.rows_rejected, staged.blank_lines = map(int, meta["counts"])

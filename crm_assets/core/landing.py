@@ -36,6 +36,7 @@ import duckdb
 from crm_assets.core import settings
 from crm_assets.core.csv_input import TRANSACTIONS, hand_off, stage_file, tag_for, text_source, version_of
 from crm_assets.core.errors import CrmError, InputFileError
+from crm_assets.engines.duckdb import one_row
 
 CUSTOMERS_FILE = "customers_master.csv"
 PRODUCTS_FILE = "products_master.csv"
@@ -245,7 +246,8 @@ def _profile_to_json(profile: FileProfile) -> dict:
 
 def _profile_from_json(data) -> FileProfile | None:
     try:
-        profile = FileProfile(data["name"], data["version"], *(int(x) for x in data["rows"]))
+        read, valid, rejected = (int(x) for x in data["rows"])
+        profile = FileProfile(data["name"], data["version"], read, valid, rejected)
         for month, n, h, last in data["months"]:
             profile.months[date.fromisoformat(month)] = (int(n), int(h))
             profile.last_dates[date.fromisoformat(month)] = date.fromisoformat(last)
@@ -311,19 +313,22 @@ class WarehouseState:
 
 def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
-        ).fetchone()[0]
+        one_row(
+            con,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        )[0]
     )
 
 
 def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
     return bool(
-        con.execute(
+        one_row(
+            con,
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
             "AND column_name = ?",
             [schema, table, column],
-        ).fetchone()[0]
+        )[0]
     )
 
 
@@ -398,16 +403,16 @@ def month_ranges(months: list[date]) -> str:
     """``2023-01..2023-12, 2024-03`` for a list of months."""
     ordered = sorted(set(months))
     parts: list[str] = []
-    start = prev = None
+    span: tuple[date, date] | None = None  # the first and last month of the run of months so far
     for month in ordered:
-        if prev is not None and (month.year * 12 + month.month) == (prev.year * 12 + prev.month) + 1:
-            prev = month
+        if span is not None and (month.year * 12 + month.month) == (span[1].year * 12 + span[1].month) + 1:
+            span = (span[0], month)
             continue
-        if start is not None:
-            parts.append(_range(start, prev))
-        start = prev = month
-    if start is not None:
-        parts.append(_range(start, prev))
+        if span is not None:
+            parts.append(_range(*span))
+        span = (month, month)
+    if span is not None:
+        parts.append(_range(*span))
     return ", ".join(parts)
 
 
@@ -544,6 +549,7 @@ def coverage(input_dir: Path, profiles: list[FileProfile]) -> Coverage:
         if last_month in p.months
     )
     ended = datetime(last_month.year + last_month.month // 12, last_month.month % 12 + 1, 1, tzinfo=zone)
+    covered: date | None
     if written >= ended:
         covered = last_month
     else:
@@ -585,11 +591,12 @@ def _describe_stray(input_dir: Path, profiles: list[FileProfile], data_start: da
     name = next(p.name for p in profiles if any(m < data_start for m in p.months))
     with scratch_duckdb("crm-stray-") as con:
         staged = stage_file(con, input_dir / name, TRANSACTIONS, "stray")
-        line, day = con.execute(
+        line, day = one_row(
+            con,
             f"SELECT line_number, invoice_date FROM {staged.valid_table} WHERE invoice_date < ? "
             "ORDER BY invoice_date, line_number LIMIT 1",
             [data_start],
-        ).fetchone()
+        )
     others = f" ({lines} lines in all)" if lines > 1 else ""
     return (
         f"{name}: line {line} is dated {day:%Y-%m-%d}, {(data_start.year - day.year) * 12 + data_start.month - day.month}"

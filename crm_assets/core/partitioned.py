@@ -8,11 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-import duckdb
 from dagster import AssetExecutionContext, AssetKey, MetadataValue
 
 from crm_assets.core.builds import NO_RULES, UPSTREAM, stamp_months
 from crm_assets.core.months import add_months, key_to_date
+from crm_assets.engines.base import Engine
 
 
 @dataclass(frozen=True)
@@ -41,21 +41,15 @@ def month_window(context: AssetExecutionContext) -> MonthWindow:
     return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys, calendar_start_of(context), strict=True)
 
 
-# A window whose months hold more rows than this is written in parts of whole months (see month_parts),
-# so that the joins and sorts of a long backfill over many customers stay within memory. (Parts sized to
-# a larger memory limit were measured slower at XL: 1,030 s against 974 s with 10 GB.)
-ROWS_PER_PART = 4_000_000
-
-
 def month_parts(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     window: MonthWindow,
     table: str,
     month_column: str = "report_month",
 ) -> list[tuple[date, date]]:
-    """The window as consecutive ranges of months, each holding about ``ROWS_PER_PART`` rows of ``table``
-    (one range on an engine that spills by itself: its ``rows_per_part`` is None)."""
-    per_part = getattr(con, "rows_per_part", ROWS_PER_PART)
+    """The window as consecutive ranges of months, each holding about the engine's ``rows_per_part`` rows of
+    ``table`` (one range on an engine that spills by itself: its ``rows_per_part`` is None)."""
+    per_part = con.rows_per_part
     if not per_part:
         return [(window.start, window.end)]
     counts = con.execute(
@@ -82,7 +76,7 @@ class WriteResult:
 
 
 def replace_months(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     table: str,
     month_column: str,
     window: MonthWindow,
@@ -103,7 +97,7 @@ def replace_months(
     """
     from crm_assets.core.quality import write_with_checks
 
-    def write(c: duckdb.DuckDBPyConnection) -> None:
+    def write(c: Engine) -> None:
         c.execute(
             f"DELETE FROM {table} WHERE {month_column} BETWEEN ? AND ? OR {month_column} < ?",
             [window.start, window.end, window.calendar_start or date.min],
@@ -121,7 +115,7 @@ def replace_months(
     return WriteResult(rows, outcomes)
 
 
-def stamp(con, layer: str, window: MonthWindow, rules_version: str, run_id: str) -> None:
+def stamp(con: Engine, layer: str, window: MonthWindow, rules_version: str, run_id: str) -> None:
     """Stamp the window's months of ``layer`` with what they were built from (``builds.stamp_months``)."""
     stamp_months(
         con, layer, window.start, window.end, window.calendar_start, rules_version, run_id, strict=window.strict
@@ -129,14 +123,14 @@ def stamp(con, layer: str, window: MonthWindow, rules_version: str, run_id: str)
 
 
 def counts_by_month(
-    con: duckdb.DuckDBPyConnection, table: str, month_column: str, window: MonthWindow, column: str
+    con: Engine, table: str, month_column: str, window: MonthWindow, column: str
 ) -> dict[str, dict[str, int]]:
     """``{partition_key: {value: rows}}`` of ``column`` for the window (NULL counted as '(none)')."""
     return counts_by_month_of(con, table, month_column, window, [column])[column]
 
 
 def counts_by_month_of(
-    con: duckdb.DuckDBPyConnection, table: str, month_column: str, window: MonthWindow, columns: Sequence[str]
+    con: Engine, table: str, month_column: str, window: MonthWindow, columns: Sequence[str]
 ) -> dict[str, dict[str, dict[str, int]]]:
     """``{column: {partition_key: {value: rows}}}`` for each of ``columns``, in one scan (grouping sets)."""
     values = ", ".join(f"coalesce({c}::VARCHAR, '(none)') AS c{i}" for i, c in enumerate(columns))
@@ -161,11 +155,11 @@ def counts_by_month_of(
 
 def breakdown_metadata(
     context: AssetExecutionContext,
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     table: str,
     window: MonthWindow,
     breakdowns: Mapping[str, tuple[tuple[str, ...], str]],
-    extra: Mapping[str, Mapping[str, float | int]] | None = None,
+    extra: Mapping[str, Mapping[str, float | int | str]] | None = None,
     month_column: str = "report_month",
 ) -> None:
     """Per-month counts of each ``label: (values, column)`` of ``table``, attached to each partition."""
@@ -189,7 +183,7 @@ def add_month_metadata(
     window: MonthWindow,
     rows_by_month: Mapping[str, int],
     breakdowns: Mapping[str, tuple[tuple[str, ...], Mapping[str, Mapping[str, int]]]],
-    extra: Mapping[str, Mapping[str, float | int]] | None = None,
+    extra: Mapping[str, Mapping[str, float | int | str]] | None = None,
     asset_key: AssetKey | None = None,
 ) -> None:
     """Numeric metadata per partition (plotted across partitions by the UI) and a Markdown summary.
@@ -204,8 +198,8 @@ def add_month_metadata(
             for value in values:
                 metadata[f"{label}: {value}"] = month_counts.get(value, 0)
                 table_rows.append((label, value, month_counts.get(value, 0)))
-        for name, value in ((extra or {}).get(key, {})).items():
-            metadata[name] = value
+        for name, figure in ((extra or {}).get(key, {})).items():
+            metadata[name] = figure
         if table_rows:
             metadata["summary"] = MetadataValue.md(markdown_table(("breakdown", "value", "customers"), table_rows))
         context.add_asset_metadata(metadata, partition_key=key, asset_key=asset_key)
@@ -214,9 +208,10 @@ def add_month_metadata(
 def monthly_asset(
     layer: str, *, table=None, checks: Sequence = (), deps: Sequence = (), group: str | None = None, **kwargs
 ):
-    """The decorator of a monthly DuckDB table asset of ``layer``: the monthly partitions of the calendar, a
-    single-run backfill policy (a range of months is one run), its checks declared, its upstream assets, and
-    the column contract of the ``table`` it writes (``columns.Table``) as metadata."""
+    """The decorator of a monthly table asset of ``layer``: the monthly partitions of the calendar, a single-run
+    backfill policy (a range of months is one run), its checks declared, its upstream assets, and the column
+    contract of the ``table`` it writes (``columns.Table``) as metadata. Its kind is the DuckDB engine's until
+    the definitions load and show the kind of the setting's engine (``definitions.ENGINE_ASSETS``)."""
     from dagster import BackfillPolicy, asset
 
     from crm_assets.core.partitions import DECLARED
@@ -236,7 +231,7 @@ def monthly_asset(
 
 
 def guarded(warehouse, work):
-    """Run ``work(con)`` on one warehouse connection and return its result (use with ``yield from``).
+    """Run ``work(con)`` on the warehouse's engine (``con``) and return its result (use with ``yield from``).
 
     A blocking check that fails inside the write (``BlockingCheckError``: nothing was committed) yields the
     results of every check of the asset, so the UI shows which one failed, and fails the step.
@@ -244,7 +239,7 @@ def guarded(warehouse, work):
     from crm_assets.core.quality import BlockingCheckError, check_results
 
     try:
-        with warehouse.compute() as con:
+        with warehouse.engine() as con:
             return work(con)
     except BlockingCheckError as exc:
         yield from check_results(exc.outcomes)

@@ -58,7 +58,7 @@ class Calendar:
 
     def keys(self, current_time: datetime | None = None) -> list[str]:
         """The months that have ended (at ``current_time``, default now)."""
-        return self.partitions.get_partition_keys(current_time=current_time)
+        return list(self.partitions.get_partition_keys(current_time=current_time))
 
     def describe(self) -> str:
         keys = self.keys()

@@ -1,27 +1,47 @@
 """Data-quality checks: definitions, evaluation, the quality record.
 
 A check is a SQL query over the warehouse that returns the violations per
-report month of a run (``month, violations, sample``), so it can be
-evaluated on any range of months at once. ``ERROR`` checks are blocking:
+report month of a run, so it can be evaluated on any range of months at once.
+Every check declares its unit, what its count counts (``UNITS``: lines,
+customers, customer-months, ...), and its samples are whole items (an id, a
+value, a file line), each with its month. ``ERROR`` checks are blocking:
 they are evaluated inside the writing transaction, and a failure rolls the
 months back, so the warehouse keeps its last good state and nothing
 downstream runs. ``WARN`` checks only report. Every evaluation is appended to
-``quality.check_results``; docs/data_quality.md lists every check.
+``quality.check_results``; docs/data_quality.md lists every check and its unit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-
-import duckdb
+from typing import Any
 
 from crm_assets.core.columns import Table, col, schema_ddl
 from crm_assets.core.errors import CrmError
+from crm_assets.engines.base import Engine
 
 ERROR = "ERROR"
 WARN = "WARN"
+
+# What a check's count counts: the unit, and what one of it is (docs/data_quality.md lists them).
+UNITS = {
+    "lines": "transaction lines (invoice lines of the transactions files, as loaded)",
+    "file lines": "lines of an input file that could not be loaded (raw.rejected_rows)",
+    "files": "input files (a load stops at the first file it refuses)",
+    "runs": "runs (a run refused before anything was written)",
+    "products": "products of the product master",
+    "customers": "customers (of the customer master, or customer ids the master lacks)",
+    "customer-months": "one customer in one report month (a row of a customer-month table); over a run, "
+    "summed over its months, so one customer in 12 months is 12",
+    "rows": "rows of a customer-month table more or fewer than expected, summed over the months",
+    "months": "report months",
+}
+SAMPLE_ITEMS = 10  # items of a month's sample (the first ones in order), taken in SQL
+SAMPLE_CHARS = 500  # of the sample of a run's outcome (Dagster metadata), whole items only
+SUMMARY_SAMPLE_CHARS = 160  # of the sample in a one-line summary
+ITEM_SEPARATOR = "\x1f"  # between the items of a sample as the SQL returns it: chr(31), in no id or value
 
 CHECK_RESULTS = Table(
     "quality.check_results",
@@ -33,22 +53,51 @@ CHECK_RESULTS = Table(
         col("partition_key VARCHAR", "The month checked (blank for a whole-table check)."),
         col("severity VARCHAR NOT NULL", "ERROR (blocks the write) or WARN."),
         col("passed BOOLEAN NOT NULL", "No violation."),
-        col("violations BIGINT NOT NULL", "Rows (or keys) violating the check."),
-        col("sample VARCHAR", "A few of the violations."),
+        col("violations BIGINT NOT NULL", "How many violations, counted in `unit`."),
+        col("sample VARCHAR", "The first violations: whole ids or values, then how many more."),
         col("checked_at TIMESTAMP NOT NULL", "When."),
+        col("unit VARCHAR", "What `violations` counts: lines, customers, customer-months, ... (docs/data_quality.md)."),
     ),
     "check, month and run",
 )
 QUALITY_DDL = schema_ddl("quality", (CHECK_RESULTS,))
 
 
+def quantity(n: int, unit: str) -> str:
+    """``3 customers``, ``1 customer-month``: a count with its unit (every unit is a regular plural)."""
+    return f"{n:,} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
+
+
+def sample_text(items: Sequence[str], total: int, limit: int | None = None) -> str | None:
+    """``items`` joined, whole, then ``and N more`` for the ``total - shown`` items not shown.
+
+    With a ``limit``, items are dropped (never cut) from the first that would pass ``limit`` characters; the
+    first item is shown whole whatever its length."""
+    if not items:
+        return None
+    separator = "; " if any(", " in item for item in items) else ", "
+    shown: list[str] = []
+    length = 0
+    for item in items:
+        if shown and limit is not None and length + len(separator) + len(item) > limit:
+            break
+        length += (len(separator) if shown else 0) + len(item)
+        shown.append(item)
+    more = max(total, len(items)) - len(shown)
+    return separator.join(shown) + (f" and {more:,} more" if more else "")
+
+
 @dataclass(frozen=True)
 class Check:
     """One check of one asset.
 
-    ``sql`` returns rows ``(month DATE, violations BIGINT, sample VARCHAR)``
-    with parameters ``$start`` and ``$end`` (the run's first and last month);
-    an unpartitioned check returns one row with a NULL month.
+    ``sql`` returns rows ``(month DATE, violations BIGINT, sample VARCHAR, items BIGINT, distinct BIGINT)``
+    with parameters ``$start`` and ``$end`` (the run's first and last month): per month with violations,
+    how many (in ``unit``), the first ``SAMPLE_ITEMS`` items joined by ``ITEM_SEPARATOR``, how many items
+    there are, and how many distinct ``distinct`` (customers) they are of. An unpartitioned check returns
+    one row with a NULL month; a per-month check with a ``distinct`` unit also returns the run's total as a
+    row with a NULL month (its distinct count is over the run). ``tally`` writes this from the violating rows.
+    A check may return the first three columns only: its sample is then one item, and it counts no distinct.
     """
 
     asset: str
@@ -57,12 +106,30 @@ class Check:
     description: str
     sql: str | None  # None: evaluated by the loader in Python (raw file checks)
     partitioned: bool = True
+    unit: str = field(kw_only=True)  # what the count counts: one of UNITS
+    distinct: str | None = field(default=None, kw_only=True)  # the unit of the distinct count beside it
+
+    def __post_init__(self):
+        for what, value in (("unit", self.unit), ("distinct", self.distinct)):
+            if value is not None and value not in UNITS:
+                raise ValueError(
+                    f"check {self.asset} {self.name}: {what} {value!r} is none of {', '.join(UNITS)} (quality.UNITS)"
+                )
+
+    @property
+    def counts(self) -> str:
+        """What the count counts, in words (docs/data_quality.md): ``customer-months, with distinct customers``."""
+        return self.unit + (f", with distinct {self.distinct}" if self.distinct else "")
 
 
 @dataclass
 class Outcome:
     check: Check
+    # per month (None: the whole table): violations, and the month's sample as recorded
     by_month: dict[str | None, tuple[int, str | None]] = field(default_factory=dict)
+    # per month: the sample's items, whole, and how many items there are (shown or not)
+    items: dict[str | None, tuple[tuple[str, ...], int]] = field(default_factory=dict)
+    distinct: int | None = None  # distinct check.distinct (customers) over the run; None: not counted
 
     @property
     def violations(self) -> int:
@@ -76,15 +143,36 @@ class Outcome:
     def failing_months(self) -> list[str]:
         return sorted(k for k, (v, _) in self.by_month.items() if v and k)
 
-    def sample(self) -> str:
-        samples = [s for _, s in self.by_month.values() if s]
-        return "; ".join(samples)[:500]
+    def count(self) -> str:
+        """The count in its unit: ``73 customer-months``, or ``3 customers (73 customer-months)``."""
+        counted = quantity(self.violations, self.check.unit)
+        if self.check.distinct and self.distinct:
+            return f"{quantity(self.distinct, self.check.distinct)} ({counted})"
+        return counted
+
+    def sample_items(self) -> tuple[list[str], int]:
+        """The items of every month's sample, whole, in month order, each naming its month in a per-month
+        check (``C000123 (2024-03)``); and how many items there are in all."""
+        items: list[str] = []
+        total = 0
+        for key in sorted(self.by_month, key=lambda k: k or ""):
+            _, text = self.by_month[key]
+            shown, count = self.items.get(key) or (((text,), 1) if text else ((), 0))
+            tag = f" ({key[:7]})" if self.check.partitioned and key else ""
+            items += [item + tag for item in shown]
+            total += count
+        return items, total
+
+    def sample(self, limit: int = SAMPLE_CHARS) -> str:
+        """Whole items of the sample up to about ``limit`` characters, then ``and N more``; blank: none."""
+        return sample_text(*self.sample_items(), limit=limit) or ""
 
     def summary(self) -> str:
         where = f" in {', '.join(m[:7] for m in self.failing_months[:6])}" if self.failing_months else ""
         more = " ..." if len(self.failing_months) > 6 else ""
-        example = f" (e.g. {self.sample()[:160]})" if self.sample() else ""
-        return f"{self.check.asset} check {self.check.name}: {self.violations} violation(s){where}{more}{example}"
+        sample = self.sample(SUMMARY_SAMPLE_CHARS)
+        example = f" (e.g. {sample})" if sample else ""
+        return f"{self.check.asset} check {self.check.name}: {self.count()}{where}{more}{example}"
 
 
 class BlockingCheckError(CrmError):
@@ -103,69 +191,82 @@ class BlockingCheckError(CrmError):
 
 
 def evaluate(
-    con: duckdb.DuckDBPyConnection, checks: Iterable[Check], start: dt.date, end: dt.date, keys: Sequence[str] = ()
+    con: Engine, checks: Iterable[Check], start: dt.date, end: dt.date, keys: Sequence[str] = ()
 ) -> list[Outcome]:
     """Evaluate ``checks`` for the months ``start``..``end``; every month gets a result, 0 when clean.
 
     An engine whose every query is a job with a fixed cost (Spark: ``checks_in_one_query``) gets the checks
     as one query, each one's rows tagged with its position."""
-    checks = [check for check in checks if check.sql is not None]
-    if getattr(con, "checks_in_one_query", False) and len(checks) > 1:
-        union = " UNION ALL ".join(f"SELECT {i} AS check_index, * FROM ({c.sql})" for i, c in enumerate(checks))
+    evaluated = [(check, check.sql) for check in checks if check.sql is not None]
+    checks = [check for check, _ in evaluated]
+    if con.checks_in_one_query and len(checks) > 1:
+        union = " UNION ALL ".join(
+            f"SELECT {i} AS check_index, *{_missing_columns(sql)} FROM ({sql})" for i, (_, sql) in enumerate(evaluated)
+        )
         params = {k: v for k, v in (("start", start), ("end", end)) if f"${k}" in union}
         rows = con.execute(union, params).fetchall()
         results = [[row[1:] for row in rows if row[0] == i] for i in range(len(checks))]
     else:
         results = [
-            con.execute(c.sql, {k: v for k, v in (("start", start), ("end", end)) if f"${k}" in c.sql}).fetchall()
-            for c in checks
+            con.execute(sql, {k: v for k, v in (("start", start), ("end", end)) if f"${k}" in sql}).fetchall()
+            for _, sql in evaluated
         ]
     outcomes = []
     for check, rows in zip(checks, results):
-        outcome = Outcome(check)
+        outcome = Outcome(check, distinct=0 if check.distinct else None)
         if check.partitioned:
-            for key in keys:
-                outcome.by_month[key] = (0, None)
+            for month_key in keys:
+                outcome.by_month[month_key] = (0, None)
         else:
             outcome.by_month[None] = (0, None)
-        for month, violations, sample in rows:
+        for row in rows:
+            month, violations, sample, items, distinct = (*row, None, None)[:5]
+            if not violations:
+                continue
+            if check.distinct and distinct is not None and (month is None or not check.partitioned):
+                outcome.distinct = int(distinct)  # the run's total (or the whole table's)
+            if month is None and check.partitioned:
+                continue
             key = month.strftime("%Y-%m-%d") if isinstance(month, dt.date) and check.partitioned else None
-            if violations:
-                outcome.by_month[key] = (int(violations), sample)
+            shown = tuple(str(sample).split(ITEM_SEPARATOR)) if sample else ()
+            count = max(int(items or 0), len(shown))
+            outcome.items[key] = (shown, count)
+            outcome.by_month[key] = (int(violations), sample_text(shown, count))
         outcomes.append(outcome)
     return outcomes
 
 
-def record(con: duckdb.DuckDBPyConnection, run_id: str, outcomes: Iterable[Outcome]) -> None:
+def _missing_columns(sql: str) -> str:
+    """``, NULL, NULL`` for a check's SQL that returns the first three columns only (so that the checks' rows
+    can be one UNION), else blank."""
+    import sqlglot
+
+    statement = sqlglot.parse_one(sql, read="duckdb")
+    return ", NULL, NULL" if isinstance(statement, sqlglot.exp.Query) and len(statement.selects) == 3 else ""
+
+
+RECORDED = (*CHECK_RESULTS.names()[:8], "unit")  # the columns record() fills (checked_at: the time of the insert)
+
+
+def record(con: Engine, run_id: str, outcomes: Iterable[Outcome]) -> None:
     """Append the outcomes to ``quality.check_results`` (its own small transaction)."""
     rows = [
-        (run_id, o.check.asset, o.check.name, key, o.check.severity, violations == 0, violations, sample)
+        (run_id, o.check.asset, o.check.name, key, o.check.severity, violations == 0, violations, sample, o.check.unit)
         for o in outcomes
         for key, (violations, sample) in o.by_month.items()
     ]
     if not rows:
         return
     con.execute(QUALITY_DDL)
-    if hasattr(con, "insert_rows"):  # the Spark engine appends a DataFrame of the rows
-        checked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        con.insert_rows(CHECK_RESULTS.name, [(*row, checked_at) for row in rows])
-        return
-    columns = [list(c) for c in zip(*rows)]
-    # one statement over parallel lists (a few thousand rows for a long backfill): no row-by-row insert
-    con.execute(
-        """
-        INSERT INTO quality.check_results
-        SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::VARCHAR[]),
-               unnest($5::VARCHAR[]), unnest($6::BOOLEAN[]), unnest($7::BIGINT[]), unnest($8::VARCHAR[]),
-               current_timestamp::TIMESTAMP
-        """,
-        columns,
-    )
+    # by name, as a warehouse upgraded in place may have its columns in another order; the time of the record
+    # as an instant, which each engine writes as its TIMESTAMP column takes it
+    checked_at = dt.datetime.now(dt.timezone.utc)
+    con.insert_rows(CHECK_RESULTS.name, (*RECORDED, "checked_at"), [(*row, checked_at) for row in rows])
 
 
 def write_with_checks(
-    con: duckdb.DuckDBPyConnection,
-    write: callable,
+    con: Engine,
+    write: Callable[[Engine], None],
     checks: Sequence[Check],
     start: dt.date,
     end: dt.date,
@@ -202,55 +303,83 @@ def write_with_checks(
 # --- check builders: one definition per kind of check -------------------------------------------------
 
 
+def tally(violating: str, partitioned: bool = True, count: str = "count(*)", distinct: str | None = None) -> str:
+    """A check's SQL (see ``Check``) from ``violating``: a query of its violating rows, with the columns
+    ``month`` (a per-month check), ``item`` (the text a sample shows of the row: an id, a value, a file line)
+    and those ``count`` (the violations, in the check's unit) and ``distinct`` (a column) read.
+
+    The sample is the first ``SAMPLE_ITEMS`` distinct items of each month, in order, taken in SQL; with a
+    ``distinct`` column a per-month check also returns the run's total (GROUPING SETS: one pass over the
+    violating rows, which are none when the check passes)."""
+    shown = f"CASE WHEN sample_rank <= {SAMPLE_ITEMS} THEN item END"
+    columns = [
+        "month" if partitioned else "NULL::DATE",
+        f"{count}",
+        f"string_agg(DISTINCT {shown}, chr(31) ORDER BY {shown})",
+        "count(DISTINCT item)",
+        f"count(DISTINCT {distinct})" if distinct else "NULL::BIGINT",
+    ]
+    rank = f"dense_rank() OVER ({'PARTITION BY month ' if partitioned else ''}ORDER BY item) AS sample_rank"
+    group = ("GROUP BY GROUPING SETS ((month), ())" if distinct else "GROUP BY month") if partitioned else ""
+    return f"SELECT {', '.join(columns)} FROM (SELECT *, {rank} FROM ({violating}) violating) ranked {group}"
+
+
 def _months_cte(table_alias: str = "") -> str:
     return "months AS (SELECT unnest(generate_series($start::DATE, $end::DATE, INTERVAL 1 MONTH))::DATE AS month)"
 
 
-def unique_customer_month(asset: str, table: str) -> Check:
+def customer_month_check(asset: str, name: str, violating: str, description: str, severity: str = ERROR) -> Check:
+    """A check of a customer-month table: ``violating`` selects ``month``, ``customer_id`` and ``item`` of the
+    violating rows; the count is in customer-months, with the distinct customers of the run beside it."""
     return Check(
         asset,
+        name,
+        severity,
+        description,
+        tally(violating, distinct="customer_id"),
+        unit="customer-months",
+        distinct="customers",
+    )
+
+
+def unique_customer_month(asset: str, table: str) -> Check:
+    return customer_month_check(
+        asset,
         "unique_customer_month",
-        ERROR,
-        "Exactly one row per customer and report month.",
         f"""
-        SELECT report_month, count(*), string_agg(DISTINCT customer_id, ', ' ORDER BY customer_id)[:200] FROM (
-            SELECT report_month, customer_id FROM {table}
-            WHERE report_month BETWEEN $start AND $end
-            GROUP BY ALL HAVING count(*) > 1
-        ) GROUP BY report_month
+        SELECT report_month AS month, customer_id, customer_id AS item FROM {table}
+        WHERE report_month BETWEEN $start AND $end
+        GROUP BY report_month, customer_id HAVING count(*) > 1
         """,
+        "Exactly one row per customer and report month.",
     )
 
 
 def accepted_values(asset: str, table: str, column: str, values: Sequence, nullable: bool) -> Check:
     literal = ", ".join(repr(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'" for v in values)
     null_rule = "" if nullable else f" OR {column} IS NULL"
-    return Check(
+    return customer_month_check(
         asset,
         f"accepted_values_{column}",
-        ERROR,
-        f"`{column}` is one of {', '.join(map(str, values))}{' or NULL' if nullable else ''}.",
         f"""
-        SELECT report_month, count(*), string_agg(DISTINCT coalesce({column}::VARCHAR, 'NULL'), ', ' ORDER BY coalesce({column}::VARCHAR, 'NULL'))[:200]
-        FROM {table}
+        SELECT report_month AS month, customer_id, coalesce({column}::VARCHAR, 'NULL') AS item FROM {table}
         WHERE report_month BETWEEN $start AND $end AND ({column} NOT IN ({literal}){null_rule})
-        GROUP BY report_month
         """,
+        f"`{column}` is one of {', '.join(map(str, values))}{' or NULL' if nullable else ''}.",
     )
 
 
 def row_rule(asset: str, name: str, table: str, violation: str, description: str, severity: str = ERROR) -> Check:
-    """Rows of the window's months for which the SQL condition ``violation`` holds."""
-    return Check(
+    """Rows of the window's months for which the SQL condition ``violation`` holds (customer-months)."""
+    return customer_month_check(
         asset,
         name,
-        severity,
-        description,
         f"""
-        SELECT report_month, count(*), string_agg(customer_id, ', ' ORDER BY customer_id)[:200]
+        SELECT report_month AS month, customer_id, customer_id AS item
         FROM (SELECT * FROM {table} WHERE report_month BETWEEN $start AND $end AND ({violation}))
-        GROUP BY report_month
         """,
+        description,
+        severity,
     )
 
 
@@ -266,22 +395,19 @@ def previous_month_rule(
     table (the first month built) are not checked.
     """
     join = "LEFT JOIN" if outer else "JOIN"
-    return Check(
+    return customer_month_check(
         asset,
         name,
-        ERROR,
-        description,
         f"""
-        WITH built AS (SELECT DISTINCT report_month FROM {table})
-        SELECT cur.report_month, count(*), string_agg(cur.customer_id, ', ' ORDER BY cur.customer_id)[:200]
+        SELECT cur.report_month AS month, cur.customer_id AS customer_id, cur.customer_id AS item
         FROM {table} cur
         {join} {table} prev ON prev.customer_id = cur.customer_id
             AND prev.report_month = cur.report_month - INTERVAL 1 MONTH
         WHERE cur.report_month BETWEEN $start AND $end::DATE + INTERVAL 1 MONTH
-          AND cur.report_month - INTERVAL 1 MONTH IN (SELECT report_month FROM built)
+          AND cur.report_month - INTERVAL 1 MONTH IN (SELECT DISTINCT report_month FROM {table})
           AND ({violation})
-        GROUP BY cur.report_month
         """,
+        description,
     )
 
 
@@ -296,10 +422,11 @@ def same_row_count(asset: str, table: str, reference_table: str, reference_label
         a AS (SELECT report_month AS month, count(*) AS n FROM {table} WHERE report_month BETWEEN $start AND $end GROUP BY 1),
         b AS (SELECT report_month AS month, count(*) AS n FROM {reference_table} WHERE report_month BETWEEN $start AND $end GROUP BY 1)
         SELECT m.month, abs(coalesce(a.n, 0) - coalesce(b.n, 0)),
-            'rows ' || coalesce(a.n, 0) || ' vs ' || coalesce(b.n, 0)
+            'rows ' || coalesce(a.n, 0) || ' vs ' || coalesce(b.n, 0), 1, NULL::BIGINT
         FROM months m LEFT JOIN a USING (month) LEFT JOIN b USING (month)
         WHERE coalesce(a.n, 0) <> coalesce(b.n, 0)
         """,
+        unit="rows",
     )
 
 
@@ -324,10 +451,11 @@ def entered_customers_count(asset: str, table: str) -> Check:
         ),
         got AS (SELECT report_month AS month, count(*) AS n FROM {table} WHERE report_month BETWEEN $start AND $end GROUP BY 1)
         SELECT m.month, abs(coalesce(g.n, 0) - coalesce(e.n, 0)),
-            'rows ' || coalesce(g.n, 0) || ', expected ' || coalesce(e.n, 0)
+            'rows ' || coalesce(g.n, 0) || ', expected ' || coalesce(e.n, 0), 1, NULL::BIGINT
         FROM months m LEFT JOIN expected e USING (month) LEFT JOIN got g USING (month)
         WHERE coalesce(g.n, 0) <> coalesce(e.n, 0)
         """,
+        unit="rows",
     )
 
 
@@ -343,10 +471,11 @@ def m1_reconciliation(asset: str, table: str) -> Check:
         lines AS (SELECT invoice_month AS month, sum(units) AS u FROM enriched.transactions
                   WHERE is_evaluated AND is_qualifying AND invoice_month BETWEEN $start AND $end GROUP BY 1),
         snap AS (SELECT report_month AS month, sum(m1) AS u FROM {table} WHERE report_month BETWEEN $start AND $end GROUP BY 1)
-        SELECT m.month, 1, 'sum m1 ' || coalesce(s.u, 0) || ' vs lines ' || coalesce(l.u, 0)
+        SELECT m.month, 1, 'sum m1 ' || coalesce(s.u, 0) || ' vs lines ' || coalesce(l.u, 0), 1, NULL::BIGINT
         FROM months m LEFT JOIN lines l USING (month) LEFT JOIN snap s USING (month)
         WHERE abs(coalesce(s.u, 0)::DOUBLE - coalesce(l.u, 0)::DOUBLE) > 1e-6 * greatest(1, abs(coalesce(l.u, 0)::DOUBLE))
         """,
+        unit="months",
     )
 
 
@@ -418,33 +547,40 @@ def rfmt_value_checks(asset: str, table: str, with_status: str) -> list[Check]:
     ]
 
 
-def describe(checks: Iterable[Check]) -> list[tuple[str, str, str, str]]:
-    """(asset, check, severity, description) of each check, for docs and tests."""
-    return [(c.asset, c.name, c.severity, c.description) for c in checks]
+def describe(checks: Iterable[Check]) -> list[tuple[str, str, str, str, str]]:
+    """(asset, check, severity, description, what the count counts) of each check, for docs and tests."""
+    return [(c.asset, c.name, c.severity, c.description, c.counts) for c in checks]
 
 
 # --- Dagster glue ---------------------------------------------------------------------------------------
 
 
 def check_specs(checks: Iterable[Check]):
-    """The AssetCheckSpecs of an asset's checks: ERROR checks block downstream assets."""
+    """The AssetCheckSpecs of an asset's checks: ERROR checks block downstream assets; each names its unit."""
     from dagster import AssetCheckSpec, AssetKey
 
     return [
         AssetCheckSpec(
-            c.name, asset=AssetKey(c.asset.split("/")), blocking=c.severity == ERROR, description=c.description
+            c.name,
+            asset=AssetKey(c.asset.split("/")),
+            blocking=c.severity == ERROR,
+            description=c.description,
+            metadata={"unit": c.counts},
         )
         for c in checks
     ]
 
 
 def check_results(outcomes: Iterable[Outcome]):
-    """One AssetCheckResult per outcome, with the violation count, failing months and a sample."""
+    """One AssetCheckResult per outcome: the violation count and its unit (numbers stay numbers), the
+    distinct customers where counted, the failing months and a sample of whole items."""
     from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValue
 
     results = []
     for o in outcomes:
-        metadata = {"violations": o.violations}
+        metadata: dict[str, Any] = {"violations": o.violations, "unit": o.check.unit}
+        if o.check.distinct:
+            metadata[o.check.distinct] = o.distinct or 0
         if o.check.partitioned:
             metadata["months checked"] = len(o.by_month)
             metadata["failing months"] = ", ".join(m[:7] for m in o.failing_months) or "none"
@@ -457,7 +593,7 @@ def check_results(outcomes: Iterable[Outcome]):
                 passed=o.passed,
                 severity=AssetCheckSeverity.ERROR if o.check.severity == ERROR else AssetCheckSeverity.WARN,
                 metadata=metadata,
-                description=o.check.description,
+                description=f"{o.count()}: {o.check.description}",
             )
         )
     return results

@@ -3,6 +3,9 @@
 One ``Warehouse`` resource owns every connection to the DuckDB file, so the
 one-writer-per-file rule of DuckDB is handled in one place: writers hold a
 connection only for the length of one transaction, readers open read-only.
+It opens the engine of the layers after raw (``engine()``): DuckDB on this
+file; ``engines/spark.py: SparkWarehouse`` is the same file with Spark as the
+engine (``engines/selection.py`` picks one by ``CRM_ENGINE``).
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, ClassVar, TextIO
 
 import duckdb
 from dagster import ConfigurableResource, EnvVar
@@ -21,7 +25,10 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
 from crm_assets.core import schema, settings
+from crm_assets.core.columns import Table
 from crm_assets.core.errors import CrmError
+from crm_assets.engines.base import Engine
+from crm_assets.engines.duckdb import DuckDBEngine
 
 
 class WarehouseLockedError(CrmError):
@@ -76,7 +83,7 @@ def env_field(variable: str, default, description: str, parse=str, keep_blank: b
             return default() if callable(default) else default
         return parse(value)
 
-    extra = {"env": variable, "keep_blank": keep_blank}
+    extra: dict[str, Any] = {"env": variable, "keep_blank": keep_blank}
     return Field(default_factory=from_environment, description=description, json_schema_extra=extra)
 
 
@@ -85,12 +92,12 @@ def env_config(resource_class: type[ConfigurableResource]) -> dict:
     when a run starts and its UI shows where it comes from (the Resources page); unset: the field's default."""
     config = {}
     for name, field in resource_class.model_fields.items():
-        extra = field.json_schema_extra or {}
-        if "env" not in extra:
+        extra = field.json_schema_extra
+        if not isinstance(extra, dict) or "env" not in extra:
             continue
-        whole_number = field.annotation is int
-        if _env_value(extra["env"], extra["keep_blank"], whole_number) is not None:
-            config[name] = EnvVar.int(extra["env"]) if whole_number else EnvVar(extra["env"])
+        variable, whole_number = str(extra["env"]), field.annotation is int
+        if _env_value(variable, bool(extra["keep_blank"]), whole_number) is not None:
+            config[name] = EnvVar.int(variable) if whole_number else EnvVar(variable)
     return config
 
 
@@ -107,8 +114,11 @@ class Warehouse(DuckDBResource):
     Defaults: ``path`` from ``CRM_WAREHOUSE`` (``data/warehouse/crm.duckdb``),
     a DuckDB memory limit of 1.5 GB (``CRM_DUCKDB_MEMORY_LIMIT``), spill files next to the
     warehouse, and up to ``lock_timeout_seconds`` of waiting when another
-    process holds the file.
+    process holds the file. The layers after raw compute on this file too
+    (the DuckDB engine).
     """
+
+    kind: ClassVar[str] = DuckDBEngine.kind  # the asset kind of the assets computed on its engine
 
     database: str = env_field(
         settings.ENV_WAREHOUSE,
@@ -137,65 +147,26 @@ class Warehouse(DuckDBResource):
         int,
     )
 
-    engine: str = env_field(
-        settings.ENV_ENGINE,
-        "duckdb",
-        "the engine of every layer after raw (CRM_ENGINE): duckdb (default), or spark (PySpark; the tables "
-        "are Parquet folders under spark_warehouse, and this DuckDB file keeps the raw layer's landing)",
-    )
-    spark_warehouse: str = env_field(
-        settings.ENV_SPARK_WAREHOUSE,
-        lambda: str(settings.spark_warehouse_path()),
-        "the Spark engine's tables, <schema>/<table>/<month column>=YYYY-MM-01/ (CRM_SPARK_WAREHOUSE, "
-        "default data/spark-warehouse)",
-    )
-    spark_remote: str = env_field(
-        "CRM_SPARK_REMOTE", "", "a Spark Connect server, sc://host:15002 (CRM_SPARK_REMOTE); blank: spark_master"
-    )
-    spark_master: str = env_field(
-        "CRM_SPARK_MASTER", "", "a Spark master URL (CRM_SPARK_MASTER), e.g. spark://host:7077; blank: local[*]"
-    )
-    spark_driver_memory: str = env_field(
-        "CRM_SPARK_DRIVER_MEMORY", "2g", "the driver's heap of a local Spark (CRM_SPARK_DRIVER_MEMORY, default 2g)"
-    )
-
     @property
     def file(self) -> Path:
         return Path(self.database).expanduser()
 
-    @property
-    def on_spark(self) -> bool:
-        if self.engine not in settings.ENGINES:
-            raise CrmError(
-                f"{settings.ENV_ENGINE}={self.engine} is not an engine: use one of {', '.join(settings.ENGINES)}"
-            )
-        return self.engine == "spark"
-
     @contextmanager
-    def compute(self) -> Iterator:
-        """Where the layers after raw run their statements: this DuckDB file, or the Spark warehouse."""
-        if not self.on_spark:
-            with self.connect() as con:
-                yield con
-            return
-        from crm_assets.core.spark import SparkWarehouse, session
+    def engine(self) -> Iterator[Engine]:
+        """Where the layers after raw run their statements: this DuckDB file, one connection for the unit of work."""
+        with self.connect() as con:
+            yield DuckDBEngine(con)
 
-        warehouse = SparkWarehouse(
-            session(self.spark_master, self.spark_remote, self.spark_driver_memory), self.spark_warehouse
-        )
-        try:
-            yield warehouse
-        finally:
-            warehouse.close()
+    def publish_raw(self, con: duckdb.DuckDBPyConnection, tables: Sequence[Table]) -> None:
+        """Hand the raw ``tables`` the landing just loaded to the engine: here they are already where it reads."""
 
-    def publish_raw(self, con: duckdb.DuckDBPyConnection, tables) -> None:
-        """On Spark: copy the raw ``tables`` (column contracts) the DuckDB landing just loaded to Parquet."""
-        if not self.on_spark:
-            return
-        from crm_assets.core.spark import copy_from_duckdb
+    def reader_files(self) -> list[str]:
+        """The files a read-only connection reads beside this one (``crm sql`` allows those only): none."""
+        return []
 
-        for table in tables:
-            copy_from_duckdb(con, self.spark_warehouse, table.name, table.names())
+    def require_file(self) -> None:
+        if not self.file.exists():
+            raise CrmError(f"{self.file}: warehouse not found; run `crm run` first")
 
     def setup_for_execution(self, context) -> None:
         """Serialize runs: a run holds ``<warehouse>.runlock`` from start to end (one writer at a time)."""
@@ -227,20 +198,10 @@ class Warehouse(DuckDBResource):
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held for one unit of work; retries while the file is locked.
 
-        On Spark, a read-only connection reads the Spark warehouse's Parquet tables and the landing file."""
+        On Spark (``SparkWarehouse``), a read-only connection reads the Spark warehouse's Parquet tables too."""
         path = self.file
-        if read_only and not path.exists():
-            raise CrmError(f"{path}: warehouse not found; run `crm run` first")
-        if read_only and self.on_spark:
-            from crm_assets.core.spark import reader_connection
-
-            con = reader_connection(self.spark_warehouse, path, self._config(True))
-            try:
-                con.execute("SET enable_progress_bar = false")
-                yield con
-            finally:
-                con.close()
-            return
+        if read_only:
+            self.require_file()
         if path.is_dir():
             raise _open_error(path, IsADirectoryError())
         try:
@@ -293,7 +254,7 @@ class RunLock:
     def __init__(self, path: Path, timeout_seconds: float):
         self.path = path
         self.timeout_seconds = timeout_seconds
-        self._handle = None
+        self._handle: TextIO | None = None
 
     def acquire(self) -> None:
         import fcntl

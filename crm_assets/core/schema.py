@@ -43,6 +43,11 @@ MIGRATIONS = (
         "raw.file_profiles keeps the newest invoice date of each file and month",
         "ALTER TABLE IF EXISTS raw.file_profiles ADD COLUMN IF NOT EXISTS last_invoice_date DATE",
     ),
+    Migration(
+        3,
+        "quality.check_results records what each count counts (unit); blank on the rows recorded before",
+        "ALTER TABLE IF EXISTS quality.check_results ADD COLUMN IF NOT EXISTS unit VARCHAR",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

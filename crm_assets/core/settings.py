@@ -71,6 +71,16 @@ def spark_warehouse_path() -> Path:
     return _path(ENV_SPARK_WAREHOUSE, DEFAULT_SPARK_WAREHOUSE)
 
 
+def engine() -> str:
+    """``CRM_ENGINE`` (blank or unset: duckdb); a CrmError names a value that is not an engine."""
+    from crm_assets.core.errors import CrmError  # where used, as in the other settings of this module
+
+    value = os.environ.get(ENV_ENGINE, "").strip() or ENGINES[0]
+    if value not in ENGINES:
+        raise CrmError(f"{ENV_ENGINE}={value} is not an engine: use one of {', '.join(ENGINES)}")
+    return value
+
+
 def dagster_home() -> Path:
     """``DAGSTER_HOME``, else the one the project's ``.env`` names (as Dagster's CLI reads it), else the default."""
     if not os.environ.get("DAGSTER_HOME", "").strip():

@@ -23,9 +23,10 @@ from crm_assets.core.partitioned import (
     monthly_asset,
     replace_months,
 )
-from crm_assets.core.quality import WARN, Check, check_results
+from crm_assets.core.quality import WARN, Check, check_results, tally
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import CrmRules
+from crm_assets.engines.base import Engine
 from crm_assets.layers import raw
 from crm_assets.layers.tables import ENRICHED_CUSTOMERS, ENRICHED_TABLES, ENRICHED_TRANSACTIONS
 
@@ -71,17 +72,22 @@ ORDER BY t.partition_month, t.source_file, t.line_number
 """
 
 
-def _orphan_check(name: str, flag: str, id_column: str, description: str) -> Check:
+def _orphan_check(name: str, flag: str, id_column: str, description: str, distinct: str) -> Check:
+    """Lines whose ``id_column`` is not in its master, with the distinct unknown ids of the run (``distinct``)."""
     return Check(
         "enriched/transactions",
         name,
         WARN,
         description,
-        f"""
-        SELECT partition_month, count(*), string_agg(DISTINCT {id_column}, ', ' ORDER BY {id_column})[:200]
-        FROM enriched.transactions WHERE partition_month BETWEEN $start AND $end AND NOT {flag}
-        GROUP BY 1
-        """,
+        tally(
+            f"""
+            SELECT partition_month AS month, {id_column} AS item
+            FROM enriched.transactions WHERE partition_month BETWEEN $start AND $end AND NOT {flag}
+            """,
+            distinct="item",
+        ),
+        unit="lines",
+        distinct=distinct,
     )
 
 
@@ -91,17 +97,19 @@ CHECKS = [
         "is_known_customer",
         "customer_id",
         "Lines whose customer_id is not in the customer master: kept, never counted.",
+        "customers",
     ),
     _orphan_check(
         "orphan_product_lines",
         "is_known_product",
         "product_id",
         "Lines whose product_id is not in the product master: kept, never counted.",
+        "products",
     ),
 ]
 
 
-def build_customers(con, crm_rules: CrmRules, run_id: str = "direct") -> None:
+def build_customers(con: Engine, crm_rules: CrmRules, run_id: str = "direct") -> None:
     """Replace ``enriched.customers`` from ``raw.customers``, and stamp it, in one transaction."""
     con.execute(ENRICHED_DDL)
     con.execute(BUILDS_DDL)
@@ -116,7 +124,7 @@ def build_customers(con, crm_rules: CrmRules, run_id: str = "direct") -> None:
         raise
 
 
-def build_transactions(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
+def build_transactions(con: Engine, window: MonthWindow, run_id: str = "direct") -> WriteResult:
     """Replace the window's months of ``enriched.transactions``, with the orphan warnings."""
     con.execute(ENRICHED_DDL)
     return replace_months(
@@ -145,7 +153,7 @@ def customers(context: AssetExecutionContext, warehouse: Warehouse, crm_rules: C
     no consent. Anonymous customers (group ``General`` by default) are flagged
     here and never get snapshot rows.
     """
-    with warehouse.compute() as con:
+    with warehouse.engine() as con:
         build_customers(con, crm_rules, context.run_id)
         total, anonymous, email, sms, phone = con.execute(
             "SELECT count(*), count(*) FILTER (is_anonymous), count(*) FILTER (opt_email), "
@@ -181,7 +189,7 @@ def transactions(context: AssetExecutionContext, warehouse: Warehouse) -> Materi
     to the first one.
     """
     window = month_window(context)
-    with warehouse.compute() as con:
+    with warehouse.engine() as con:
         written = build_transactions(con, window, context.run_id)
         stats = con.execute(
             """

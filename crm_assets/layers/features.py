@@ -40,12 +40,10 @@ from crm_assets.core.partitioned import (
     replace_months,
 )
 from crm_assets.core.partitions import DECLARED
-from crm_assets.core.quality import (
-    WARN,
-    Check,
-    check_results,
-)
+from crm_assets.core.quality import WARN, check_results
 from crm_assets.core.resources import Warehouse
+from crm_assets.engines.base import Engine
+from crm_assets.engines.duckdb import DuckDBEngine
 from crm_assets.layers import enriched
 from crm_assets.layers.tables import CUSTOMER_FEATURES, CUSTOMER_MONTH_ACTIVITY, FEATURES_TABLES, REPEATED_ORDERS
 
@@ -78,36 +76,28 @@ CHECKS = [
     ),
     quality.m1_reconciliation(ASSET, TABLE),
     quality.m_total_never_decreases(ASSET, TABLE),
-    Check(
+    quality.row_rule(
         ASSET,
         "customers_without_entry_date",
-        WARN,
+        TABLE,
+        "entry_date IS NULL",
         "Evaluated customers with no created date and no transaction up to the month: in every month as Prospects.",
-        f"""
-        SELECT report_month, count(*), string_agg(customer_id, ', ' ORDER BY customer_id)[:200]
-        FROM {TABLE} WHERE report_month BETWEEN $start AND $end AND entry_date IS NULL GROUP BY 1
-        """,
+        WARN,
     ),
-    Check(
+    quality.customer_month_check(
         ASSET,
         "customers_with_lines_but_no_consumables",
-        WARN,
-        "Evaluated customers with transaction lines up to the month but no qualifying consumable line.",
         f"""
-        SELECT f.report_month, count(*), string_agg(f.customer_id, ', ' ORDER BY f.customer_id)[:200]
+        SELECT f.report_month AS month, f.customer_id AS customer_id, f.customer_id AS item
         FROM {TABLE} f
         WHERE f.report_month BETWEEN $start AND $end AND f.lines_total = 0
           AND EXISTS (SELECT 1 FROM features.customer_month_activity a
                       WHERE a.customer_id = f.customer_id AND a.activity_month <= f.report_month)
-        GROUP BY 1
         """,
+        "Evaluated customers with transaction lines up to the month but no qualifying consumable line.",
+        WARN,
     ),
 ]
-
-
-# Customers are processed in buckets (hash of the id) of about this many grid rows (customers x months),
-# so that the window passes of a long backfill over many customers stay within memory.
-GRID_ROWS_PER_BUCKET = 4_000_000
 
 
 def features_sql(
@@ -115,7 +105,7 @@ def features_sql(
     bucket: int = 0,
     buckets: int = 1,
     sum_type: str = "DECIMAL(18, 6)",
-    customer_number: str = "row_number() OVER ()",
+    customer_number: str = DuckDBEngine.customer_number,
 ) -> tuple[str, list]:
     """The SELECT of ``features.customer_features`` for the window's report months, and its parameters.
 
@@ -241,7 +231,7 @@ def features_sql(
 FAST_SUM_LIMIT = 10**11
 
 
-def units_sum_type(con) -> str:
+def units_sum_type(con: Engine) -> str:
     """The DECIMAL type of the units sums: DECIMAL(18, 6) when the largest customer total fits, else (38, 6)."""
     largest = con.execute(
         "SELECT max(total) FROM (SELECT sum(units) AS total FROM features.customer_month_activity GROUP BY customer_id)"
@@ -249,7 +239,7 @@ def units_sum_type(con) -> str:
     return "DECIMAL(18, 6)" if largest is None or largest < FAST_SUM_LIMIT else "DECIMAL(38, 6)"
 
 
-def build_activity(con, window: MonthWindow) -> tuple[int, int]:
+def build_activity(con: Engine, window: MonthWindow) -> tuple[int, int]:
     """Replace the window's months of both compact aggregates; returns their row counts."""
     con.execute(FEATURES_DDL)
     activity_rows = replace_months(
@@ -266,16 +256,15 @@ def build_activity(con, window: MonthWindow) -> tuple[int, int]:
     return activity_rows.rows, repeat_rows.rows
 
 
-def build_features(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
+def build_features(con: Engine, window: MonthWindow, run_id: str = "direct") -> WriteResult:
     """Replace the window's report months of ``features.customer_features``, checked."""
     con.execute(FEATURES_DDL)
     customers = con.execute("SELECT count(*) FROM enriched.customers WHERE NOT is_anonymous").fetchone()[0]
     # an engine that spills by itself (Spark) takes the window in one statement, and numbers customers its way
-    per_bucket = getattr(con, "rows_per_part", GRID_ROWS_PER_BUCKET)
+    per_bucket = con.grid_rows_per_bucket
     buckets = max(1, -(-customers * (window.months + 26) // per_bucket)) if per_bucket else 1
     sum_type = units_sum_type(con)
-    number = getattr(con, "customer_number", "row_number() OVER ()")
-    statements = [features_sql(window, bucket, buckets, sum_type, number) for bucket in range(buckets)]
+    statements = [features_sql(window, bucket, buckets, sum_type, con.customer_number) for bucket in range(buckets)]
     return replace_months(con, TABLE, "report_month", window, statements, None, CHECKS, run_id)
 
 
@@ -308,7 +297,7 @@ REPEATS_KEY = AssetKey(["features", "repeated_orders"])
 def customer_month_activity(context: AssetExecutionContext, warehouse: Warehouse):
     """The compact monthly aggregates that every feature is computed from."""
     window = month_window(context)
-    with warehouse.compute() as con:
+    with warehouse.engine() as con:
         activity_rows, repeat_rows = build_activity(con, window)
     yield MaterializeResult(asset_key=ACTIVITY_KEY, metadata={"rows_in_run": activity_rows})
     yield MaterializeResult(asset_key=REPEATS_KEY, metadata={"rows_in_run": repeat_rows})
@@ -327,7 +316,7 @@ def customer_features(context: AssetExecutionContext, warehouse: Warehouse):
     """
     window = month_window(context)
 
-    def work(con):
+    def work(con: Engine):
         written = build_features(con, window, context.run_id)
         stats = con.execute(
             """

@@ -25,6 +25,7 @@ from crm_assets.core.partitioned import (
 from crm_assets.core.quality import check_results
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES
+from crm_assets.engines.base import Engine
 from crm_assets.layers.features import customer_features
 from crm_assets.layers.tables import CUSTOMER_LIFECYCLE, LIFECYCLE_TABLES
 
@@ -56,7 +57,7 @@ CHECKS = [
 ]
 
 
-def build_lifecycle(con, window: MonthWindow, run_id: str = "direct") -> WriteResult:
+def build_lifecycle(con: Engine, window: MonthWindow, run_id: str = "direct") -> WriteResult:
     """Replace the window's report months of ``lifecycle.customer_lifecycle``, checked."""
     con.execute(LIFECYCLE_DDL)
     parts = [(LIFECYCLE_SQL, [start, end]) for start, end in month_parts(con, window, "features.customer_features")]

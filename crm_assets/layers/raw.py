@@ -13,6 +13,7 @@ A missing file or column, a duplicate master key or a consumable without a
 positive ``unit_size`` stops the load before anything is written.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -63,8 +64,9 @@ from crm_assets.core.landing import (  # noqa: F401  (file names re-exported for
 )
 from crm_assets.core.months import key_to_date
 from crm_assets.core.partitions import DECLARED, calendar_start_of
-from crm_assets.core.quality import ERROR, WARN, Check, Outcome, check_results, check_specs
+from crm_assets.core.quality import ERROR, WARN, Check, Outcome, check_results, check_specs, tally
 from crm_assets.core.resources import InputFolder, Warehouse
+from crm_assets.engines.duckdb import DuckDBEngine, one_row
 from crm_assets.layers.tables import RAW_CUSTOMERS, RAW_DATA_TABLES, RAW_PRODUCTS, RAW_TABLES, SALES_TRANSACTIONS
 
 REMOVALS_CHECK = "no_unexpected_removals"
@@ -149,7 +151,9 @@ def _record_file_load(con: duckdb.DuckDBPyConnection, kind: str, staged: StagedF
     )
 
 
-def _replace_rejects(con: duckdb.DuckDBPyConnection, kind: str, staged: list[StagedFile], keep: list[str] = ()) -> None:
+def _replace_rejects(
+    con: duckdb.DuckDBPyConnection, kind: str, staged: list[StagedFile], keep: Sequence[str] = ()
+) -> None:
     """The rejects of ``kind``: those of the staged files, plus the ones kept of the files in ``keep``."""
     con.execute(
         "DELETE FROM raw.rejected_rows WHERE file_kind = ? AND source_file NOT IN (SELECT unnest(?::VARCHAR[]))",
@@ -297,15 +301,17 @@ def _refuse_wholly_rejected(con: duckdb.DuckDBPyConnection, staged: StagedFile) 
     """A transactions file of which no line is valid is a wrong extract, not a month without sales: stop."""
     if staged.rows_valid or not staged.rows_rejected:
         return
-    line, reason = con.execute(
-        f"SELECT line_number, reason FROM {staged.rejected_table} ORDER BY line_number LIMIT 1"
-    ).fetchone()
+    line, reason = one_row(con, f"SELECT line_number, reason FROM {staged.rejected_table} ORDER BY line_number LIMIT 1")
     raise InputFileError(
         f"{staged.path}: none of its {staged.rows_rejected:,} lines is valid (line {line}: {reason}); nothing was "
         "loaded: correct the file (every rejection is listed by crm run once one line loads), or take it out of "
         "the folder",
         check=READABLE_CHECK,
     )
+
+
+# the months of a file without a valid line: one row with no month
+NO_MONTH: list[tuple[None, tuple[None, None]]] = [(None, (None, None))]
 
 
 def _record_profiles(con: duckdb.DuckDBPyConnection, profiles: list[FileProfile], present: list[str]) -> None:
@@ -327,10 +333,10 @@ def _record_profiles(con: duckdb.DuckDBPyConnection, profiles: list[FileProfile]
             month,
             n,
             None if h is None else str(h),
-            p.last_dates.get(month),
+            None if month is None else p.last_dates.get(month),
         )
         for p in profiles
-        for month, (n, h) in (sorted(p.months.items()) or [(None, (None, None))])
+        for month, (n, h) in (sorted(p.months.items()) or NO_MONTH)
     ]
     if rows:
         con.executemany(
@@ -415,7 +421,7 @@ def load_transactions(
             """,
             owned,
         )
-        rows_loaded = con.execute(f"SELECT count(*) FROM stg_transactions WHERE {OWNED}", owned).fetchone()[0]
+        rows_loaded = one_row(con, f"SELECT count(*) FROM stg_transactions WHERE {OWNED}", owned)[0]
         _record_file_months(con, staged, digests, owned)
         present = list(digests)
         con.execute("DELETE FROM raw.file_months WHERE source_file NOT IN (SELECT unnest(?::VARCHAR[]))", [present])
@@ -433,15 +439,18 @@ def load_transactions(
         con.execute("ROLLBACK")
         raise
     months = (window_end.year - window_start.year) * 12 + window_end.month - window_start.month + 1
-    read, rejected = con.execute(
+    read, rejected = one_row(
+        con,
         "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_rejected), 0) FROM raw.file_loads WHERE file_kind = ?",
         [TRANSACTIONS.kind],
-    ).fetchone()
+    )
     return TransactionLoad(staged, rows_loaded, months, kept, int(read), int(rejected))
 
 
-def _loader_check(asset_name: str, name: str, description: str) -> Check:
-    return Check(asset_name, name, ERROR, description, None, partitioned=False)
+def _loader_check(asset_name: str, name: str, description: str, unit: str) -> Check:
+    """A check the loader decides: 1 when it refused the file (the run, for the stale months), its message
+    the sample."""
+    return Check(asset_name, name, ERROR, description, None, partitioned=False, unit=unit)
 
 
 def _rejected_rows_check(asset_name: str, kind: str) -> Check:
@@ -450,11 +459,15 @@ def _rejected_rows_check(asset_name: str, kind: str) -> Check:
         "rejected_rows",
         WARN,
         "Lines of the file(s) that could not be loaded; see raw.rejected_rows for the reason of each.",
-        f"""
-        SELECT NULL::DATE, count(*), string_agg(source_file || ':' || line_number || ' ' || reason, '; ')[:300]
-        FROM raw.rejected_rows WHERE file_kind = '{kind}'
-        """,
+        tally(
+            f"""
+            SELECT source_file || ':' || line_number || ' ' || reason AS item
+            FROM raw.rejected_rows WHERE file_kind = '{kind}'
+            """,
+            partitioned=False,
+        ),
         partitioned=False,
+        unit="file lines",
     )
 
 
@@ -463,53 +476,65 @@ READABLE = (
     "every required column once."
 )
 PRODUCT_CHECKS = [
-    _loader_check("raw/products", "readable_with_required_columns", READABLE),
-    _loader_check("raw/products", "unique_key", "product_id is unique (after trimming)."),
-    _loader_check("raw/products", "consumables_have_positive_unit_size", "Every consumable has unit_size > 0."),
+    _loader_check("raw/products", "readable_with_required_columns", READABLE, "files"),
+    _loader_check("raw/products", "unique_key", "product_id is unique (after trimming).", "files"),
+    _loader_check(
+        "raw/products", "consumables_have_positive_unit_size", "Every consumable has unit_size > 0.", "files"
+    ),
     _rejected_rows_check("raw/products", PRODUCTS.kind),
     Check(
         "raw/products",
         "unknown_categories",
         WARN,
         "Products whose category is none of consumable, device, accessories, spare_parts (or refill): never counted.",
-        f"""
-        SELECT NULL::DATE, count(*), string_agg(product_id || '=' || coalesce(category, 'NULL'), ', ')[:200]
-        FROM raw.products
-        WHERE {rules.category_sql("category")} IS NULL
-           OR {rules.category_sql("category")} NOT IN ({", ".join(repr(c) for c in rules.KNOWN_CATEGORIES)})
-        """,
+        tally(
+            f"""
+            SELECT product_id || '=' || coalesce(category, 'NULL') AS item
+            FROM raw.products
+            WHERE {rules.category_sql("category")} IS NULL
+               OR {rules.category_sql("category")} NOT IN ({", ".join(repr(c) for c in rules.KNOWN_CATEGORIES)})
+            """,
+            partitioned=False,
+        ),
         partitioned=False,
+        unit="products",
     ),
 ]
 CUSTOMER_CHECKS = [
-    _loader_check("raw/customers", "readable_with_required_columns", READABLE),
-    _loader_check("raw/customers", "unique_key", "customer_id is unique (after trimming)."),
+    _loader_check("raw/customers", "readable_with_required_columns", READABLE, "files"),
+    _loader_check("raw/customers", "unique_key", "customer_id is unique (after trimming).", "files"),
     _rejected_rows_check("raw/customers", CUSTOMERS.kind),
     Check(
         "raw/customers",
         "invalid_created_date",
         WARN,
         "Customers whose created_date is not a valid YYYY-MM-DD date: loaded with no created date.",
-        """
-        SELECT NULL::DATE, count(*), string_agg(customer_id || '=' || created_date_text, ', ')[:200]
-        FROM raw.customers WHERE created_date IS NULL AND nullif(trim(created_date_text), '') IS NOT NULL
-        """,
+        tally(
+            """
+            SELECT customer_id || '=' || created_date_text AS item
+            FROM raw.customers WHERE created_date IS NULL AND nullif(trim(created_date_text), '') IS NOT NULL
+            """,
+            partitioned=False,
+        ),
         partitioned=False,
+        unit="customers",
     ),
 ]
 TRANSACTION_CHECKS = [
-    _loader_check("raw/sales_transactions", "readable_with_required_columns", READABLE),
+    _loader_check("raw/sales_transactions", "readable_with_required_columns", READABLE, "files"),
     _loader_check(
         "raw/sales_transactions",
         REMOVALS_CHECK,
         "No transactions file disappeared or lost more than half of its loaded rows since the last load, "
         "unless the run allows removals (crm run --allow-removals, run tag crm/allow_removals=true).",
+        "files",
     ),
     _loader_check(
         "raw/sales_transactions",
         STALE_MONTHS_CHECK,
         "The run covers every stale month (a month whose lines, master rows, rules or code differ from what it was "
         "built from, or that a failed run left unfinished), so that no month stays on older inputs.",
+        "runs",
     ),
     _rejected_rows_check("raw/sales_transactions", TRANSACTIONS.kind),
     Check(
@@ -519,37 +544,44 @@ TRANSACTION_CHECKS = [
         "Months of the run after the month of the newest transaction: with no line, every customer ages in them "
         "(crm run, the sensor and the schedule never ask for one unless --to says so).",
         """
-        SELECT month, 1, 'no transaction after ' || strftime(newest, '%Y-%m')
+        SELECT month, 1, 'no transaction after ' || strftime(newest, '%Y-%m'), 1, NULL::BIGINT
         FROM (SELECT max(partition_month) AS newest FROM raw.sales_transactions),
              (SELECT unnest(generate_series($start::DATE, $end::DATE, INTERVAL 1 MONTH))::DATE AS month)
         WHERE newest IS NULL OR month > newest
         """,
+        unit="months",
     ),
     Check(
         "raw/sales_transactions",
         "exact_duplicate_lines",
         WARN,
         "Lines identical in every column to another line: loaded, and counted twice.",
-        """
-        SELECT partition_month, sum(n - 1), string_agg(first_line, ', ')[:200] FROM (
-            SELECT partition_month, count(*) AS n, min(source_file || ':' || line_number) AS first_line
+        tally(
+            """
+            SELECT partition_month AS month, count(*) - 1 AS copies, min(source_file || ':' || line_number) AS item
             FROM raw.sales_transactions WHERE partition_month BETWEEN $start AND $end
             GROUP BY partition_month, invoice_id, customer_id, invoice_date, product_id, quantity, revenue,
                 store_id, extra_columns
             HAVING count(*) > 1
-        ) GROUP BY 1
-        """,
+            """,
+            count="sum(copies)",
+        ),
+        unit="lines",
     ),
     Check(
         "raw/sales_transactions",
         "future_dated_lines",
         WARN,
         "Lines dated after today: loaded, counted from their month on.",
-        """
-        SELECT NULL::DATE, count(*), string_agg(source_file || ':' || line_number || ' ' || invoice_date, ', ')[:200]
-        FROM raw.sales_transactions WHERE invoice_date > current_date
-        """,
+        tally(
+            """
+            SELECT source_file || ':' || line_number || ' ' || invoice_date AS item
+            FROM raw.sales_transactions WHERE invoice_date > current_date
+            """,
+            partitioned=False,
+        ),
         partitioned=False,
+        unit="lines",
     ),
 ]
 
@@ -572,14 +604,15 @@ def checked_load(context, warehouse: Warehouse, checks: list[Check], load, start
     attaches the outcomes to its MaterializeResult, or they travel in the raised Failure.
     """
     with warehouse.connect() as con:
+        landing = DuckDBEngine(con)  # the raw layer's checks and their record: on the DuckDB landing, any engine
         try:
             loaded = load(con)
         except InputFileError as exc:
             outcomes = loader_outcomes(checks, exc)
-            quality.record(con, context.run_id, outcomes)
+            quality.record(landing, context.run_id, outcomes)
             raise LoadStopped(outcomes, exc) from None
-        outcomes = loader_outcomes(checks, None) + quality.evaluate(con, checks, start, end, keys)
-        quality.record(con, context.run_id, outcomes)
+        outcomes = loader_outcomes(checks, None) + quality.evaluate(landing, checks, start, end, keys)
+        quality.record(landing, context.run_id, outcomes)
         warehouse.publish_raw(con, RAW_DATA_TABLES)
     return loaded, outcomes
 

@@ -26,6 +26,7 @@ from crm_assets.core.partitioned import (
 from crm_assets.core.quality import Outcome, check_results, write_with_checks
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
+from crm_assets.engines.base import Engine
 from crm_assets.layers import enriched
 from crm_assets.layers.features import customer_features
 from crm_assets.layers.lifecycle import customer_lifecycle
@@ -90,12 +91,12 @@ CHECKS = [
 ]
 
 
-def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "direct") -> list[Outcome]:
+def build_snapshot(con: Engine, window: MonthWindow, crm_rules: CrmRules, run_id: str = "direct") -> list[Outcome]:
     """Replace the window's months of the snapshot and log them in the manifest, checked, in one transaction."""
     con.execute(REPORTING_DDL)
     rules_json = json.dumps(crm_rules.as_dict(), sort_keys=True)
 
-    def write(c) -> None:
+    def write(c: Engine) -> None:
         c.execute("DROP TABLE IF EXISTS old_snapshot")
         c.execute(
             f"CREATE TEMP TABLE old_snapshot AS SELECT * FROM {TABLE} WHERE report_month BETWEEN ? AND ?",
@@ -124,7 +125,7 @@ def build_snapshot(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = 
     return write_with_checks(con, write, CHECKS, window.start, window.end, window.keys, run_id)
 
 
-def changes_by_month(con, run_id: str) -> dict[str, dict[str, int]]:
+def changes_by_month(con: Engine, run_id: str) -> dict[str, dict[str, int]]:
     """Per recomputed month of this run: customers whose status, tier, event or stage changed."""
     rows = con.execute(
         """

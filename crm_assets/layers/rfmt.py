@@ -26,6 +26,7 @@ from crm_assets.core.partitioned import (
 from crm_assets.core.quality import check_results
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import SCORE_VALUES, SCORES, TIERS, CrmRules
+from crm_assets.engines.base import Engine
 from crm_assets.layers.features import customer_features
 from crm_assets.layers.lifecycle import customer_lifecycle
 from crm_assets.layers.tables import CUSTOMER_RFMT, RFMT_TABLES
@@ -86,7 +87,7 @@ def rfmt_sql(rules: CrmRules) -> str:
     """
 
 
-def build_rfmt(con, window: MonthWindow, crm_rules: CrmRules, run_id: str = "direct") -> WriteResult:
+def build_rfmt(con: Engine, window: MonthWindow, crm_rules: CrmRules, run_id: str = "direct") -> WriteResult:
     """Replace the window's report months of ``rfmt.customer_rfmt``, checked."""
     crm_rules.validate_values()
     con.execute(RFMT_DDL)

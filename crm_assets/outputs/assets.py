@@ -18,4 +18,7 @@ from crm_assets.outputs.powerbi import powerbi_assets
 from crm_assets.outputs.views import view_assets
 from crm_assets.outputs.workbook import workbook_assets
 
-output_assets: list = [*view_assets, *workbook_assets, *html_assets, *powerbi_assets]
+# The views are tables computed on the warehouse's engine; the others read the warehouse (through DuckDB on either
+# engine) and write files.
+reader_assets: list = [*workbook_assets, *html_assets, *powerbi_assets]
+output_assets: list = [*view_assets, *reader_assets]

@@ -23,6 +23,7 @@ from crm_assets.core.columns import schema_ddl
 from crm_assets.core.partitioned import MonthWindow, add_month_metadata, month_window, monthly_asset, replace_months
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import TIERS
+from crm_assets.engines.base import Engine
 from crm_assets.layers import enriched
 from crm_assets.layers.reporting import SNAPSHOT_TABLE, customer_snapshot
 from crm_assets.outputs import tables
@@ -152,14 +153,14 @@ VIEWS = {
 }
 
 
-def build_view(con, name: str, window: MonthWindow) -> None:
+def build_view(con: Engine, name: str, window: MonthWindow) -> None:
     """Replace the window's months of one view, in one transaction."""
     con.execute(VIEWS_DDL)
     view = VIEWS[name]
     replace_months(con, view.table, "report_month", window, view.select_sql, [window.start, window.end])
 
 
-def build_views(con, window: MonthWindow) -> None:
+def build_views(con: Engine, window: MonthWindow) -> None:
     """Every view for the window (for runs without Dagster)."""
     for name in VIEWS:
         build_view(con, name, window)
@@ -171,7 +172,7 @@ def _materialize(
     """Build one view for the run's months; metadata per month: its rows and the sum of its count column."""
     window = month_window(context)
     view = VIEWS[name]
-    with warehouse.compute() as con:
+    with warehouse.engine() as con:
         build_view(con, name, window)
         stats = con.execute(
             f"""

@@ -947,9 +947,11 @@ def build_workbook(con, month: date, path: str | Path, with_list: bool = True) -
     return WorkbookSummary(path, month, listed.rows, listed.sheets, [ws.title for ws in wb.worksheets], size)
 
 
-def _build_one(warehouse_config: dict, month: date, path: Path, with_list: bool = True) -> WorkbookSummary:
+def _build_one(
+    warehouse_class: type[Warehouse], warehouse_config: dict, month: date, path: Path, with_list: bool = True
+) -> WorkbookSummary:
     """One month's workbook in its own connection (also the unit of work of a worker process)."""
-    with Warehouse(**warehouse_config).connect(read_only=True) as con:
+    with warehouse_class(**warehouse_config).connect(read_only=True) as con:
         return build_workbook(con, month, path, with_list)
 
 
@@ -979,7 +981,7 @@ def build_workbooks(
         )
     rows_by_month = {month: counts.get(month, 0) for month in months}
     listed = set(months) if list_rows is None else lists_within_budget(rows_by_month, list_rows)
-    jobs = [(config, month, workbook_path(output_dir, month), month in listed) for month in months]
+    jobs = [(type(warehouse), config, month, workbook_path(output_dir, month), month in listed) for month in months]
     workers = min(len(jobs), os.cpu_count() or 1, MAX_WORKBOOK_PROCESSES)
     if sum(rows_by_month.values()) < PARALLEL_MIN_ROWS:
         workers = 1

@@ -139,7 +139,8 @@ def test_run_prints_each_asset_and_a_summary_with_the_rejects(input_dir, warehou
     assert "  rejected rows: 1 (sales_transactions_2023.csv 1); list them with" in out
     assert "    SELECT source_file, line_number, reason, raw_line FROM raw.rejected_rows ORDER BY 1, 2" in out
     assert any(
-        line.startswith("  warning checks that failed: ") and "raw/sales_transactions rejected_rows (1)" in line
+        line.startswith("  warning checks that failed: ")
+        and "raw/sales_transactions rejected_rows (1 file line)" in line
         for line in out
     )
     assert any(line.startswith("  workbook: ") and line.endswith("crm_summary_2023-01.xlsx") for line in out)

@@ -17,7 +17,7 @@ PARQUET_TYPES = {"JSON": "VARCHAR"}
 
 @pytest.fixture(scope="session")
 def spark():
-    from crm_assets.core.spark import session
+    from crm_assets.engines.spark import session
 
     spark = session("local[2]", driver_memory="1g")
     # tiny tables: one shuffle partition (not spark.sql.codegen.wholeStage=false: Spark 3.5's interpreted

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from crm_assets.core.spark import SparkWarehouse, reader_connection
+from crm_assets.engines.spark import SparkEngine, reader_connection
 from crm_assets.layers.pipeline import build_all
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 
@@ -46,7 +46,7 @@ def test_spark_snapshot_matches_reference_implementation(spark, dataset):
         to_files(folder, customers, lines)
         landing = Path(tmp) / "landing.duckdb"
         con = duckdb.connect(str(landing))
-        engine = SparkWarehouse(spark, Path(tmp) / "spark")
+        engine = SparkEngine(spark, Path(tmp) / "spark")
         build_all(con, folder, window(REPORT_START, REPORT_END), FIRST_PARTITION, LAST_PARTITION, engine=engine)
         con.close()
         reader = reader_connection(engine.root, landing)

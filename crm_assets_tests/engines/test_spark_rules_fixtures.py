@@ -1,7 +1,7 @@
 """The hand-worked rule fixtures of layers/test_rules_fixtures.py, every test of them, with the layers on Spark.
 
 The tests and fixtures are the same objects as there (imported, not copied); this module only switches
-``pipeline.build`` to ``build_all`` on a SparkWarehouse, before its module-scoped fixtures build.
+``pipeline.build`` to ``build_all`` on a SparkEngine, before its module-scoped fixtures build.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def _layers_on_spark(spark):
-    from crm_assets.core.spark import SparkWarehouse
+    from crm_assets.engines.spark import SparkEngine
 
     previous = pipeline.ENGINE
-    pipeline.ENGINE = lambda root: SparkWarehouse(spark, root)
+    pipeline.ENGINE = lambda root: SparkEngine(spark, root)
     yield
     pipeline.ENGINE = previous

@@ -21,7 +21,7 @@ from crm_assets.core import quality
 from crm_assets.core.partitioned import MonthWindow
 from crm_assets.core.quality import BlockingCheckError
 from crm_assets.core.rules import CrmRules
-from crm_assets.core.spark import SparkWarehouse, parquet_tables, reader_connection
+from crm_assets.engines.spark import SparkEngine, parquet_tables, reader_connection
 from crm_assets.layers import rfmt
 from crm_assets.layers.pipeline import build_all
 from crm_assets.layers.tables import LAYER_TABLES, RAW_DATA_TABLES
@@ -79,7 +79,7 @@ def sample(tmp_path_factory, spark):
     duck = Recording(duckdb.connect(str(root / "duckdb.duckdb")))
     build_all(duck, root / "input", window, FIRST, LAST)
     landing = duckdb.connect(str(root / "landing.duckdb"))
-    engine = SparkWarehouse(spark, root / "spark")
+    engine = SparkEngine(spark, root / "spark")
     executed: list[str] = []
     run_execute, run_sql = engine.execute, engine.sql
     engine.execute = lambda sql, params=None: (executed.append(sql), run_execute(sql, params))[1]
@@ -145,7 +145,7 @@ def test_every_spark_statement_is_a_statement_of_the_duckdb_run(sample):
     an f-string in spark.py) would be a statement the DuckDB run never executes."""
     # the engine's one parameter of the layers' text: how customers are numbered in the window passes
     duck = {
-        normalized(s).replace("row_number() OVER ()", SparkWarehouse.customer_number) for s in sample["duck_statements"]
+        normalized(s).replace("row_number() OVER ()", SparkEngine.customer_number) for s in sample["duck_statements"]
     }
     spark = [part for s in sample["spark_statements"] for part in checks_of(normalized(s))]
     assert len(spark) > 50
@@ -184,7 +184,7 @@ def test_a_month_rerun_on_spark_rewrites_that_month_only(sample, spark, tmp_path
     landing = duckdb.connect(str(root / "landing.duckdb"))
     try:
         build_all(
-            landing, root / "input", month_window(RERUN, RERUN), FIRST, LAST, engine=SparkWarehouse(spark, spark_root)
+            landing, root / "input", month_window(RERUN, RERUN), FIRST, LAST, engine=SparkEngine(spark, spark_root)
         )
     finally:
         landing.close()
@@ -241,7 +241,7 @@ def test_a_failing_blocking_check_on_spark_leaves_the_table_as_it_was(sample, sp
     checks = list(rfmt.CHECKS)
     checks[index] = dataclasses.replace(check, sql=always)
     monkeypatch.setattr(rfmt, "CHECKS", checks)
-    engine = SparkWarehouse(spark, spark_root)
+    engine = SparkEngine(spark, spark_root)
     with pytest.raises(BlockingCheckError, match=check.name):
         rfmt.build_rfmt(engine, month_window(date(2025, 5, 1), date(2025, 6, 1)), CrmRules(), "blocked")
     assert partition_files(table_dir) == files

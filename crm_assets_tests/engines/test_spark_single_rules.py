@@ -9,13 +9,14 @@ import ast
 import re
 from pathlib import Path
 
-from crm_assets.core import rules, spark
+from crm_assets.core import rules
 from crm_assets.core.rules import CrmRules
+from crm_assets.engines import spark
 from crm_assets.layers.tables import LAYER_TABLES
 
 PACKAGE = Path(spark.__file__).resolve().parents[1]
 # what the engine may name: the month columns it partitions by, and the id a customer is numbered by in the
-# window passes (SparkWarehouse.customer_number, a parameter of the layers' statements)
+# window passes (SparkEngine.customer_number, a parameter of the layers' statements)
 ENGINE_COLUMNS = {*spark.MONTH_COLUMNS, "customer_id"}
 
 
@@ -59,7 +60,7 @@ def test_no_sql_or_module_of_the_package_is_specific_to_spark():
 
 def test_no_layer_branches_its_sql_on_the_engine():
     """A layer may ask the engine for its parameters (rows_per_part, customer_number), never hold a statement
-    for one engine: no ``engine == "spark"`` (or ``isinstance(..., SparkWarehouse)``) in the layers."""
+    for one engine: no ``engine == "spark"`` (or ``isinstance(..., SparkEngine)``) in the layers."""
     for path in sorted((PACKAGE / "layers").rglob("*.py")) + [PACKAGE / "core" / "partitioned.py"]:
         text = path.read_text()
-        assert not re.search(r"""engine\s*[!=]=\s*["']spark|isinstance\([^)]*SparkWarehouse""", text), path
+        assert not re.search(r"""engine\s*[!=]=\s*["']spark|isinstance\([^)]*SparkEngine""", text), path

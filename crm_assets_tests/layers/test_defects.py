@@ -255,8 +255,9 @@ def test_the_month_after_a_run_is_compared_with_the_runs_last_month(tmp_path):
     import duckdb
 
     from crm_assets.core import quality
+    from crm_assets.engines.duckdb import DuckDBEngine
 
-    con = duckdb.connect()
+    con = DuckDBEngine(duckdb.connect())
     con.execute("CREATE TABLE snap (report_month DATE, customer_id VARCHAR, m_total DOUBLE)")
     con.execute("INSERT INTO snap VALUES ('2024-01-01', 'C1', 10), ('2024-02-01', 'C1', 50), ('2024-03-01', 'C1', 40)")
     check = quality.m_total_never_decreases("t", "snap")

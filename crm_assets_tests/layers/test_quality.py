@@ -17,6 +17,7 @@ import pytest
 from crm_assets.cli import generate
 from crm_assets.core.partitioned import MonthWindow
 from crm_assets.core.quality import ERROR, WARN, evaluate
+from crm_assets.engines.duckdb import DuckDBEngine
 from crm_assets.layers.checks import all_checks
 from crm_assets.layers.pipeline import build_all
 
@@ -82,7 +83,7 @@ def copy_of(path: Path, tmp_path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def outcome(con, check, w: MonthWindow):
-    return evaluate(con, [check], w.start, w.end, w.keys)[0]
+    return evaluate(DuckDBEngine(con), [check], w.start, w.end, w.keys)[0]
 
 
 # Each ERROR check with a statement that breaks exactly what it guards.
@@ -240,14 +241,15 @@ def test_warning_check_passes_on_clean_data_and_fails_on_planted_problems(check,
 def test_warnings_count_exactly_what_the_generator_planted(sample_db):
     con = duckdb.connect(str(sample_db), read_only=True)
     by_name = {
-        o.check.name: o for o in evaluate(con, WARN_CHECKS, SAMPLE_WINDOW.start, SAMPLE_WINDOW.end, SAMPLE_WINDOW.keys)
+        o.check.name: o
+        for o in evaluate(DuckDBEngine(con), WARN_CHECKS, SAMPLE_WINDOW.start, SAMPLE_WINDOW.end, SAMPLE_WINDOW.keys)
     }
     planted = generate.generate  # the counts below are the generator's documented plantings
     assert planted
     assert by_name["exact_duplicate_lines"].violations == 8
     rejected = [
         o
-        for o in evaluate(con, WARN_CHECKS, SAMPLE_WINDOW.start, SAMPLE_WINDOW.end, SAMPLE_WINDOW.keys)
+        for o in evaluate(DuckDBEngine(con), WARN_CHECKS, SAMPLE_WINDOW.start, SAMPLE_WINDOW.end, SAMPLE_WINDOW.keys)
         if o.check.name == "rejected_rows" and o.check.asset == "raw/sales_transactions"
     ]
     assert rejected[0].violations == 7

@@ -182,20 +182,19 @@ def test_rebuilding_some_months_gives_the_same_warehouse(dataset, start, length)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dataset_st)
 def test_layers_computed_in_parts_equal_one_pass(dataset):
-    """A long backfill computes the features in buckets of customers (features.GRID_ROWS_PER_BUCKET) and
-    lifecycle, RFMT and the snapshot in ranges of months (partitioned.ROWS_PER_PART)."""
+    """A long backfill computes the features in buckets of customers (the DuckDB engine's grid_rows_per_bucket)
+    and lifecycle, RFMT and the snapshot in ranges of months (its rows_per_part)."""
     from unittest import mock
 
-    from crm_assets.core import partitioned
-    from crm_assets.layers import features
+    from crm_assets.engines.duckdb import DuckDBEngine
 
     with landed(dataset) as (folder, _, _):
         one, bucketed = duckdb.connect(), duckdb.connect()
         build(folder, REPORT_START, REPORT_END, one)
         # a few customers per bucket, a few months per part
         with (
-            mock.patch.object(features, "GRID_ROWS_PER_BUCKET", 40),
-            mock.patch.object(partitioned, "ROWS_PER_PART", 7),
+            mock.patch.object(DuckDBEngine, "grid_rows_per_bucket", 40),
+            mock.patch.object(DuckDBEngine, "rows_per_part", 7),
         ):
             build(folder, REPORT_START, REPORT_END, bucketed)
         assert warehouse_rows(bucketed) == warehouse_rows(one)

@@ -231,13 +231,14 @@ def test_views_are_replaced_not_appended(small, tmp_path):
     import duckdb
 
     from crm_assets.core.partitioned import MonthWindow
+    from crm_assets.engines.duckdb import DuckDBEngine
     from crm_assets.outputs.views import VIEWS, build_views
 
     copy = warehouse_copy(small, tmp_path)
     before = {name: query(copy, f"SELECT * FROM reporting.{name} ORDER BY ALL") for name in VIEWS}
     con = duckdb.connect(str(copy))
     try:
-        build_views(con, MonthWindow(FEB, MAR, ("2024-02-01", "2024-03-01")))
+        build_views(DuckDBEngine(con), MonthWindow(FEB, MAR, ("2024-02-01", "2024-03-01")))
     finally:
         con.close()
     assert {name: query(copy, f"SELECT * FROM reporting.{name} ORDER BY ALL") for name in VIEWS} == before

@@ -1,24 +1,4 @@
-"""The Spark engine: the layers' DuckDB statements run on Apache Spark, over Parquet tables.
-
-A ``SparkWarehouse`` stands where a DuckDB connection stands: ``execute(sql,
-params)`` takes the statement the layer wrote once, in DuckDB's dialect,
-and SQLGlot translates it to Spark SQL. Only what Parquet files cannot do
-the way a database does is written here:
-
-- each table ``schema.table`` is a Parquet dataset
-  ``<root>/<schema>/<table>/``, partitioned by its month column
-  (``partition_month`` or ``report_month``) when it has one;
-- ``DELETE`` and ``INSERT`` inside ``BEGIN`` .. ``COMMIT`` are staged: the
-  inserted rows are written to ``<root>/_staging/``, and every statement of
-  the transaction (the blocking checks among them) reads the table as it
-  will be (the committed rows less the deleted ones, plus the staged ones);
-- ``COMMIT`` writes the months it touched with dynamic partition overwrite
-  (a month left without rows loses its folder); ``ROLLBACK`` drops the
-  staging folder, and the tables are as they were.
-
-The rules, the checks and the statements of each layer stay where they are
-(``layers/``); this module knows none of them.
-"""
+"""The Spark engine: the layers' DuckDB statements run on Apache Spark, over Parquet tables, and its resource."""
 
 from __future__ import annotations
 
@@ -26,26 +6,35 @@ import datetime as dt
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import duckdb
 import sqlglot
 from sqlglot import exp
 
+from crm_assets.core import settings
+from crm_assets.core.columns import Table
 from crm_assets.core.errors import CrmError
+from crm_assets.core.resources import Warehouse, env_field
+from crm_assets.engines.base import Engine
+
+# PySpark is imported where it is used, in the methods that run on Spark: the definitions load this module for
+# the resource's settings and kind (CRM_ENGINE=spark) without starting or importing Spark.
 
 # Columns by which a table is partitioned, in order of preference: the first one a table has.
 MONTH_COLUMNS = ("partition_month", "report_month")
 VIEW_PREFIX = "crm__"
 
 
-def to_spark_sql(expression: exp.Expression) -> str:
+def to_spark_sql(expression: exp.Expr) -> str:
     """Spark SQL for a statement parsed in DuckDB's dialect (what SQLGlot's own translation leaves to do)."""
 
-    def aggregate(node: exp.Expression) -> exp.Expression:
+    def aggregate(node: exp.Expr) -> exp.Expr:
         # string_agg(x, sep): Spark 3.5 has no LISTAGG
         if isinstance(node, exp.GroupConcat):
             value = node.this
@@ -71,7 +60,7 @@ def to_spark_sql(expression: exp.Expression) -> str:
             return exp.Anonymous(this="nullif", expressions=[joined, exp.Literal.string("")])
         return node
 
-    def rewrite(node: exp.Expression) -> exp.Expression:
+    def rewrite(node: exp.Expr) -> exp.Expr:
         # text[:n] (a DuckDB slice) -> substring(text, 1, n)
         if isinstance(node, exp.Bracket) and len(node.expressions) == 1 and isinstance(node.expressions[0], exp.Slice):
             piece = node.expressions[0]
@@ -89,7 +78,7 @@ def to_spark_sql(expression: exp.Expression) -> str:
     return inline_windows(expression.transform(aggregate)).transform(rewrite).sql(dialect="spark")
 
 
-def inline_windows(expression: exp.Expression) -> exp.Expression:
+def inline_windows(expression: exp.Expr) -> exp.Expr:
     """Named windows (``OVER c ... WINDOW c AS (...)``) written out at each use: Spark reads
     ``OVER c - x`` as the identifier ``c-x``."""
     expression = expression.copy()
@@ -111,7 +100,7 @@ def inline_windows(expression: exp.Expression) -> exp.Expression:
     return expression
 
 
-def literal(value: Any) -> exp.Expression:
+def literal(value: Any) -> exp.Expr:
     """A bound parameter as a SQL literal (Spark 3.5's own parameters cannot type dates or lists)."""
     if value is None:
         return exp.Null()
@@ -133,7 +122,9 @@ def named_placeholders(sql: str, params) -> tuple[str, Any]:
     ``?::DATE``; ``$name::DATE`` it can). Quoted text is left as it is."""
     if not isinstance(params, (list, tuple)) or "?" not in sql:
         return sql, params
-    out, values, i = [], {}, 0
+    out: list[str] = []
+    values: dict[str, Any] = {}
+    i = 0
     while i < len(sql):
         char = sql[i]
         ends = {"'": "'", '"': '"', "/*": "*/", "--": "\n"}
@@ -153,14 +144,14 @@ def named_placeholders(sql: str, params) -> tuple[str, Any]:
     return "".join(out), values
 
 
-def bind(statement: exp.Expression, params) -> exp.Expression:
+def bind(statement: exp.Expr, params) -> exp.Expr:
     """``statement`` with its ``?`` (in order) and ``$name`` placeholders replaced by literals."""
     if not params:
         return statement
     positional = iter(params) if isinstance(params, (list, tuple)) else iter(())
     named = params if isinstance(params, dict) else {}
 
-    def replace(node: exp.Expression) -> exp.Expression:
+    def replace(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Placeholder):
             name = node.this
             if name and not str(name).isdigit():
@@ -178,7 +169,7 @@ def bind(statement: exp.Expression, params) -> exp.Expression:
 class Result:
     """What ``execute`` returns: the rows of a query, read like a DuckDB result."""
 
-    def __init__(self, rows: list[tuple] = (), names: list[str] = ()):
+    def __init__(self, rows: Sequence[tuple] = (), names: Sequence[str] = ()):
         self._rows = list(rows)
         self.description = [(name, None, None, None, None, None, None) for name in names]
 
@@ -201,17 +192,36 @@ class Deletion:
 class Pending:
     """One table's changes inside a transaction: in order, deletions (a condition) and staged insertions."""
 
-    operations: list[tuple[str, Any]] = field(default_factory=list)
+    # (kind, the condition of a delete or the folder of an insert, the Deletion of a delete)
+    operations: list[tuple[str, str, Deletion | None]] = field(default_factory=list)
 
 
-class SparkWarehouse:
-    """Parquet tables under ``root``, read and written by a SparkSession with DuckDB's statements."""
+class SparkEngine:
+    """Parquet tables under ``root``, read and written by a SparkSession with DuckDB's statements.
 
-    engine = "spark"
+    It stands where a DuckDB connection stands: ``execute(sql, params)`` takes the statement the layer wrote
+    once, in DuckDB's dialect, and SQLGlot translates it to Spark SQL. Only what Parquet files cannot do the
+    way a database does is written here:
+
+    - each table ``schema.table`` is a Parquet dataset ``<root>/<schema>/<table>/``, partitioned by its month
+      column (``partition_month`` or ``report_month``) when it has one;
+    - ``DELETE`` and ``INSERT`` inside ``BEGIN`` .. ``COMMIT`` are staged: the inserted rows are written to
+      ``<root>/_staging/``, and every statement of the transaction (the blocking checks among them) reads the
+      table as it will be (the committed rows less the deleted ones, plus the staged ones);
+    - ``COMMIT`` writes the months it touched with dynamic partition overwrite (a month left without rows loses
+      its folder); ``ROLLBACK`` drops the staging folder, and the tables are as they were.
+
+    The rules, the checks and the statements of each layer stay where they are (``layers/``); this module
+    knows none of them.
+    """
+
+    name = "spark"
+    kind = "spark"
     # Spark spills on its own: each window is one statement (no parts of months, no buckets of customers),
     # and a customer's number for the window passes is its id (an unordered row_number() is not stable
     # between the reads of a CTE on Spark)
-    rows_per_part = None
+    rows_per_part: int | None = None
+    grid_rows_per_bucket: int | None = None
     customer_number = "c.customer_id"
     # a Spark job costs a fixed part of a second: the checks of a write are evaluated as one query
     checks_in_one_query = True
@@ -286,7 +296,7 @@ class SparkWarehouse:
         sql, params = named_placeholders(sql, params)
         return self._frame(bind(sqlglot.parse_one(sql, read="duckdb"), params))
 
-    def _run(self, statement: exp.Expression) -> Result:
+    def _run(self, statement: exp.Expr) -> Result:
         if isinstance(statement, exp.Transaction):
             self.begin()
         elif isinstance(statement, exp.Commit):
@@ -308,7 +318,7 @@ class SparkWarehouse:
             return Result([tuple(row) for row in frame.collect()], frame.columns)
         return Result()
 
-    def _frame(self, statement: exp.Expression):
+    def _frame(self, statement: exp.Expr):
         """The DataFrame of a query, its tables read as the transaction sees them."""
         statement = statement.copy()
         for table in list(statement.find_all(exp.Table)):
@@ -374,6 +384,12 @@ class SparkWarehouse:
             raise CrmError("a transaction is already open on the Spark warehouse")
         self._pending = {}
 
+    def _changes(self, table: str) -> list[tuple[str, str, Deletion | None]]:
+        """The operations on ``table`` of the open transaction."""
+        if self._pending is None:
+            raise CrmError("no transaction is open on the Spark warehouse")
+        return self._pending.setdefault(table, Pending()).operations
+
     def _autocommit(self, operation, statement) -> None:
         if self._pending is not None:
             operation(statement)
@@ -395,9 +411,7 @@ class SparkWarehouse:
         columns = frozenset(c.name for c in where.this.find_all(exp.Column)) if where is not None else frozenset()
         # kept in DuckDB's words too: which months a deletion of whole months selects is decided without a job
         months_condition = where.this.sql(dialect="duckdb") if where is not None else "true"
-        self._pending.setdefault(table, Pending()).operations.append(
-            ("delete", condition, Deletion(columns, months_condition))
-        )
+        self._changes(table).append(("delete", condition, Deletion(columns, months_condition)))
 
     def _insert(self, statement: exp.Insert) -> None:
         target = statement.this
@@ -427,15 +441,25 @@ class SparkWarehouse:
         path = f"{self._staging_root()}/insert/{table}/{uuid.uuid4().hex}"
         month = self.month_column(table)
         (frame.write.partitionBy(month) if month else frame.write).parquet(path)
-        self._pending.setdefault(table, Pending()).operations.append(("insert", path, None))
+        self._changes(table).append(("insert", path, None))
 
-    def insert_rows(self, table: str, rows: list[tuple]) -> None:
-        """Append Python rows (in the table's column order) to ``table``: small bookkeeping tables."""
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """A DataFrame of the rows (small bookkeeping tables), in the table's column order, staged."""
         if not rows:
             return
-        self._columns(table)
-        frame = self.spark.createDataFrame(rows, self._schemas[table])
+        from pyspark.sql import functions as F
+
+        names = [c.split(" ")[0] for c in self._columns(table)]
+        types = dict(_column_types(self._schemas[table]))
+        frame = self.spark.createDataFrame(list(rows), ", ".join(f"`{c}` {types[c]}" for c in columns))
+        frame = frame.select(
+            *[(F.col(f"`{c}`") if c in columns else F.lit(None)).cast(types[c]).alias(c) for c in names]
+        )
         self._autocommit(lambda _: self._stage(table, frame), None)
+
+    def take_raw(self, landing: duckdb.DuckDBPyConnection, tables: Sequence[Table]) -> None:
+        """A Parquet copy of each of the raw ``tables`` the DuckDB ``landing`` loaded."""
+        copy_tables(landing, self.root, tables)
 
     def commit(self) -> None:
         pending, self._pending = self._pending or {}, None
@@ -476,8 +500,11 @@ class SparkWarehouse:
             self._write_schema_file(table)
             operations = changes.operations
             inserts = [value for kind, value, _ in operations if kind == "insert"]
-            by_month = month is not None and dict(_column_types(schema))[month].upper() == "DATE"
-            if by_month and all(kind == "insert" or deletion.columns <= {month} for kind, _, deletion in operations):
+            if (
+                month is not None
+                and dict(_column_types(schema))[month].upper() == "DATE"
+                and all(deletion is None or deletion.columns <= {month} for _, _, deletion in operations)
+            ):
                 # every deletion is of whole months (the layers' replace of a window): month folders are
                 # replaced, appended to or removed, and no committed row is read
                 self._write_months(table, month, operations)
@@ -588,8 +615,6 @@ class SparkWarehouse:
 def _matching(condition: str, month: str, months: set[dt.date]) -> set[dt.date]:
     """Those of ``months`` a deletion's condition on the month column alone selects (DuckDB in memory: a
     condition of a few dates needs no Spark job)."""
-    import duckdb
-
     if condition == "true" or not months:
         return set(months)
     with duckdb.connect() as con:
@@ -617,7 +642,7 @@ def _split_columns(ddl: str) -> list[str]:
 
 
 def _column_types(ddl: str) -> list[tuple[str, str]]:
-    return [tuple(part.replace("`", "").split(" ", 1)) for part in _split_columns(ddl)]
+    return [(name, kind) for name, kind in (part.replace("`", "").split(" ", 1) for part in _split_columns(ddl))]
 
 
 class FileSystem:
@@ -625,7 +650,7 @@ class FileSystem:
     the local file system (a Spark Connect client writing to a local path)."""
 
     def __init__(self, spark):
-        self._jvm = getattr(spark, "_jvm", None)
+        self._jvm: Any = getattr(spark, "_jvm", None)
         self._conf = spark._jsc.hadoopConfiguration() if getattr(spark, "_jsc", None) is not None else None
 
     def _hadoop(self, path: str):
@@ -696,7 +721,7 @@ def session(master: str = "", remote: str = "", driver_memory: str = "2g"):
         raise CrmError("CRM_ENGINE=spark needs PySpark: pip install 'crm_assets[spark]' (and a Java 17 runtime)")
     builder = SparkSession.builder.appName("crm_assets")
     builder = builder.remote(remote) if remote else builder.master(master or "local[*]")
-    settings = {
+    options = {
         # a month re-run replaces the months it writes, no others
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.session.timeZone": "UTC",
@@ -705,11 +730,11 @@ def session(master: str = "", remote: str = "", driver_memory: str = "2g"):
         "spark.ui.showConsoleProgress": "false",
     }
     if not remote:
-        settings |= {"spark.driver.memory": driver_memory, "spark.ui.enabled": "false"}
+        options |= {"spark.driver.memory": driver_memory, "spark.ui.enabled": "false"}
         if (master or "local[*]").startswith("local"):
             # a few partitions per core: Spark's 200 shuffle partitions cost more than they save on one machine
-            settings["spark.sql.shuffle.partitions"] = str(max(4, 2 * (os.cpu_count() or 2)))
-    for name, value in settings.items():
+            options["spark.sql.shuffle.partitions"] = str(max(4, 2 * (os.cpu_count() or 2)))
+    for name, value in options.items():
         builder = builder.config(name, value)
     try:
         spark = builder.getOrCreate()
@@ -748,6 +773,12 @@ def copy_from_duckdb(con, root: str | Path, table: str, columns: Sequence[str]) 
     shutil.rmtree(old, ignore_errors=True)
 
 
+def copy_tables(con: duckdb.DuckDBPyConnection, root: str | Path, tables: Sequence[Table]) -> None:
+    """``copy_from_duckdb`` for each of ``tables`` (column contracts)."""
+    for table in tables:
+        copy_from_duckdb(con, root, table.name, table.names())
+
+
 # --- readers ---------------------------------------------------------------------------------------------
 
 
@@ -762,7 +793,7 @@ class ParquetTable:
 
 def parquet_tables(root: str | Path) -> dict[str, ParquetTable]:
     """``schema.table`` -> its files, for every table of the Spark warehouse."""
-    found = {}
+    found: dict[str, ParquetTable] = {}
     base = Path(root)
     if not base.is_dir():
         return found
@@ -787,8 +818,6 @@ SCHEMA_FILE = "_schema.parquet"
 def reader_connection(root: str | Path, landing: str | Path, config: dict | None = None):
     """An in-memory DuckDB connection that reads the Spark warehouse's tables as they are (a view over the
     Parquet folders of each) and the landing file's others (read-only): what every output reads."""
-    import duckdb
-
     con = duckdb.connect(config=config or {})
     con.execute(f"ATTACH '{landing}' AS landing (READ_ONLY)")
     landed = {
@@ -826,3 +855,68 @@ def reader_connection(root: str | Path, landing: str | Path, config: dict | None
 
 # Tables both the landing file (the raw layer's runs) and Spark (the later layers' runs) append to.
 APPENDED_IN_BOTH = {"quality.check_results"}
+
+
+# --- the resource ----------------------------------------------------------------------------------------
+
+
+class SparkWarehouse(Warehouse):
+    """The warehouse on Spark (CRM_ENGINE=spark): the layers after raw compute on Spark, their tables Parquet
+    folders under ``spark_warehouse``; the DuckDB file keeps the raw layer's landing and the load records.
+
+    A read-only connection (every output, ``crm sql``, the staleness of the sensor and the schedule) reads the
+    Parquet tables and the landing file's others (``reader_connection``)."""
+
+    kind: ClassVar[str] = SparkEngine.kind
+
+    spark_warehouse: str = env_field(
+        settings.ENV_SPARK_WAREHOUSE,
+        lambda: str(settings.spark_warehouse_path()),
+        "the Spark engine's tables, <schema>/<table>/<month column>=YYYY-MM-01/ (CRM_SPARK_WAREHOUSE, "
+        "default data/spark-warehouse)",
+    )
+    spark_remote: str = env_field(
+        "CRM_SPARK_REMOTE", "", "a Spark Connect server, sc://host:15002 (CRM_SPARK_REMOTE); blank: spark_master"
+    )
+    spark_master: str = env_field(
+        "CRM_SPARK_MASTER", "", "a Spark master URL (CRM_SPARK_MASTER), e.g. spark://host:7077; blank: local[*]"
+    )
+    spark_driver_memory: str = env_field(
+        "CRM_SPARK_DRIVER_MEMORY", "2g", "the driver's heap of a local Spark (CRM_SPARK_DRIVER_MEMORY, default 2g)"
+    )
+
+    @contextmanager
+    def engine(self) -> Iterator[Engine]:
+        engine = SparkEngine(
+            session(self.spark_master, self.spark_remote, self.spark_driver_memory), self.spark_warehouse
+        )
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+    def publish_raw(self, con: duckdb.DuckDBPyConnection, tables: Sequence[Table]) -> None:
+        """The engine's ``take_raw`` without starting Spark: DuckDB writes the Parquet copy."""
+        copy_tables(con, self.spark_warehouse, tables)
+
+    def reader_files(self) -> list[str]:
+        files = []
+        for table in parquet_tables(self.spark_warehouse).values():
+            files.extend(table.files)
+            if table.schema_file:
+                files.append(table.schema_file)
+        return files
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not read_only:
+            with super().connect() as con:
+                yield con
+            return
+        self.require_file()
+        con = reader_connection(self.spark_warehouse, self.file, self._config(True))
+        try:
+            con.execute("SET enable_progress_bar = false")
+            yield con
+        finally:
+            con.close()
