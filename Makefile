@@ -57,6 +57,7 @@ lint: install-dev
 	$(BIN)/ruff check crm_assets crm_assets_tests benchmarks
 	$(BIN)/ruff format --check crm_assets crm_assets_tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/sqlfluff lint crm_assets --disable-progress-bar
 
 format: install-dev
 	$(BIN)/ruff check --fix crm_assets crm_assets_tests benchmarks

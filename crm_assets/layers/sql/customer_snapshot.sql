@@ -11,7 +11,7 @@ SELECT f.report_month, f.customer_id, c.customer_group, c.city,
     coalesce(c.opt_email, false) AS opt_email, coalesce(c.opt_sms, false) AS opt_sms,
     coalesce(c.opt_phone, false) AS opt_phone
 FROM features.customer_features f
-JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)
-JOIN rfmt.customer_rfmt r USING (report_month, customer_id)
+INNER JOIN lifecycle.customer_lifecycle l USING (report_month, customer_id)
+INNER JOIN rfmt.customer_rfmt r USING (report_month, customer_id)
 LEFT JOIN enriched.customers c USING (customer_id)
 WHERE f.report_month BETWEEN ? AND ?

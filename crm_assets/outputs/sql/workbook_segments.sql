@@ -7,5 +7,5 @@ SELECT {column} AS segment, sum(customers) AS customers,
     {tiers}
 FROM reporting.segment_summary
 WHERE report_month = ?
-GROUP BY 1
-ORDER BY customers DESC, segment
+GROUP BY segment
+ORDER BY customers DESC, segment ASC
