@@ -15,10 +15,10 @@ import json
 import sys
 from collections import Counter, defaultdict
 
+from dagster import DagsterInstance
+
 
 def breakdown(run_id: str | None = None) -> dict:
-    from dagster import DagsterInstance
-
     with DagsterInstance.get() as instance:
         if run_id is None:
             runs = instance.get_runs(limit=1)

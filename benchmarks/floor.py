@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
+
 # Default rule values (docs/configuration.md), in micro-units where they compare with units.
 MICRO = 1_000_000
 T_HIGH, T_MID_HIGH, T_MID, A_HIGH = 1000, 200, 50, 1500
@@ -365,8 +367,6 @@ def create_empty_snapshot(con) -> None:
 
 
 def _connect(db: Path, memory_limit: str = ""):
-    import duckdb
-
     config = {"temp_directory": f"{db}.tmp"}
     if memory_limit:
         config["memory_limit"] = memory_limit
@@ -414,8 +414,6 @@ def run_loop(input_dir: Path, db: Path, first_month: str | None, memory_limit: s
 
 def compare(db: Path, warehouse: Path) -> dict:
     """Rows of each side and rows that differ in any column (doubles within 1e-9 relative)."""
-    import duckdb
-
     con = duckdb.connect()
     con.execute(f"ATTACH {_q(str(db))} AS ref (READ_ONLY)")
     con.execute(f"ATTACH {_q(str(warehouse))} AS wh (READ_ONLY)")

@@ -6,6 +6,7 @@ markers (the analysis written by hand) is kept when the report is rewritten.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from benchmarks.scales import GIB, TARGETS
@@ -256,8 +257,6 @@ PLOT_SERIES = (
 
 def plot_svg(results: list[dict]) -> str:
     """A log-log chart of the wall time of each series against the transaction lines of each scale."""
-    import math
-
     points = {
         name: sorted(
             (_lines(r), s["wall_s"])

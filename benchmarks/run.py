@@ -23,11 +23,16 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
+
+import duckdb
 
 from benchmarks.measure import Measurement, gnu_time, run_measured
 from benchmarks.report import PLOT_NAME, ratio_rows, render, write_plot, write_report
@@ -58,8 +63,6 @@ def machine() -> dict:
     info.setdefault("cpu", platform.processor() or "unknown")
     for package in ("duckdb", "dagster"):
         try:
-            from importlib.metadata import version
-
             info[package] = version(package)
         except Exception:  # noqa: BLE001
             info[package] = "?"
@@ -149,8 +152,6 @@ class ScaleRun:
 
     def package(self) -> str:
         """Where the measured ``crm_assets`` comes from (a patched copy first on PYTHONPATH is measured instead)."""
-        import subprocess
-
         probe = subprocess.run(
             [sys.executable, "-c", "import crm_assets, os; print(os.path.dirname(crm_assets.__file__))"],
             env=self.env(),
@@ -461,8 +462,6 @@ def _transaction_lines(folder: Path) -> int:
 
 def _snapshot_rows(warehouse: Path, spark_warehouse: str | None = None) -> int | None:
     try:
-        import duckdb
-
         if spark_warehouse:  # the Spark engine's snapshot is a Parquet folder
             con = duckdb.connect()
             source = f"read_parquet('{spark_warehouse}/reporting/customer_snapshot/*/*.parquet')"
@@ -478,8 +477,6 @@ def _snapshot_rows(warehouse: Path, spark_warehouse: str | None = None) -> int |
 
 
 def _output_rows(stdout: str) -> int | None:
-    import re
-
     match = re.search(r"([\d,]+) customers", stdout)
     return int(match.group(1).replace(",", "")) if match else None
 

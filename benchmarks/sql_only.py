@@ -19,6 +19,21 @@ import time
 from datetime import date
 from pathlib import Path
 
+import duckdb
+
+from crm_assets.core.csv_input import CUSTOMERS, PRODUCTS
+from crm_assets.core.partitioned import MonthWindow
+from crm_assets.core.partitions import load_calendar
+from crm_assets.core.resources import Warehouse
+from crm_assets.core.rules import CrmRules
+from crm_assets.engines.duckdb import DuckDBEngine
+from crm_assets.layers.enriched import build_customers, build_transactions
+from crm_assets.layers.features import build_activity, build_features
+from crm_assets.layers.lifecycle import build_lifecycle
+from crm_assets.layers.raw import load_master, load_transactions
+from crm_assets.layers.reporting import build_snapshot
+from crm_assets.layers.rfmt import build_rfmt
+
 
 class _TimedConnection:
     """A DuckDB connection that records how long each ``execute`` takes."""
@@ -47,25 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--statements", action="store_true")
     args = parser.parse_args(argv)
 
-    import duckdb
-
-    from crm_assets.core.csv_input import CUSTOMERS, PRODUCTS
-    from crm_assets.core.partitioned import MonthWindow
-    from crm_assets.core.partitions import load_calendar
-    from crm_assets.core.rules import CrmRules
-    from crm_assets.engines.duckdb import DuckDBEngine
-    from crm_assets.layers.enriched import build_customers, build_transactions
-    from crm_assets.layers.features import build_activity, build_features
-    from crm_assets.layers.lifecycle import build_lifecycle
-    from crm_assets.layers.raw import load_master, load_transactions
-    from crm_assets.layers.reporting import build_snapshot
-    from crm_assets.layers.rfmt import build_rfmt
-
     partitions = load_calendar().keys()
     keys = tuple(k for k in partitions if args.first[:7] <= k[:7] <= args.last[:7])
     window = MonthWindow(date.fromisoformat(keys[0]), date.fromisoformat(keys[-1]), keys)
     first_partition, last_partition = date.fromisoformat(partitions[0]), date.fromisoformat(partitions[-1])
-    from crm_assets.core.resources import Warehouse
 
     config = {"temp_directory": f"{args.db}.tmp"}
     memory_limit = Warehouse(database=str(args.db)).memory_limit if args.memory_limit is None else args.memory_limit

@@ -13,6 +13,8 @@ from crm_assets.core.partitioned import MonthWindow
 from crm_assets.core.resources import InputFolder, OutputFolder, Warehouse
 from crm_assets.core.rules import CrmRules
 from crm_assets.definitions import all_assets
+from crm_assets.engines.spark import reader_connection
+from crm_assets.layers.pipeline import build_all
 
 from .conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, write
 
@@ -92,9 +94,6 @@ def build_on_engine(
 ) -> list[dict]:
     """``build_all`` for months first..last with the layers after raw on ``engine`` (a SparkEngine); the
     snapshot rows as ``snapshot`` gives them, read through the engine's reader connection."""
-    from crm_assets.engines.spark import reader_connection
-    from crm_assets.layers.pipeline import build_all
-
     start, end = date.fromisoformat(f"{first}-01"), date.fromisoformat(f"{last}-01")
     keys = []
     m = start

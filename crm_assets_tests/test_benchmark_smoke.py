@@ -8,12 +8,18 @@ one-query-per-month loop) agree with the warehouse row for row.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks.report import STEP_LABELS, plot_svg
+from benchmarks.run import REPEATS, ScaleRun
+from benchmarks.scales import SCALES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,8 +41,6 @@ STEPS = (
 
 
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
-    from benchmarks.report import STEP_LABELS
-
     out = tmp_path / "performance.md"
     work = tmp_path / "work"
     result = subprocess.run(
@@ -76,8 +80,6 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
 
 
 def test_the_plot_puts_each_series_on_log_axes():
-    from benchmarks.report import plot_svg
-
     def result(scale, lines, backfill, sql, floor):
         steps = [("generate", 1.0, {"lines": lines}), ("backfill", backfill, {}), ("sql only", sql, {})]
         steps.append(("floor", floor, {}))
@@ -90,12 +92,6 @@ def test_the_plot_puts_each_series_on_log_axes():
 
 
 def test_a_short_step_is_run_three_times_and_its_median_kept(tmp_path):
-    import argparse
-    import os
-
-    from benchmarks.run import REPEATS, ScaleRun
-    from benchmarks.scales import SCALES
-
     args = argparse.Namespace(repeats=None, smoke=False, timeout=60)
     bench = ScaleRun(SCALES["S"], tmp_path, args)
     bench.root.mkdir(parents=True)

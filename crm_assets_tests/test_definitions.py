@@ -1,16 +1,31 @@
 """The code location loads and has the expected shape."""
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from dagster import AssetKey, BackfillPolicy
+import duckdb
+import pytest
+from dagster import AssetKey, BackfillPolicy, EnvVar, asset, materialize
 
+from crm_assets.cli import main
 from crm_assets.core import settings
+from crm_assets.core.errors import CrmError
 from crm_assets.core.partitions import load_calendar
-from crm_assets.definitions import build_definitions, crm_pipeline_job
+from crm_assets.core.quality import CHECK_RESULTS, QUALITY_DDL
+from crm_assets.core.resources import OutputFolder, Warehouse, env_config
+from crm_assets.definitions import build_definitions, build_resources, crm_pipeline_job
+from crm_assets.layers import enriched, features, lifecycle, raw, reporting, rfmt
+from crm_assets.layers.checks import all_checks
+from crm_assets.layers.reporting import REPORTING_DDL, SNAPSHOT_COLUMNS
+from crm_assets.layers.tables import LAYER_TABLES, SNAPSHOT_TABLE
+from crm_assets.outputs.exports import AUDIT_DDL
+from crm_assets.outputs.tables import OUTPUT_TABLES
+from crm_assets.outputs.views import VIEWS_DDL
+from crm_assets.outputs.workbook import LIST_COLUMNS
 
 defs = build_definitions()
 monthly_partitions = load_calendar().partitions
@@ -54,10 +69,6 @@ def test_partition_keys_are_first_of_month():
 
 
 def test_every_check_is_documented():
-    from pathlib import Path
-
-    from crm_assets.layers.checks import all_checks
-
     text = (Path(__file__).resolve().parent.parent / "docs" / "data_quality.md").read_text()
     for check in all_checks():
         assert f"| `{check.asset}` | `{check.name}` |" in text, check.name
@@ -66,8 +77,6 @@ def test_every_check_is_documented():
 
 
 def test_every_asset_check_is_declared():
-    from crm_assets.layers.checks import all_checks
-
     declared = {(("/".join(k.asset_key.path)), k.name) for k in asset_graph().asset_check_keys}
     assert declared == {(c.asset, c.name) for c in all_checks()}
 
@@ -102,10 +111,6 @@ def definitions_shape() -> dict:
 def test_the_shape_of_the_definitions_is_pinned():
     """A change to an asset's key, group, kinds, partitions, upstream or checks shows here; after a deliberate
     change, write the snapshot again with CRM_UPDATE_SNAPSHOTS=1."""
-    import json
-    import os
-    from pathlib import Path
-
     path = Path(__file__).parent / "snapshots" / "definitions.json"
     shape = definitions_shape()
     if os.environ.get("CRM_UPDATE_SNAPSHOTS") == "1":
@@ -115,21 +120,10 @@ def test_the_shape_of_the_definitions_is_pinned():
 
 def contracted_tables():
     """Every table's contract, in the order of docs/warehouse.md (the snapshot first)."""
-    from crm_assets.core.quality import CHECK_RESULTS
-    from crm_assets.layers.tables import LAYER_TABLES, SNAPSHOT_TABLE
-    from crm_assets.outputs.tables import OUTPUT_TABLES
-
     return (SNAPSHOT_TABLE, *(t for t in LAYER_TABLES if t is not SNAPSHOT_TABLE), *OUTPUT_TABLES, CHECK_RESULTS)
 
 
 def test_every_table_contract_is_its_ddl_its_docs_section_and_its_assets_metadata():
-    import duckdb
-
-    from crm_assets.core.quality import QUALITY_DDL
-    from crm_assets.layers import enriched, features, lifecycle, raw, reporting, rfmt
-    from crm_assets.outputs.exports import AUDIT_DDL
-    from crm_assets.outputs.views import VIEWS_DDL
-
     tables = contracted_tables()
     docs_path = Path(__file__).resolve().parent.parent / "docs" / "warehouse.md"
     if os.environ.get("CRM_UPDATE_SNAPSHOTS") == "1":  # the page's prose, then a section per table
@@ -167,11 +161,6 @@ def test_every_table_contract_is_its_ddl_its_docs_section_and_its_assets_metadat
 
 
 def test_the_snapshot_contract_is_the_table_the_docs_and_dagster_show(tmp_path):
-    import duckdb
-
-    from crm_assets.layers.reporting import REPORTING_DDL, SNAPSHOT_COLUMNS, SNAPSHOT_TABLE
-    from crm_assets.outputs.workbook import LIST_COLUMNS
-
     docs = (Path(__file__).resolve().parent.parent / "docs" / "warehouse.md").read_text()
     assert SNAPSHOT_TABLE.markdown() in docs  # regenerate the table from the contract when this fails
     con = duckdb.connect()
@@ -210,11 +199,6 @@ def test_importing_the_definitions_reads_no_setting():
 def test_the_resources_read_the_set_variables_when_a_run_starts(monkeypatch, tmp_path):
     """Each variable set is handed to Dagster as an ``EnvVar`` (resolved by the run, shown in the UI), each
     unset one leaves its field's default."""
-    from dagster import EnvVar, asset, materialize
-
-    from crm_assets.core.resources import Warehouse
-    from crm_assets.definitions import build_resources
-
     monkeypatch.setenv("CRM_WAREHOUSE", str(tmp_path / "w.duckdb"))
     monkeypatch.setenv("CRM_DUCKDB_THREADS", "2")
     monkeypatch.setenv("CRM_DUCKDB_MEMORY_LIMIT", "")  # blank: DuckDB's own limit
@@ -232,11 +216,6 @@ def test_the_resources_read_the_set_variables_when_a_run_starts(monkeypatch, tmp
 
 
 def test_a_blank_variable_is_unset_except_the_memory_limit_and_a_bad_number_is_named(monkeypatch):
-    import pytest
-
-    from crm_assets.core.errors import CrmError
-    from crm_assets.core.resources import OutputFolder, Warehouse, env_config
-
     monkeypatch.setenv("CRM_WAREHOUSE", " ")  # e.g. an empty ${VAR} of a compose file
     monkeypatch.setenv("CRM_OUTPUT_DIR", "")
     monkeypatch.setenv("CRM_DUCKDB_MEMORY_LIMIT", "")
@@ -299,8 +278,6 @@ def test_a_home_named_in_the_env_file_is_the_one_crm_and_dagster_open(tmp_path, 
 
 
 def test_a_crm_command_without_dagster_home_writes_the_project_env_file(tmp_path, monkeypatch):
-    from crm_assets.cli import main
-
     root = _project(tmp_path, monkeypatch)
     for name in settings.DAGSTER_SETTINGS:
         monkeypatch.setenv(name, "1")  # restored afterwards, like DAGSTER_HOME

@@ -22,9 +22,12 @@ from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext
 from crm_assets.automation.jobs import crm_pipeline_job, range_tags
 from crm_assets.core import settings
 from crm_assets.core.builds import assess, plan_range
-from crm_assets.core.landing import removal_message
+from crm_assets.core.errors import CrmError
+from crm_assets.core.landing import PREFLIGHT_TAG, coverage, removal_message
 from crm_assets.core.months import add_months, key_of
 from crm_assets.core.partitions import Calendar
+from crm_assets.core.resources import WarehouseLockedError
+from crm_assets.engines.selection import warehouse
 
 CRON = "0 6 2 * *"
 
@@ -73,11 +76,6 @@ def monthly_refresh(calendar: Calendar):
 
 def evaluate(context: ScheduleEvaluationContext, calendar: Calendar):
     """One tick: a run through the month before it, or the reason there is none."""
-    from crm_assets.core.errors import CrmError
-    from crm_assets.core.landing import PREFLIGHT_TAG, coverage
-    from crm_assets.core.resources import WarehouseLockedError
-    from crm_assets.engines.selection import warehouse
-
     month = month_before(context.scheduled_execution_time.date())
     keys = calendar.keys(context.scheduled_execution_time)
     folder = settings.input_dir()

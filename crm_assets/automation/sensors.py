@@ -43,6 +43,8 @@ from crm_assets.core.landing import (
 )
 from crm_assets.core.months import key_of
 from crm_assets.core.partitions import Calendar
+from crm_assets.core.resources import WarehouseLockedError
+from crm_assets.engines.selection import warehouse as engine_warehouse
 
 
 def settle_seconds() -> float:
@@ -127,8 +129,6 @@ def evaluate(context: SensorEvaluationContext, calendar: Calendar):
     look = f"{signature}:{warehouse_signature()}"
     if cursor.get("signature") == look:
         return SkipReason(f"no change in the folder since: {cursor.get('decision', 'the last look')}")
-    from crm_assets.core.resources import WarehouseLockedError
-    from crm_assets.engines.selection import warehouse as engine_warehouse
 
     warehouse = engine_warehouse(lock_timeout_seconds=0)
     try:

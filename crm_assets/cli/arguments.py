@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from datetime import date
 
-from crm_assets.core.months import month_key
+from crm_assets.core.months import add_months, key_of, month_key
 
 
 def month_arg(value: str) -> str:
@@ -27,9 +28,5 @@ def positive_int(value: str) -> int:
 def month_or_last(value: str) -> str:
     """A month, or ``last``: the last complete month (the month before today's)."""
     if value.strip().lower() == "last":
-        from datetime import date
-
-        from crm_assets.core.months import add_months, key_of
-
         return key_of(add_months(date.today(), -1))
     return month_arg(value)

@@ -120,6 +120,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -547,8 +548,6 @@ def _join(*parts: object) -> pa.Array:
 
 def _write_master(table: pa.Table, path: Path) -> None:
     """Write a master with minimal CSV quoting, rows in table order, deterministically."""
-    import duckdb
-
     tmp = path.with_name(path.name + ".tmp")
     con = duckdb.connect()
     try:

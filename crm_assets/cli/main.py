@@ -13,15 +13,16 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import time
 import traceback
 import warnings
 from pathlib import Path
 
 from crm_assets.cli.arguments import month_arg, month_or_last, positive_int
-from crm_assets.cli.outputs import add_output_commands
+from crm_assets.cli.outputs import OUTPUT_COMMANDS, add_output_commands
 from crm_assets.core import settings
-from crm_assets.core.errors import CrmError
+from crm_assets.core.errors import NO_SPACE, CrmError, damaged_file, no_space_left
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from crm_assets.cli import generate
+    from crm_assets.cli import generate  # noqa: PLC0415  (numpy, pyarrow: 0.3 s more for `crm --help`)
 
     kwargs = {}
     if args.customers is not None:
@@ -136,8 +137,6 @@ def _apply_path_options(args: argparse.Namespace) -> None:
 
 def _check_writable_folder(folder: Path, what: str) -> None:
     """A folder the run will write to exists or can be made, and takes a file: else a user error now, not mid-run."""
-    import tempfile
-
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".crm-write-test-"):
@@ -148,10 +147,10 @@ def _check_writable_folder(folder: Path, what: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _apply_path_options(args)
-    from crm_assets.cli import runner
+    from crm_assets.cli import runner  # noqa: PLC0415  (Dagster: 1.4 s more for `crm --help`)
 
     _check_writable_folder(settings.output_dir(), f"the outputs (${settings.ENV_OUTPUT_DIR})")
-    from crm_assets.engines.selection import warehouse_class
+    from crm_assets.engines.selection import warehouse_class  # noqa: PLC0415  (Dagster: 1.4 s more for `crm --help`)
 
     warehouse_class()  # a CRM_ENGINE that is no engine (or Spark not installed): one line now, before the run
 
@@ -189,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _known_run_failure(run_id: str, args: argparse.Namespace) -> str | None:
     """The one line of a run whose steps failed on a full disk or a damaged warehouse, from the errors (and the
     errors behind them) Dagster recorded for its failed steps; None for any other failure."""
-    from dagster import DagsterEventType, DagsterInstance
+    from dagster import DagsterEventType, DagsterInstance  # noqa: PLC0415  (Dagster: 1.4 s more for `crm --help`)
 
     try:
         with DagsterInstance.get() as instance:
@@ -205,8 +204,8 @@ def _known_run_failure(run_id: str, args: argparse.Namespace) -> str | None:
 
 
 def _print_summary(outcome) -> None:
-    from crm_assets.cli.progress import summary_lines
-    from crm_assets.engines.selection import warehouse
+    from crm_assets.cli.progress import summary_lines  # noqa: PLC0415  (Dagster: 1.4 s more for `crm --help`)
+    from crm_assets.engines.selection import warehouse  # noqa: PLC0415  (Dagster: 1.4 s more for `crm --help`)
 
     with warehouse().connect(read_only=True) as con:
         lines = summary_lines(con, outcome.run_id, outcome.first_month, outcome.last_month, settings.output_dir())
@@ -215,8 +214,6 @@ def _print_summary(outcome) -> None:
 
 
 def _commands() -> dict:
-    from crm_assets.cli.outputs import OUTPUT_COMMANDS
-
     return {"generate": cmd_generate, "run": cmd_run, **OUTPUT_COMMANDS}
 
 
@@ -243,8 +240,6 @@ def _warehouse_file(args: argparse.Namespace) -> Path:
 def _known_error(exc, args: argparse.Namespace) -> str | None:
     """One line for a full disk or a damaged database file found anywhere in ``exc``'s chain (a Python exception
     or a step failure Dagster recorded); None for any other error."""
-    from crm_assets.core.errors import NO_SPACE, damaged_file, no_space_left
-
     # a user error that says the disk is full already names its folder and setting
     where = None if isinstance(exc, CrmError) and NO_SPACE in str(exc) else no_space_left(exc)
     if where is not None:

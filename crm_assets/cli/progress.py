@@ -18,6 +18,9 @@ from pathlib import Path
 
 from dagster import logger
 
+from crm_assets.core.quality import quantity
+from crm_assets.layers.checks import all_checks
+
 REJECTED_QUERY = "SELECT source_file, line_number, reason, raw_line FROM raw.rejected_rows ORDER BY 1, 2"
 
 
@@ -144,15 +147,11 @@ def progress_logger_def(months: int, steps: int = 0):
 def check_units() -> dict[tuple[str, str], str]:
     """The unit of each check's count, by (asset, check): from the definitions, so that a warehouse read as it
     is (recorded before units were) is summarized alike."""
-    from crm_assets.layers.checks import all_checks
-
     return {(c.asset, c.name): c.unit for c in all_checks()}
 
 
 def counted(n: int, unit: str | None) -> str:
     """``73 customer-months``, ``1 file line``: a count with its unit (the bare number when it is unknown)."""
-    from crm_assets.core.quality import quantity
-
     return quantity(n, unit) if unit else f"{n:,}"
 
 

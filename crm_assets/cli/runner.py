@@ -10,14 +10,30 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from dagster import DagsterInstance, colored_console_logger
 
 from crm_assets.automation.jobs import RANGE_END_TAG, RANGE_START_TAG, range_tags  # noqa: F401  (re-exported for tests)
+from crm_assets.cli.progress import progress_logger_def
 from crm_assets.core import settings
-from crm_assets.core.errors import CrmError
-
-if TYPE_CHECKING:
-    from crm_assets.core.partitions import Calendar
+from crm_assets.core.builds import assess, plan_range
+from crm_assets.core.errors import CrmError, InputFileError
+from crm_assets.core.landing import (
+    ALLOW_REMOVALS_TAG,
+    PREFLIGHT_TAG,
+    RemovalNotAllowed,
+    coverage,
+    month_ranges,
+    removal_message,
+    stray_lines,
+)
+from crm_assets.core.months import key_of
+from crm_assets.core.partitions import Calendar, load_calendar
+from crm_assets.core.quality import BlockingCheckError
+from crm_assets.core.resources import Warehouse
+from crm_assets.definitions import build_definitions, crm_pipeline_job
+from crm_assets.engines import selection
+from crm_assets.layers.raw import USER_ERROR_METADATA
 
 
 @dataclass
@@ -61,13 +77,6 @@ def resolve_months(
     every month of the data. Only an explicit ``--to`` ends after the month of the newest transaction (with a
     note).
     """
-    from crm_assets.core.builds import assess, plan_range
-    from crm_assets.core.errors import InputFileError
-    from crm_assets.core.landing import RemovalNotAllowed, coverage, month_ranges, removal_message, stray_lines
-    from crm_assets.core.months import key_of
-    from crm_assets.core.partitions import load_calendar
-    from crm_assets.engines import selection
-
     calendar = load_calendar()
     keys = calendar.keys()
     if not keys:
@@ -123,15 +132,12 @@ def resolve_months(
 
 def _wait_for_warehouse() -> None:
     """Fail early, in one line, when another process holds the warehouse longer than the lock timeout."""
-    from crm_assets.core.resources import Warehouse
-
     with Warehouse().connect():
         pass
 
 
 def _is_user_error(error) -> bool:
     """A step that raised one of the project's user errors (bad input, unwritable or locked path)."""
-    from crm_assets.core.quality import BlockingCheckError
 
     def subclasses(cls):
         for sub in cls.__subclasses__():
@@ -149,8 +155,6 @@ def _is_user_error(error) -> bool:
 
 def _failure_lines(result) -> tuple[list[str], bool]:
     """One line per failed step, and whether every failure was bad input (a Failure marked as a user error)."""
-    from crm_assets.layers.raw import USER_ERROR_METADATA
-
     lines = []
     user = []
     for event in result.all_events:
@@ -172,12 +176,6 @@ def run_pipeline(
     months: RunMonths, verbose: bool = False, allow_removals: bool = False, quiet: bool = False
 ) -> RunOutcome:
     """One in-process run of the job for the months; unless ``quiet``, a line as each asset starts and ends."""
-    from dagster import DagsterInstance, colored_console_logger
-
-    from crm_assets.cli.progress import progress_logger_def
-    from crm_assets.core.landing import ALLOW_REMOVALS_TAG, PREFLIGHT_TAG
-    from crm_assets.definitions import build_definitions, crm_pipeline_job
-
     first, last, keys = months.first, months.last, months.keys
     _wait_for_warehouse()
     job = build_definitions(months.calendar).resolve_job_def(crm_pipeline_job.name)

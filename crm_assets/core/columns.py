@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dagster import TableColumn, TableColumnConstraints, TableSchema
+
 # Excel number formats of list cells
 EXCEL_TEXT = "@"
 EXCEL_DECIMAL = "#,##0.00"
@@ -61,8 +63,6 @@ class Table:
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body}\n);"
 
     def column_schema(self):
-        from dagster import TableColumn, TableColumnConstraints, TableSchema
-
         return TableSchema(
             columns=[
                 TableColumn(c.name, c.type, c.description, constraints=TableColumnConstraints(nullable=not c.not_null))

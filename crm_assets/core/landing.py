@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from crm_assets.core import settings
-from crm_assets.core.csv_input import TRANSACTIONS, hand_off, stage_file, tag_for, text_source, version_of
+from crm_assets.core.csv_input import TRANSACTIONS, hand_off, named_files, stage_file, tag_for, text_source, version_of
 from crm_assets.core.errors import CrmError, InputFileError
 from crm_assets.engines.duckdb import one_row
 
@@ -80,8 +80,6 @@ class FileProfile:
 def transaction_files(input_dir: Path) -> list[Path]:
     """Every ``sales_transactions_*.csv`` of the folder, sorted by name; one in other case (``.CSV``) stops, other
     CSV files are named in a warning (``csv_input.named_files``)."""
-    from crm_assets.core.csv_input import named_files
-
     if not input_dir.is_dir():
         raise InputFileError(f"{input_dir}: input folder not found")
     files = named_files(input_dir, TRANSACTIONS_GLOB, MASTER_FILES)

@@ -8,10 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from dagster import AssetExecutionContext, AssetKey, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MetadataValue, asset
 
 from crm_assets.core.builds import NO_RULES, UPSTREAM, stamp_months
 from crm_assets.core.months import add_months, key_to_date
+from crm_assets.core.partitions import DECLARED, calendar_start_of
+from crm_assets.core.quality import BlockingCheckError, check_results, check_specs, write_with_checks
 from crm_assets.engines.base import Engine
 
 
@@ -35,8 +37,6 @@ class MonthWindow:
 
 
 def month_window(context: AssetExecutionContext) -> MonthWindow:
-    from crm_assets.core.partitions import calendar_start_of
-
     keys = tuple(context.partition_keys)
     return MonthWindow(key_to_date(keys[0]), key_to_date(keys[-1]), keys, calendar_start_of(context), strict=True)
 
@@ -95,7 +95,6 @@ def replace_months(
     The blocking ``checks`` are evaluated inside that transaction: when one
     fails, nothing is committed and ``BlockingCheckError`` is raised.
     """
-    from crm_assets.core.quality import write_with_checks
 
     def write(c: Engine) -> None:
         c.execute(
@@ -212,11 +211,6 @@ def monthly_asset(
     backfill policy (a range of months is one run), its checks declared, its upstream assets, and the column
     contract of the ``table`` it writes (``columns.Table``) as metadata. Its kind is the DuckDB engine's until
     the definitions load and show the kind of the setting's engine (``definitions.ENGINE_ASSETS``)."""
-    from dagster import BackfillPolicy, asset
-
-    from crm_assets.core.partitions import DECLARED
-    from crm_assets.core.quality import check_specs
-
     return asset(
         key_prefix=layer,
         group_name=group or layer,
@@ -236,8 +230,6 @@ def guarded(warehouse, work):
     A blocking check that fails inside the write (``BlockingCheckError``: nothing was committed) yields the
     results of every check of the asset, so the UI shows which one failed, and fails the step.
     """
-    from crm_assets.core.quality import BlockingCheckError, check_results
-
     try:
         with warehouse.engine() as con:
             return work(con)

@@ -26,6 +26,7 @@ from dagster import AssetsDefinition, MonthlyPartitionsDefinition
 
 from crm_assets.core import settings
 from crm_assets.core.errors import CrmError
+from crm_assets.core.landing import data_span, quick_profiles
 
 # Single-run backfill policies are marked beta in Dagster 1.13; the project relies on them on purpose.
 warnings.filterwarnings("ignore", message=r".*backfill_policy.*beta.*")
@@ -77,8 +78,6 @@ class Calendar:
 
 def data_first_month(input_dir) -> date | None:
     """The first invoice month of the valid lines of the folder; None without a readable transactions file."""
-    from crm_assets.core.landing import data_span, quick_profiles
-
     try:
         span = data_span(quick_profiles(input_dir))
     except (CrmError, OSError):  # no folder, no file, a bad encoding: the run itself says so, in one line

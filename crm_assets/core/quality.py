@@ -18,8 +18,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, Failure, MetadataValue
+
 from crm_assets.core.columns import Table, col, schema_ddl
 from crm_assets.core.errors import CrmError
+from crm_assets.core.rules import EVENTS, SCORE_VALUES, SCORES, STAGES, STATUSES, TIERS
 from crm_assets.engines.base import Engine
 
 ERROR = "ERROR"
@@ -185,8 +188,6 @@ class BlockingCheckError(CrmError):
 
     def failure(self):
         """The Dagster Failure that stops the step (downstream assets do not run)."""
-        from dagster import Failure
-
         return Failure(description=str(self), allow_retries=False)
 
 
@@ -239,7 +240,7 @@ def evaluate(
 def _missing_columns(sql: str) -> str:
     """``, NULL, NULL`` for a check's SQL that returns the first three columns only (so that the checks' rows
     can be one UNION), else blank."""
-    import sqlglot
+    import sqlglot  # noqa: PLC0415  (SQLGlot is optional: the spark extra)
 
     statement = sqlglot.parse_one(sql, read="duckdb")
     return ", NULL, NULL" if isinstance(statement, sqlglot.exp.Query) and len(statement.selects) == 3 else ""
@@ -513,8 +514,6 @@ def m_total_never_decreases(asset: str, table: str) -> Check:
 
 def lifecycle_value_checks(asset: str, table: str) -> list[Check]:
     """Accepted values of activity status, lifecycle stage and lifecycle event."""
-    from crm_assets.core.rules import EVENTS, STAGES, STATUSES
-
     return [
         accepted_values(asset, table, "activity_status", STATUSES, nullable=False),
         accepted_values(asset, table, "lifecycle_stage", STAGES, nullable=False),
@@ -524,8 +523,6 @@ def lifecycle_value_checks(asset: str, table: str) -> list[Check]:
 
 def rfmt_value_checks(asset: str, table: str, with_status: str) -> list[Check]:
     """Accepted tier and score values, and their NULL rules (``with_status`` adds activity_status to ``table``)."""
-    from crm_assets.core.rules import SCORE_VALUES, SCORES, TIERS
-
     return [
         accepted_values(asset, table, "value_tier", TIERS, nullable=True),
         accepted_values(asset, table, "prev_value_tier", TIERS, nullable=True),
@@ -557,8 +554,6 @@ def describe(checks: Iterable[Check]) -> list[tuple[str, str, str, str, str]]:
 
 def check_specs(checks: Iterable[Check]):
     """The AssetCheckSpecs of an asset's checks: ERROR checks block downstream assets; each names its unit."""
-    from dagster import AssetCheckSpec, AssetKey
-
     return [
         AssetCheckSpec(
             c.name,
@@ -574,8 +569,6 @@ def check_specs(checks: Iterable[Check]):
 def check_results(outcomes: Iterable[Outcome]):
     """One AssetCheckResult per outcome: the violation count and its unit (numbers stay numbers), the
     distinct customers where counted, the failing months and a sample of whole items."""
-    from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValue
-
     results = []
     for o in outcomes:
         metadata: dict[str, Any] = {"violations": o.violations, "unit": o.check.unit}

@@ -257,7 +257,7 @@ class RunLock:
         self._handle: TextIO | None = None
 
     def acquire(self) -> None:
-        import fcntl
+        import fcntl  # noqa: PLC0415  (fcntl is Unix-only: the module still imports on Windows)
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,7 +287,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._handle is not None:
-            import fcntl
+            import fcntl  # noqa: PLC0415  (fcntl is Unix-only: the module still imports on Windows)
 
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()

@@ -15,6 +15,8 @@ import json
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from crm_assets.core.errors import CrmError
+
 CONSUMABLE = "consumable"
 DEVICE = "device"
 KNOWN_CATEGORIES = ("consumable", "device", "accessories", "spare_parts")
@@ -60,8 +62,6 @@ class CrmRules(ConfigurableResource):
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def validate_values(self) -> None:
-        from crm_assets.core.errors import CrmError
-
         if not (self.t_high >= self.t_mid_high >= self.t_mid > 0):
             raise CrmError("rules: thresholds must satisfy t_high >= t_mid_high >= t_mid > 0")
         for name in ("t_high", "t_mid_high", "t_mid", "a_high"):

@@ -7,10 +7,15 @@ project root (the folder holding ``pyproject.toml``), as listed in
 
 from __future__ import annotations
 
+import codecs
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+
+from crm_assets.core.errors import CrmError
+from crm_assets.core.months import month_key
 
 ENV_INPUT_DIR = "CRM_INPUT_DIR"
 ENV_WAREHOUSE = "CRM_WAREHOUSE"
@@ -73,8 +78,6 @@ def spark_warehouse_path() -> Path:
 
 def engine() -> str:
     """``CRM_ENGINE`` (blank or unset: duckdb); a CrmError names a value that is not an engine."""
-    from crm_assets.core.errors import CrmError  # where used, as in the other settings of this module
-
     value = os.environ.get(ENV_ENGINE, "").strip() or ENGINES[0]
     if value not in ENGINES:
         raise CrmError(f"{ENV_ENGINE}={value} is not an engine: use one of {', '.join(ENGINES)}")
@@ -92,9 +95,6 @@ def dagster_home() -> Path:
 
 def first_month() -> str:
     """``CRM_FIRST_MONTH`` (else the default) as ``YYYY-MM-01``; a CrmError names a value that is not a month."""
-    from crm_assets.core.errors import CrmError
-    from crm_assets.core.months import month_key
-
     value = os.environ.get(ENV_FIRST_MONTH, "").strip() or DEFAULT_FIRST_MONTH
     try:
         return month_key(value)
@@ -106,8 +106,6 @@ def prepare_dagster_home() -> Path:
     """Create ``DAGSTER_HOME`` with the project's instance settings (``dagster_instance.yaml``) if it has none.
 
     A CrmError names ``DAGSTER_HOME`` when it is a file, or a folder that cannot be made or written."""
-    from crm_assets.core.errors import CrmError
-
     home = dagster_home()
     if home.exists() and not home.is_dir():
         raise CrmError(
@@ -148,10 +146,6 @@ def schedule_timezone() -> str:
     """The time zone of the monthly schedule and of the month ends it compares file times with (default UTC).
 
     A CrmError names a value that is not a time zone of the IANA database (``Europe/Paris``)."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    from crm_assets.core.errors import CrmError
-
     value = os.environ.get(ENV_SCHEDULE_TIMEZONE, "").strip() or "UTC"
     if value.upper() == "UTC":
         return "UTC"
@@ -178,8 +172,6 @@ def check_counts() -> None:
     """A CrmError names a count setting (``COUNT_SETTINGS``) set to something else than a whole number >= 0.
 
     Unset or blank: the default. Checked before a run starts, so that ``-5`` is refused, not taken as 0."""
-    from crm_assets.core.errors import CrmError
-
     for variable, meaning in COUNT_SETTINGS.items():
         value = os.environ.get(variable, "").strip()
         if value and not (value.isascii() and value.isdigit()):
@@ -192,10 +184,6 @@ DEFAULT_INPUT_ENCODING = "utf-8"
 
 def input_encoding() -> str:
     """The codec of the input CSV files (``CRM_INPUT_ENCODING``), normalized; a CrmError names an unknown one."""
-    import codecs
-
-    from crm_assets.core.errors import CrmError
-
     value = os.environ.get(ENV_INPUT_ENCODING, "").strip() or DEFAULT_INPUT_ENCODING
     try:
         return codecs.lookup(value).name

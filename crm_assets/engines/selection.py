@@ -13,7 +13,7 @@ def warehouse_class(name: str | None = None) -> type[Warehouse]:
         return Warehouse
     try:
         # PySpark and SQLGlot are optional (the spark extra): imported only when the setting asks for Spark
-        from crm_assets.engines.spark import SparkWarehouse
+        from crm_assets.engines.spark import SparkWarehouse  # noqa: PLC0415  (optional: the spark extra)
     except ImportError as exc:
         raise CrmError(
             f"{settings.ENV_ENGINE}=spark needs PySpark and SQLGlot: pip install 'crm_assets[spark]' ({exc})"

@@ -271,7 +271,7 @@ class SparkEngine:
 
     def current(self, table: str):
         """``table`` as this transaction sees it: committed rows, less deletions, plus staged insertions."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as F  # noqa: PLC0415  (PySpark is optional: the spark extra)
 
         frame = self.committed(table)
         for kind, value, _ in (self._pending or {}).get(table, Pending()).operations:
@@ -429,7 +429,7 @@ class SparkEngine:
             frame = frame.toDF(*names)
             given = set(names)
         types = dict(_column_types(self._schemas[table]))
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as F  # noqa: PLC0415  (PySpark is optional: the spark extra)
 
         frame = frame.select(
             *[(F.col(f"`{c}`") if c in given else F.lit(None)).cast(types[c]).alias(c) for c in columns]
@@ -447,7 +447,7 @@ class SparkEngine:
         """A DataFrame of the rows (small bookkeeping tables), in the table's column order, staged."""
         if not rows:
             return
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as F  # noqa: PLC0415  (PySpark is optional: the spark extra)
 
         names = [c.split(" ")[0] for c in self._columns(table)]
         types = dict(_column_types(self._schemas[table]))
@@ -490,7 +490,7 @@ class SparkEngine:
             self._committed.pop(table, None)
 
     def _write(self, table: str, changes: Pending) -> None:
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as F  # noqa: PLC0415  (PySpark is optional: the spark extra)
 
         self._pending = {table: changes}
         try:
@@ -546,7 +546,7 @@ class SparkEngine:
 
     def _union(self, schema: str, paths: list[str], months: dict[str, set] | None = None, month: str = ""):
         """The staged rows of ``paths`` (of the given ``months`` of each, when given) as one DataFrame."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as F  # noqa: PLC0415  (PySpark is optional: the spark extra)
 
         frame = self.spark.createDataFrame([], schema)
         for path in paths:
@@ -716,7 +716,7 @@ def session(master: str = "", remote: str = "", driver_memory: str = "2g"):
     if key in _SESSIONS:
         return _SESSIONS[key]
     try:
-        from pyspark.sql import SparkSession
+        from pyspark.sql import SparkSession  # noqa: PLC0415  (PySpark is optional: the spark extra)
     except ImportError:
         raise CrmError("CRM_ENGINE=spark needs PySpark: pip install 'crm_assets[spark]' (and a Java 17 runtime)")
     builder = SparkSession.builder.appName("crm_assets")

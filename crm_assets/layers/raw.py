@@ -22,6 +22,7 @@ import duckdb
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -626,8 +627,6 @@ class LoadStopped(Exception):
         self.error = error
 
     def failure(self):
-        from dagster import Failure
-
         return Failure(description=str(self.error), metadata={USER_ERROR_METADATA: True}, allow_retries=False)
 
 

@@ -35,6 +35,7 @@ from crm_assets.core.ordered_rules import (
 from crm_assets.core.rules import CrmRules
 from crm_assets.layers import lifecycle, rfmt
 from crm_assets.layers.tables import SNAPSHOT_MANIFEST
+from crm_assets.outputs.workbook import require_month
 
 
 class ExplanationMismatch(RuntimeError):
@@ -196,8 +197,6 @@ def _missing_customer(con, month: date, customer: str) -> CrmError:
 
 def explain_customer(warehouse, month: date, customer: str) -> list[str]:
     """The lines ``crm explain`` prints for ``customer`` in ``month``; CrmError for an unknown customer or month."""
-    from crm_assets.outputs.workbook import require_month
-
     customer = customer.strip()
     if not customer:
         raise CrmError("--customer: the customer id is blank")

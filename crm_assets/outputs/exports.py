@@ -52,6 +52,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import pyarrow.csv as pacsv
+from openpyxl import Workbook
+
 from crm_assets.core.columns import EXCEL_DECIMAL, schema_ddl
 from crm_assets.core.errors import CrmError
 from crm_assets.core.ordered_rules import VALUE_TIER, inputs_of
@@ -59,7 +62,9 @@ from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS, CrmRules
 from crm_assets.layers import tables
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS, SNAPSHOT_TABLE
 from crm_assets.outputs.explain import ExplanationMismatch, RulesUsed, recorded_rules
+from crm_assets.outputs.summary import require_month
 from crm_assets.outputs.tables import EXPORT_AUDIT
+from crm_assets.outputs.workbook import Sheet, save_workbook, text_widths, write_customer_list
 
 SNAPSHOT = SNAPSHOT_TABLE.name
 AUDIT_TABLE = EXPORT_AUDIT.name
@@ -311,8 +316,6 @@ def formula_guarded(value: str | None, contact: bool = False) -> str | None:
 def _write_csv(con, sql: str, params: dict, tmp: Path) -> int:
     """UTF-8 with a byte-order mark (Excel then reads accents right), comma-separated, header first; free text
     that would start a formula starts with an apostrophe (CSV_GUARDED)."""
-    import pyarrow.csv as pacsv
-
     rows = 0
     cursor = con.cursor()  # its own result: nothing else on ``con`` is left half-read
     try:
@@ -331,10 +334,6 @@ def _write_csv(con, sql: str, params: dict, tmp: Path) -> int:
 def _write_xlsx(
     con, sql: str, params: dict, tmp: Path, month: date, filters: dict, consent: list, rules: RulesUsed | None
 ) -> int:
-    from openpyxl import Workbook
-
-    from crm_assets.outputs.workbook import Sheet, save_workbook, text_widths, write_customer_list
-
     columns = EXPLAINED_COLUMNS if rules is not None else EXPORT_COLUMNS
     total = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
     widths = text_widths(con, sql, params, columns)
@@ -425,8 +424,6 @@ def export_customers(
     (``crm export`` without ``--force``) an existing ``out`` is refused before anything is written or audited,
     and the final move never replaces a file that appeared meanwhile.
     """
-    from crm_assets.outputs.summary import require_month
-
     out = Path(out)
     file_format = FORMATS.get(out.suffix.lower())
     if file_format is None:

@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,8 +211,6 @@ def copy_in_parallel(con, statements: list[tuple[str, list]]) -> None:
     A month's file is smaller than one Parquet row group, and DuckDB writes a row group on one thread: one month
     after another leaves every core but one idle.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
     workers = max(1, min(threads, len(statements)))
     if workers == 1:
@@ -252,7 +251,7 @@ def hold_lock(path: Path):
     """Create ``path`` and lock it for this process; the open file to keep until the refresh is over (None where
     there is no ``flock``: staging folders are then judged by their age only)."""
     try:
-        import fcntl
+        import fcntl  # noqa: PLC0415  (fcntl is Unix-only: no lock on Windows)
     except ImportError:  # Windows
         return None
     try:
@@ -362,7 +361,7 @@ def remove_retired(output_dir: Path, grace_seconds: float | None = None) -> None
 def _lock_free(path: Path) -> bool:
     """True when no process holds the lock file ``path`` (False where there is no ``flock``)."""
     try:
-        import fcntl
+        import fcntl  # noqa: PLC0415  (fcntl is Unix-only: no lock on Windows)
     except ImportError:
         return False
     fd = os.open(path, os.O_RDONLY)

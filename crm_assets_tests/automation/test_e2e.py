@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 
 from crm_assets.cli import generate
 
@@ -69,8 +70,6 @@ def dagster_services(tmp_path_factory):
         CRM_OUTPUT_DIR=str(root / "output"),
     )
     # create the instance's SQLite storage once, before two processes race to create it
-    from dagster import DagsterInstance
-
     DagsterInstance.local_temp(str(home)).dispose()
     port = free_port()
     logs = {name: open(root / f"{name}.log", "w") for name in ("webserver", "daemon")}

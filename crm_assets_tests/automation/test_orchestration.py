@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
+from unittest import mock
 
 import duckdb
 import pytest
@@ -29,6 +30,7 @@ from crm_assets.cli import generate
 from crm_assets.core.builds import Staleness, plan_range, uncovered
 from crm_assets.core.partitioned import MonthWindow
 from crm_assets.core.partitions import DEFAULT_START, Calendar
+from crm_assets.layers import pipeline
 from crm_assets.layers.pipeline import build_all
 
 from ..conftest import TX_HEADER, lines, table_dump, write
@@ -458,10 +460,6 @@ def test_sensor_finishes_the_work_of_a_run_that_failed_half_way(landing):
         request, cursor = tick(instance, None)
         assert span(request) == ("2023-05-01", "2023-09-01")
         # the run it asked for loads the lines and the enriched layer, then dies in the features
-        from unittest import mock
-
-        from crm_assets.layers import pipeline
-
         with mock.patch.object(pipeline, "build_features", side_effect=RuntimeError("killed")):
             with pytest.raises(RuntimeError):
                 build_warehouse(landing, "2023-05-01", "2023-09-01")

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
+import time
+from datetime import date
 
+import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance
 
+from crm_assets.cli.arguments import month_or_last
 from crm_assets.cli.main import main
+from crm_assets.cli.progress import Ticker, status_line
 
 from ..conftest import CUSTOMER_HEADER, TX_HEADER, lines, query, write
 
 
 def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
     env = dict(os.environ)
     env.update(env_extra or {})
     return subprocess.run(
@@ -96,8 +101,6 @@ def test_help_for_every_command():
 
 
 def test_locked_warehouse_is_one_clear_line(input_dir, warehouse_path):
-    import duckdb
-
     warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     holder = duckdb.connect(str(warehouse_path))  # another process holding the file read-write
     try:
@@ -167,11 +170,6 @@ def test_sql_prints_a_read_only_query_and_a_bad_one_is_one_line(input_dir, wareh
 
 
 def test_a_long_step_shows_a_status_bar_on_a_terminal_only():
-    import io
-    import time
-
-    from crm_assets.cli.progress import Ticker, status_line
-
     assert status_line("features/customer_features", 12.4, 5, 10, width=10) == (
         "  [#####.....] 5/10 steps  features/customer_features running 12 s"
     )
@@ -193,10 +191,6 @@ def test_a_long_step_shows_a_status_bar_on_a_terminal_only():
 
 
 def test_generate_end_last_is_the_last_complete_month():
-    from datetime import date
-
-    from crm_assets.cli.arguments import month_or_last
-
     today = date.today()
     expected = f"{today.year - (today.month == 1):04d}-{(today.month - 2) % 12 + 1:02d}-01"
     assert month_or_last("last") == month_or_last("LAST") == expected

@@ -20,7 +20,8 @@ import pytest
 from crm_assets.cli.main import main
 from crm_assets.core import settings
 from crm_assets.core.errors import CrmError
-from crm_assets.outputs import powerbi
+from crm_assets.definitions import build_definitions
+from crm_assets.outputs import exports, powerbi
 
 from ..conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, write
 from .test_cli import one_line_error, run_cli
@@ -185,8 +186,6 @@ def _rollback_after_a_full_disk(path: str):
 
 
 def test_a_full_disk_behind_a_failed_rollback_is_one_line(built, tmp_path, monkeypatch, capsys):
-    from crm_assets.outputs import exports
-
     wal = f"{built['CRM_WAREHOUSE']}.wal"
     monkeypatch.setattr(exports, "export_customers", lambda *a, **k: _rollback_after_a_full_disk(wal))
     args = ["export", "--month", "2023-01", "--warehouse", built["CRM_WAREHOUSE"], "--out", str(tmp_path / "l.csv")]
@@ -195,8 +194,6 @@ def test_a_full_disk_behind_a_failed_rollback_is_one_line(built, tmp_path, monke
 
 
 def test_a_full_disk_in_the_cause_chain_is_one_line(built, tmp_path, monkeypatch, capsys):
-    from crm_assets.outputs import exports
-
     out = tmp_path / "l.csv"
 
     def full(*args, **kwargs):
@@ -256,9 +253,6 @@ def test_sql_reads_the_warehouse_and_no_other_file(built, tmp_path):
 
 def test_the_definitions_refuse_a_negative_count_setting_too(monkeypatch):
     """A run from the UI or the daemon loads the definitions, not the crm command: the same one line."""
-    from crm_assets.core.errors import CrmError
-    from crm_assets.definitions import build_definitions
-
     monkeypatch.setenv("CRM_WORKBOOK_MONTHS", "-5")
     with pytest.raises(CrmError, match=r"CRM_WORKBOOK_MONTHS=-5 is not a whole number >= 0"):
         build_definitions()

@@ -9,12 +9,20 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import sqlglot
 
+from crm_assets.cli.progress import summary_lines
 from crm_assets.core import quality, schema
+from crm_assets.core.partitioned import MonthWindow
 from crm_assets.core.quality import UNITS, Check, Outcome
+from crm_assets.core.resources import Warehouse
+from crm_assets.definitions import build_definitions
 from crm_assets.engines.duckdb import DuckDBEngine
+from crm_assets.engines.spark import bind, named_placeholders, to_spark_sql
 from crm_assets.layers import features
 from crm_assets.layers.checks import all_checks
+from crm_assets.layers.pipeline import build_all
+from crm_assets.layers.raw import CUSTOMER_CHECKS
 
 from ..conftest import query
 from ..pipeline import write_inputs
@@ -26,9 +34,6 @@ NO_ENTRY = ("C-000000000000000000001", "C-000000000000000000002", "C-00000000000
 
 @pytest.fixture(scope="module")
 def no_entry_db(tmp_path_factory) -> Path:
-    from crm_assets.core.partitioned import MonthWindow
-    from crm_assets.layers.pipeline import build_all
-
     root = tmp_path_factory.mktemp("units")
     write_inputs(
         root / "input",
@@ -65,8 +70,6 @@ def no_entry_outcome(path: Path) -> Outcome:
 
 
 def test_every_check_of_the_definitions_declares_a_unit_of_the_allowed_set():
-    from crm_assets.definitions import build_definitions
-
     specs = [spec for a in build_definitions().resolve_asset_graph().assets_defs for spec in a.check_specs]
     assert len(specs) == len(all_checks())
     by_key = {(c.asset, c.name): c for c in all_checks()}
@@ -143,8 +146,6 @@ def test_the_dagster_result_carries_the_count_its_unit_and_the_customers(no_entr
 
 
 def test_the_quality_record_and_the_run_summary_name_the_unit(no_entry_db, tmp_path):
-    from crm_assets.cli.progress import summary_lines
-
     rows = query(
         no_entry_db,
         "SELECT partition_key, violations, unit, sample FROM quality.check_results "
@@ -231,8 +232,6 @@ def test_a_check_returning_the_first_three_columns_only_has_a_one_item_sample():
 
 
 def test_a_loader_failure_is_its_whole_message_in_files():
-    from crm_assets.layers.raw import CUSTOMER_CHECKS
-
     check = next(c for c in CUSTOMER_CHECKS if c.name == "unique_key")
     message = "customers_master.csv: duplicate customer_id 'C1' (2 rows, lines 2, 3) " + "x" * 300
     outcome = Outcome(check, {None: (1, message)})
@@ -257,8 +256,6 @@ INSERT INTO quality.check_results VALUES ('old', 'features/customer_features', '
 
 @pytest.mark.parametrize("recorded", [None, 2], ids=["before-versions", "version-2"])
 def test_an_older_warehouse_gets_the_unit_column_and_keeps_its_rows(tmp_path, recorded):
-    from crm_assets.core.resources import Warehouse
-
     path = tmp_path / "old.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute(OLD_CHECK_RESULTS)
@@ -283,10 +280,6 @@ def test_an_older_warehouse_gets_the_unit_column_and_keeps_its_rows(tmp_path, re
 
 
 def test_every_checks_sql_translates_for_the_spark_engine():
-    import sqlglot
-
-    from crm_assets.engines.spark import bind, named_placeholders, to_spark_sql
-
     for check in all_checks():
         if check.sql is None:
             continue

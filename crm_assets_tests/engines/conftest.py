@@ -9,6 +9,8 @@ import duckdb
 import pyspark  # noqa: E402,F401  (the dev extra installs it: a missing PySpark fails here, never skips)
 import pytest
 
+from crm_assets.engines.spark import session
+
 # Timestamps of when a row was written: the only columns the engines may disagree on.
 WRITE_TIMES = {"loaded_at", "computed_at", "checked_at", "applied_at"}
 # Types as they come back through Parquet (DuckDB reading Spark's files)
@@ -17,8 +19,6 @@ PARQUET_TYPES = {"JSON": "VARCHAR"}
 
 @pytest.fixture(scope="session")
 def spark():
-    from crm_assets.engines.spark import session
-
     spark = session("local[2]", driver_memory="1g")
     # tiny tables: one shuffle partition (not spark.sql.codegen.wholeStage=false: Spark 3.5's interpreted
     # filters then fail on dynamic partition pruning, "dynamicpruning#... has not finished", in a month re-run)

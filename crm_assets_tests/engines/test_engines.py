@@ -13,6 +13,7 @@ import pytest
 import crm_assets
 from crm_assets.core.errors import CrmError
 from crm_assets.core.resources import Warehouse
+from crm_assets.definitions import build_definitions
 from crm_assets.engines import spark
 from crm_assets.engines.base import Engine
 from crm_assets.engines.duckdb import GRID_ROWS_PER_BUCKET, ROWS_PER_PART, DuckDBEngine
@@ -96,8 +97,6 @@ def test_no_module_probes_the_connection_for_a_capability():
 
 
 def test_definitions_on_spark_show_the_spark_kind_without_starting_spark(monkeypatch):
-    from crm_assets.definitions import build_definitions
-
     def no_session(*args, **kwargs):
         raise AssertionError("building the definitions started Spark")
 

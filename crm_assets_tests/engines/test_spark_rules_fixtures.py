@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from crm_assets.engines.spark import SparkEngine
 from crm_assets_tests import pipeline
 from crm_assets_tests.layers.test_rules_fixtures import *  # noqa: F403  (the fixtures and tests, re-collected here)
 
@@ -16,8 +17,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def _layers_on_spark(spark):
-    from crm_assets.engines.spark import SparkEngine
-
     previous = pipeline.ENGINE
     pipeline.ENGINE = lambda root: SparkEngine(spark, root)
     yield

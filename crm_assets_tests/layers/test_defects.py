@@ -6,14 +6,19 @@ files) and breaks one thing, as a real extract breaks.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from crm_assets.cli.main import main
+from crm_assets.core import quality
 from crm_assets.core.csv_input import MALFORMED_QUOTING
+from crm_assets.engines.duckdb import DuckDBEngine
 
 from ..conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, query, table_dump, write
+from ..pipeline import run_pipeline
 
 TX_2023 = ["A,C1,2023-10-15,P1,3,10,S1", "B,C2,2023-11-20,P1,2,5,S1", "C,C1,2023-12-30,P1,5,1,S1"]
 TX_2024 = ["D,C1,2024-01-05,P1,1,1,S1", "E,C2,2024-02-10,P1,2,1,S1", "F,C1,2024-03-01,P1,1,1,S1"]
@@ -234,8 +239,6 @@ def test_a_change_before_the_range_starts_the_run_at_the_changed_month(capsys, f
 
 def test_a_narrow_run_from_the_ui_cannot_leave_later_months_on_old_lines(folder, warehouse):
     """A run that does not follow the change (as a run of a few months from the UI) stops before writing anything."""
-    from ..pipeline import run_pipeline
-
     run_pipeline(folder, warehouse, "2023-10", "2024-03")
     before = analytics(warehouse)
     write(folder / "sales_transactions_2023.csv", lines(TX_HEADER, *TX_2023[:2], "C,C1,2023-12-30,P1,7,1,S1"))
@@ -252,16 +255,10 @@ def test_a_narrow_run_from_the_ui_cannot_leave_later_months_on_old_lines(folder,
 
 def test_the_month_after_a_run_is_compared_with_the_runs_last_month(tmp_path):
     """The cross-month checks look across the run's end too: a later month on older history is a violation."""
-    import duckdb
-
-    from crm_assets.core import quality
-    from crm_assets.engines.duckdb import DuckDBEngine
-
     con = DuckDBEngine(duckdb.connect())
     con.execute("CREATE TABLE snap (report_month DATE, customer_id VARCHAR, m_total DOUBLE)")
     con.execute("INSERT INTO snap VALUES ('2024-01-01', 'C1', 10), ('2024-02-01', 'C1', 50), ('2024-03-01', 'C1', 40)")
     check = quality.m_total_never_decreases("t", "snap")
-    from datetime import date
 
     (outcome,) = quality.evaluate(con, [check], date(2024, 2, 1), date(2024, 2, 1), ["2024-02-01"])
     assert outcome.by_month == {"2024-02-01": (0, None), "2024-03-01": (1, "C1")}
@@ -270,8 +267,6 @@ def test_the_month_after_a_run_is_compared_with_the_runs_last_month(tmp_path):
 
 
 def test_a_refused_removal_in_a_ui_run_leaves_the_masters_as_they_were(folder, warehouse):
-    from ..pipeline import run_pipeline
-
     run_pipeline(folder, warehouse, "2023-10", "2024-03")
     before = analytics(warehouse)
     write(

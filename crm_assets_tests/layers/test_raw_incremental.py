@@ -16,7 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm_assets.core import csv_input
+from crm_assets.core import settings as crm_settings
+from crm_assets.core.csv_input import HANDOFF_FOLDER
 from crm_assets.core.errors import InputFileError
+from crm_assets.core.landing import profile_folder
+from crm_assets.layers import raw
 from crm_assets.layers.raw import load_transactions
 
 from ..conftest import TX_HEADER, lines, write
@@ -206,10 +211,7 @@ def test_skipping_unchanged_files_gives_the_tables_of_reading_every_file(tmp_pat
 
 
 def handoffs() -> list[str]:
-    from crm_assets.core import settings
-    from crm_assets.core.csv_input import HANDOFF_FOLDER
-
-    folder = settings.dagster_home() / HANDOFF_FOLDER
+    folder = crm_settings.dagster_home() / HANDOFF_FOLDER
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
@@ -221,9 +223,6 @@ def handoff_folder(tmp_path: Path) -> Path:
 
 
 def test_a_file_read_to_plan_the_run_is_loaded_as_read_and_not_parsed_again(tmp_path, monkeypatch):
-    from crm_assets.core.landing import profile_folder
-    from crm_assets.layers import raw
-
     folder = handoff_folder(tmp_path)
     write(folder / "sales_transactions_2024.csv", TX_HEADER + ",note\n" + "D,C1,2024-01-02,P1,1,1,S1,hi\n")
     reference = duckdb.connect(str(tmp_path / "reference.duckdb"))
@@ -239,8 +238,6 @@ def test_a_file_read_to_plan_the_run_is_loaded_as_read_and_not_parsed_again(tmp_
 
 
 def test_a_handoff_is_used_only_for_the_version_it_was_read_from(tmp_path):
-    from crm_assets.core.landing import profile_folder
-
     folder = handoff_folder(tmp_path)
     profile_folder(folder)
     path = folder / "sales_transactions_2023.csv"
@@ -257,9 +254,6 @@ def test_a_handoff_is_used_only_for_the_version_it_was_read_from(tmp_path):
 
 
 def test_a_handoff_of_an_unchanged_file_is_dropped_and_a_broken_one_is_read_again(tmp_path):
-    from crm_assets.core import csv_input
-    from crm_assets.core.landing import profile_folder
-
     folder = handoff_folder(tmp_path)
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     load_transactions(con, folder, month(1), month(6), FIRST, LAST)

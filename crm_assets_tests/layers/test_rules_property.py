@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from unittest import mock
 
 import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm_assets.core.partitioned import MonthWindow
+from crm_assets.engines.duckdb import DuckDBEngine
 from crm_assets.layers.pipeline import build_all
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 
@@ -184,10 +186,6 @@ def test_rebuilding_some_months_gives_the_same_warehouse(dataset, start, length)
 def test_layers_computed_in_parts_equal_one_pass(dataset):
     """A long backfill computes the features in buckets of customers (the DuckDB engine's grid_rows_per_bucket)
     and lifecycle, RFMT and the snapshot in ranges of months (its rows_per_part)."""
-    from unittest import mock
-
-    from crm_assets.engines.duckdb import DuckDBEngine
-
     with landed(dataset) as (folder, _, _):
         one, bucketed = duckdb.connect(), duckdb.connect()
         build(folder, REPORT_START, REPORT_END, one)

@@ -16,6 +16,7 @@ import subprocess
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance
 
@@ -24,6 +25,7 @@ from crm_assets.cli.main import main
 from crm_assets.core.resources import Warehouse
 from crm_assets.core.rules import EVENTS, STAGES, TIERS
 from crm_assets.outputs import workbook
+from crm_assets.outputs.explain import EXPLAINED, EXPLAINED_KEYS, explain_sql, recorded_rules
 
 from ..cli.test_generate import snapshots as oracle_snapshots
 from ..conftest import query
@@ -51,7 +53,6 @@ def sample_run(tmp_path_factory):
 def test_sixty_month_backfill_is_one_successful_run(sample_run):
     _, warehouse, home, code = sample_run
     assert code == 0
-    import os
 
     os.environ["DAGSTER_HOME"] = str(home)
     with DagsterInstance.get() as instance:
@@ -267,10 +268,6 @@ def test_the_newest_workbook_prints_within_the_stated_pages(sample_run, tmp_path
 def test_explanations_agree_with_the_stored_values_on_every_row(sample_run):
     """crm explain's statement over every customer-month: its first matching branch is the stored value and its
     sentence names it, for every rule; and every branch of the tier, stage, event and status explains a row."""
-    import duckdb
-
-    from crm_assets.outputs.explain import EXPLAINED, EXPLAINED_KEYS, explain_sql, recorded_rules
-
     _, warehouse, _, _ = sample_run
     con = duckdb.connect(str(warehouse), read_only=True)
     try:

@@ -35,7 +35,7 @@ from crm_assets.core.errors import CrmError
 from crm_assets.core.resources import Warehouse
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 from crm_assets.outputs import workbook
-from crm_assets.outputs.exports import EXPORT_COLUMNS, export_customers, export_query
+from crm_assets.outputs.exports import EXPORT_COLUMNS, ROUNDED, export_customers, export_query
 
 from ..conftest import query
 from .test_views import FEB, JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
@@ -313,8 +313,6 @@ def test_a_list_has_each_customers_name_beside_the_id(small, tmp_path):  # noqa:
 
 
 def test_decimals_are_rounded_to_two_places_as_the_workbook_shows_them(small, tmp_path):  # noqa: F811
-    from crm_assets.outputs.exports import ROUNDED
-
     assert {"m_total", "m6", "avg_monthly_consumption", "avg_order_size"} <= ROUNDED
     _, out = run_export(small, tmp_path, MAR)
     rows = read_csv(out)[1]

@@ -21,15 +21,20 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import DagsterInstance, materialize
 
+from crm_assets.cli import generate
 from crm_assets.cli.main import main
+from crm_assets.cli.runner import RANGE_END_TAG, RANGE_START_TAG
 from crm_assets.core.errors import CrmError
 from crm_assets.core.months import add_months
+from crm_assets.core.resources import OutputFolder, Warehouse
 from crm_assets.core.rules import TIERS
 from crm_assets.outputs import html_report, style
 
 from ..automation.test_e2e import CHROMIUM_FLAGS
 from ..conftest import query
+from ..pipeline import build, run_pipeline
 from .test_views import FEB, JAN, MAR, small, warehouse_copy  # noqa: F401 - the module-scoped warehouse fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -415,11 +420,6 @@ def test_crm_report_refuses_an_unknown_format(small, capsys):  # noqa: F811
 
 
 def test_a_long_run_writes_the_newest_months_pages_and_removes_the_older_ones_it_recomputed(small, tmp_path):  # noqa: F811
-    from dagster import DagsterInstance, materialize
-
-    from crm_assets.cli.runner import RANGE_END_TAG, RANGE_START_TAG
-    from crm_assets.core.resources import OutputFolder, Warehouse
-
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "crm_summary_2024-01.html").write_text("figures of an earlier run")
@@ -443,8 +443,6 @@ def test_a_long_run_writes_the_newest_months_pages_and_removes_the_older_ones_it
 
 def test_a_month_computed_without_customers_gets_its_page(tmp_path):
     """January has only an anonymous customer's line: the month is computed, with no snapshot row."""
-    from ..pipeline import build
-
     build(
         tmp_path,
         ["P1,Pods,B,consumable,10"],
@@ -467,10 +465,6 @@ def test_a_month_computed_without_customers_gets_its_page(tmp_path):
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     """A generated sample of 30 months (M-12 held, thousands of units, cohorts past month 12) and its page."""
-    from crm_assets.cli import generate
-
-    from ..pipeline import run_pipeline
-
     root = tmp_path_factory.mktemp("html_sample")
     generate.generate(root / "input", customers=400, start="2023-07", end="2025-12")
     warehouse = root / "warehouse" / "crm.duckdb"

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from crm_assets.core.errors import CrmError
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
 from crm_assets.outputs import pbip, powerbi
 
@@ -463,8 +464,6 @@ def test_the_key_of_a_customer_never_changes_when_others_appear(small, tmp_path)
 
 
 def test_a_shared_customer_key_stops_the_refresh(small, tmp_path, monkeypatch):  # noqa: F811
-    from crm_assets.core.errors import CrmError
-
     out = tmp_path / "out"
     _write(small.warehouse, out)
     before = sorted(p.name for p in (out / "powerbi").iterdir())

@@ -6,15 +6,19 @@ Built on the small hand-made warehouse of test_views (5 evaluated customers x
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from datetime import date
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dagster import AssetKey
 
 from crm_assets.core.rules import EVENTS, STAGES, STATUSES, TIERS
+from crm_assets.definitions import build_definitions
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
 from crm_assets.outputs import pbip, powerbi, star
 
@@ -278,19 +282,12 @@ def test_a_refresh_writes_only_the_months_computed_since_the_previous_set(small,
 
 
 def test_star_schema_asset_is_unpartitioned_and_downstream_of_the_snapshot():
-    from dagster import AssetKey
-
-    from crm_assets.definitions import build_definitions
-
     node = build_definitions().resolve_asset_graph().get(AssetKey(["powerbi", "star_schema"]))
     assert node.partitions_def is None
     assert AssetKey(["reporting", "customer_snapshot"]) in node.parent_keys
 
 
 def test_staging_folders_of_killed_refreshes_are_removed_later(small, tmp_path):  # noqa: F811
-    import os
-    import time
-
     out = tmp_path / "out"
     out.mkdir()
     killed = out / ".powerbi.new-deadbeef"

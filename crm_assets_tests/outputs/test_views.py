@@ -26,11 +26,19 @@ and C5 Prospects, Not Active):
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
+from dagster import AssetKey
+
+from crm_assets.core.partitioned import MonthWindow
+from crm_assets.definitions import build_definitions
+from crm_assets.engines.duckdb import DuckDBEngine
+from crm_assets.outputs.views import VIEWS, build_views
 
 from ..conftest import query
 from ..pipeline import run_pipeline, write_inputs
@@ -82,10 +90,6 @@ def small(tmp_path_factory) -> Small:
 
 def warehouse_copy(small: Small, folder: Path, *statements: str) -> Path:
     """A writable copy of the small warehouse in ``folder``, with ``statements`` applied to it."""
-    import shutil
-
-    import duckdb
-
     copy = folder / "copy.duckdb"
     shutil.copy(small.warehouse, copy)
     if statements:
@@ -228,12 +232,6 @@ def test_device_owners_who_never_bought_a_consumable(small):
 
 def test_views_are_replaced_not_appended(small, tmp_path):
     """Re-running a month gives the same rows (delete + insert of the window)."""
-    import duckdb
-
-    from crm_assets.core.partitioned import MonthWindow
-    from crm_assets.engines.duckdb import DuckDBEngine
-    from crm_assets.outputs.views import VIEWS, build_views
-
     copy = warehouse_copy(small, tmp_path)
     before = {name: query(copy, f"SELECT * FROM reporting.{name} ORDER BY ALL") for name in VIEWS}
     con = duckdb.connect(str(copy))
@@ -245,10 +243,6 @@ def test_views_are_replaced_not_appended(small, tmp_path):
 
 
 def test_view_assets_are_monthly_and_materialized(small):
-    from dagster import AssetKey
-
-    from crm_assets.definitions import build_definitions
-
     graph = build_definitions().resolve_asset_graph()
     for name in ("segment_summary", "tier_migration", "cohort_retention", "contactable_customers", "device_attach"):
         node = graph.get(AssetKey(["reporting", name]))

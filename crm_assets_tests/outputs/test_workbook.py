@@ -14,13 +14,17 @@ from datetime import date, datetime
 import duckdb
 import openpyxl
 import pytest
+from dagster import DagsterInstance, materialize
 from openpyxl.chart import BarChart, LineChart
 
 from crm_assets.cli.main import main
+from crm_assets.cli.runner import RANGE_END_TAG, RANGE_START_TAG
 from crm_assets.core.errors import CrmError
+from crm_assets.core.resources import OutputFolder, Warehouse
 from crm_assets.core.rules import TIERS
 from crm_assets.layers.reporting import SNAPSHOT_COLUMNS
-from crm_assets.outputs import workbook
+from crm_assets.outputs import summary, workbook
+from crm_assets.outputs.exports import export_customers
 from crm_assets.outputs.style import COHORT_FIRST_MONTH, TIER_COLOURS
 
 from ..conftest import query
@@ -253,9 +257,6 @@ def test_missing_views_are_a_user_error(small, tmp_path):  # noqa: F811
 
 def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path):
     """January has only an anonymous customer's line: the month is computed, with no snapshot row."""
-    from crm_assets.core.resources import Warehouse
-    from crm_assets.outputs.exports import export_customers
-
     rows = build(
         tmp_path,
         ["P1,Pods,B,consumable,10"],
@@ -280,8 +281,6 @@ def test_a_month_without_customers_still_gets_its_workbook_and_exports(tmp_path)
 
 
 def test_workbooks_of_several_months_in_worker_processes_equal_the_serial_ones(small, tmp_path, monkeypatch):  # noqa: F811
-    from crm_assets.core.resources import Warehouse
-
     monkeypatch.setattr(workbook, "PARALLEL_MIN_ROWS", 0)
     monkeypatch.setattr(workbook, "MAX_WORKBOOK_PROCESSES", 2)
     summaries = workbook.build_workbooks(Warehouse(database=str(small.warehouse)), tmp_path, [JAN, FEB, MAR])
@@ -309,8 +308,6 @@ def test_lists_within_budget(rows, budget, listed):
 
 
 def test_a_long_run_leaves_the_older_lists_out_and_says_how_to_get_them(small, tmp_path):  # noqa: F811
-    from crm_assets.core.resources import Warehouse
-
     summaries = workbook.build_workbooks(
         Warehouse(database=str(small.warehouse)), tmp_path, [JAN, FEB, MAR], list_rows=10
     )
@@ -335,11 +332,6 @@ def test_a_long_run_leaves_the_older_lists_out_and_says_how_to_get_them(small, t
 
 
 def test_a_long_run_writes_the_newest_months_workbooks_and_removes_the_older_ones_it_recomputed(small, tmp_path):  # noqa: F811
-    from dagster import DagsterInstance, materialize
-
-    from crm_assets.cli.runner import RANGE_END_TAG, RANGE_START_TAG
-    from crm_assets.core.resources import OutputFolder, Warehouse
-
     reports = tmp_path / "reports"
     reports.mkdir()
     stale = reports / "crm_summary_2024-01.xlsx"
@@ -362,8 +354,6 @@ def test_a_long_run_writes_the_newest_months_workbooks_and_removes_the_older_one
 
 
 def test_a_run_writes_the_workbook_of_its_newest_month_unless_told_otherwise(monkeypatch):
-    from crm_assets.core.resources import OutputFolder
-
     monkeypatch.delenv("CRM_WORKBOOK_MONTHS")  # the tests' own setting (conftest.py)
     assert OutputFolder().workbook_months == 1
     monkeypatch.setenv("CRM_WORKBOOK_MONTHS", "0")
@@ -540,8 +530,6 @@ def test_a_comparison_month_not_in_the_warehouse_is_blank_in_every_table(small):
 def test_the_summary_queries_return_the_declared_columns_in_order():
     """The workbook and the page read the trend and segment rows by name: a query whose columns drift from
     TREND_COLUMNS or SEGMENT_COLUMNS is refused instead of shifting every figure."""
-    from crm_assets.outputs import summary
-
     con = duckdb.connect()
     try:
         rows = summary.named_rows(con, "SELECT 1 AS a, 2 AS b", [], (("a", "A", None), ("b", "B", None)))
