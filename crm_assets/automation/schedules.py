@@ -80,7 +80,9 @@ def evaluate(context: ScheduleEvaluationContext, calendar: Calendar):
     keys = calendar.keys(context.scheduled_execution_time)
     folder = settings.input_dir()
     try:
-        plan, staleness = assess(folder, warehouse(lock_timeout_seconds=0), calendar.first_month(), keys)
+        plan, staleness = assess(
+            folder, warehouse(lock_timeout_seconds=0), calendar.first_month(), keys, views_expected=True
+        )
     except WarehouseLockedError:
         return SkipReason(f"the warehouse is in use by a run; {month[:7]} is left to the sensor or the next tick")
     except (CrmError, OSError) as exc:

@@ -132,7 +132,7 @@ def evaluate(context: SensorEvaluationContext, calendar: Calendar):
 
     warehouse = engine_warehouse(lock_timeout_seconds=0)
     try:
-        plan, staleness = assess(folder, warehouse, calendar.first_month(), calendar.keys())
+        plan, staleness = assess(folder, warehouse, calendar.first_month(), calendar.keys(), views_expected=True)
     except WarehouseLockedError:
         return SkipReason("the warehouse is in use by a run; looking again at the next tick")
     except (CrmError, OSError) as exc:

@@ -93,7 +93,7 @@ def resolve_months(
         raise CrmError(
             f"{path}: is a folder; the warehouse must be a file path (--warehouse or {settings.ENV_WAREHOUSE})"
         )
-    plan, staleness = assess(input_dir, warehouse, calendar.first_month(), keys)
+    plan, staleness = assess(input_dir, warehouse, calendar.first_month(), keys, views_expected=True)
     if plan.removals and not allow_removals:
         raise RemovalNotAllowed(removal_message(plan.removals))
     if plan.span is None:

@@ -414,6 +414,7 @@ def find_stale(
     last_month: date,
     rules_version: str,
     warehouse_path: str | None = None,
+    views_expected: bool = False,
 ) -> Staleness:
     """The months of the calendar (``first_month``..``last_month``) that a run must build: every month the
     warehouse holds or the data reaches whose stamps are not those of the files, the rules and the code now.
@@ -442,7 +443,10 @@ def find_stale(
             table=("reporting", "month_builds"),
         )
     }
-    layers = [layer for layer in MONTHLY_LAYERS if layer not in VIEW_LAYERS or layer in present]
+    # A reporting view counts once its table is there, or when the run planned builds the views (the whole job:
+    # a run killed before its views leaves none, and the next run must make them); a warehouse built by the
+    # layers alone (pipeline.build_all, a run of some assets) has none, and they are not missing work there.
+    layers = [layer for layer in MONTHLY_LAYERS if layer not in VIEW_LAYERS or layer in present or views_expected]
     held = {m for layer in layers for m in stamps.get(layer, {}) if m is not None} | set(state.built)
     data = fold(plan.profiles, first_month)
     target_last = min(max([*held, *data], default=first_month), last_month)
@@ -576,9 +580,10 @@ def uncovered(staleness: Staleness, keys: Sequence[str], start: str, end: str) -
     )
 
 
-def assess(input_dir, warehouse, first_month: date, keys: Sequence[str]):
+def assess(input_dir, warehouse, first_month: date, keys: Sequence[str], views_expected: bool = False):
     """The folder read against the ``Warehouse``'s records: ``(landing.Plan, Staleness)`` for the calendar of
-    ``keys`` (its partition keys) starting at ``first_month``.
+    ``keys`` (its partition keys) starting at ``first_month``; ``views_expected``: the run planned is the whole
+    job, so a reporting view not made yet is stale (``find_stale``).
 
     Opens the warehouse read-only, briefly (``WarehouseLockedError`` when a run holds it)."""
     state = read_warehouse_state(warehouse)
@@ -593,5 +598,6 @@ def assess(input_dir, warehouse, first_month: date, keys: Sequence[str]):
         last,
         CrmRules().version(),
         str(path) if path.exists() else None,
+        views_expected,
     )
     return plan, staleness

@@ -77,7 +77,7 @@ def test_an_explicit_to_past_the_data_says_so_and_warns(input_dir, warehouse_pat
     result = run_cli("run", "--to", "2023-03")
     assert result.returncode == 0, result.stderr
     assert "--to 2023-03 is after the data (the newest transaction is dated 2023-01-15" in result.stderr + result.stdout
-    assert "raw/sales_transactions no_month_past_the_data (2)" in result.stdout
+    assert "raw/sales_transactions no_month_past_the_data (2 months)" in result.stdout
     default = run_cli("run")  # without --to: through the month of the newest line only
     assert default.returncode == 0 and "no_month_past_the_data" not in default.stdout
 

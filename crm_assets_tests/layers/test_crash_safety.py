@@ -4,15 +4,18 @@ exactly the warehouse that a clean run leaves."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from crm_assets.cli import generate
+from crm_assets.core import builds
 
 from ..conftest import table_dump
 
@@ -71,6 +74,29 @@ def clean(tmp_path_factory):
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     return root, time.monotonic() - started, stable(table_dump(root / "clean.duckdb"))
+
+
+VIEWS = builds.VIEW_LAYERS
+
+
+def test_a_run_killed_before_its_views_made_any_is_finished_by_the_next_run(clean):
+    """The state a kill leaves after the snapshot, before the first view was made (no view table, no view stamp):
+    the next plain run makes them, for every month, and the warehouse is the clean one."""
+    root, _, expected = clean
+    warehouse, home = root / "before_views.duckdb", root / "home_before_views"
+    shutil.copy(root / "clean.duckdb", warehouse)
+    con = duckdb.connect(str(warehouse))
+    try:
+        for view in VIEWS:
+            con.execute(f"DROP TABLE {view}")
+        con.execute("DELETE FROM reporting.month_builds WHERE layer IN (SELECT unnest(?::VARCHAR[]))", [list(VIEWS)])
+    finally:
+        con.close()
+    rerun = crm_run(root / "input", warehouse, home)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    assert "nothing to build" not in out
+    assert stable(table_dump(warehouse)) == expected
 
 
 @pytest.mark.parametrize("fraction", [0.4, 0.75])
