@@ -30,8 +30,10 @@ from crm_assets.cli import generate
 from crm_assets.core.builds import Staleness, plan_range, uncovered
 from crm_assets.core.partitioned import MonthWindow
 from crm_assets.core.partitions import DEFAULT_START, Calendar
+from crm_assets.engines.duckdb import DuckDBEngine
 from crm_assets.layers import pipeline
 from crm_assets.layers.pipeline import build_all
+from crm_assets.outputs.views import build_views
 
 from ..conftest import TX_HEADER, lines, table_dump, write
 from ..pipeline import write_inputs
@@ -97,6 +99,7 @@ def build_warehouse(folder: Path, first: str, last: str, allow_removals: bool = 
     con = duckdb.connect(str(path))
     try:
         build_all(con, folder, window(first, last), date(2020, 1, 1), date(2026, 10, 1), allow_removals=allow_removals)
+        build_views(DuckDBEngine(con), window(first, last))  # a crm run builds the reporting views too
     finally:
         con.close()
 

@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from crm_assets.cli.runner import resolve_months
 from crm_assets.core.errors import CrmError
 from crm_assets.core.partitioned import MonthWindow
+from crm_assets.engines.duckdb import DuckDBEngine
 from crm_assets.layers.pipeline import build_all
+from crm_assets.outputs.views import build_views
 
 from ..conftest import CUSTOMER_HEADER, PRODUCT_HEADER, TX_HEADER, lines, write
 
@@ -69,6 +71,7 @@ def build(folder: Path, warehouse: Path, first: str, last: str, allow_removals: 
     con = duckdb.connect(str(warehouse))
     try:
         build_all(con, folder, window(first, last), FIRST, LAST, allow_removals=allow_removals)
+        build_views(DuckDBEngine(con), window(first, last))  # a crm run builds the reporting views too
     finally:
         con.close()
 
