@@ -261,6 +261,9 @@ def test_a_home_named_in_the_env_file_is_the_one_crm_and_dagster_open(tmp_path, 
     (root / ".env").write_text(f"CRM_ENGINE=duckdb\nDAGSTER_HOME={elsewhere}\n")
     assert settings.dagster_home() == elsewhere
     assert settings.record_dagster_home(elsewhere) is None
+    (root / ".env").write_text(f"export DAGSTER_HOME={elsewhere}\n")  # the same reading as Dagster's: no second one
+    assert settings.record_dagster_home(elsewhere) is None
+    assert settings.dagster_home() == elsewhere
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "set"))  # the environment wins, as for Dagster
     assert settings.dagster_home() == tmp_path / "set"
     # Dagster's own CLI, started in the project folder without DAGSTER_HOME, opens the same folder

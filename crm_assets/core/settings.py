@@ -132,9 +132,12 @@ def record_dagster_home(home: Path) -> Path | None:
         return None
     target, example = root / ENV_FILE, root / ENV_FILE_EXAMPLE
     source = target if target.exists() else example
-    lines = source.read_text().splitlines() if source.exists() else []
-    if any(line.strip().startswith("DAGSTER_HOME=") for line in lines):
+    if not source.exists():
+        lines = []
+    elif (dotenv_values(source).get("DAGSTER_HOME") or "").strip():  # read as dagster_home() and Dagster read it
         return None
+    else:
+        lines = source.read_text().splitlines()
     target.write_text("\n".join([*lines, f"DAGSTER_HOME={home.resolve()}"]) + "\n")
     return target
 
